@@ -1,0 +1,96 @@
+//! Decoded interaction events: the one input of every dataflow, and the rules that order them.
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies one journey: a customer, and the journey key when journeys are split by one.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct JourneyId {
+    /// The customer (or device) id.
+    pub customer: String,
+    /// The journey key (`--journey-key`), when journeys are split by one; `None` otherwise or when
+    /// the event has no value for it.
+    pub key: Option<String>,
+}
+
+impl JourneyId {
+    /// A journey of `customer` without a journey key.
+    pub fn customer(customer: impl Into<String>) -> Self {
+        JourneyId { customer: customer.into(), key: None }
+    }
+}
+
+/// One interaction event, as the dataflows see it.
+///
+/// Events of a journey are ordered by `(time, seq)`: event time first, then input order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Event {
+    /// The journey the event belongs to.
+    pub journey: JourneyId,
+    /// Event time in milliseconds since the Unix epoch (UTC).
+    pub time: i64,
+    /// Input order (file row or arrival sequence): decides between events of equal time.
+    pub seq: u64,
+    /// Where the interaction happened: page, campaign, ticket, store, …
+    pub contact_point: String,
+    /// The channel (web, app, email, …), if known.
+    pub channel: Option<String>,
+    /// A session id given by the source, if any.
+    pub session: Option<String>,
+    /// Whether the event is a conversion (decided at decode time by the conversion rule).
+    pub converting: bool,
+    /// The event's value in micro-units (see [`value_to_micros`]), so sums are exact.
+    pub value: i64,
+}
+
+/// How a journey is cut into sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionRule {
+    /// A new session starts when the gap to the previous event is strictly greater than this
+    /// many milliseconds.
+    Gap(i64),
+    /// One session per journey, never split.
+    Never,
+    /// The events' session ids decide: a new session starts where the id changes.
+    ById,
+}
+
+impl SessionRule {
+    /// Whether a new session starts between two consecutive events `a` then `b`.
+    pub fn breaks(&self, a_time: i64, a_session: &Option<String>, b_time: i64, b_session: &Option<String>) -> bool {
+        match self {
+            SessionRule::Gap(gap) => b_time - a_time > *gap,
+            SessionRule::Never => false,
+            SessionRule::ById => a_session != b_session,
+        }
+    }
+}
+
+/// Parameters shared by the journey and transition views.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// How journeys are cut into sessions.
+    pub session: SessionRule,
+    /// How many of the last contact points a journey row keeps in its path.
+    pub path_len: usize,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { session: SessionRule::Gap(30 * 60 * 1000), path_len: 5 }
+    }
+}
+
+/// Micro-units per unit of value: values are kept as integers so that sums do not depend on
+/// the order in which workers add them.
+pub const VALUE_SCALE: f64 = 1_000_000.0;
+
+/// Converts a value to micro-units; `None` when it is not finite or out of range.
+pub fn value_to_micros(value: f64) -> Option<i64> {
+    let scaled = (value * VALUE_SCALE).round();
+    (scaled.is_finite() && scaled.abs() < 9.0e18).then_some(scaled as i64)
+}
+
+/// Converts micro-units back to a value.
+pub fn micros_to_value(micros: i64) -> f64 {
+    micros as f64 / VALUE_SCALE
+}

@@ -1,0 +1,14 @@
+//! Stepstone's dataflows: the pure differential-dataflow graphs that turn interaction events into
+//! per-journey context, the contact-point transition graph and segment aggregates.
+//!
+//! Nothing here does IO. The `stepstone` crate reads sources, feeds [`event::Event`]s into
+//! [`views::build`], and writes what comes out. Each view can be built and tested alone.
+
+pub mod event;
+pub mod journeys;
+pub mod rules;
+pub mod segments;
+pub mod summary;
+pub mod transitions;
+pub mod tree;
+pub mod views;

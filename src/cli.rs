@@ -1,0 +1,6 @@
+//! cli (in progress)
+
+/// Runs the command line.
+pub fn main() -> anyhow::Result<()> {
+    Ok(())
+}

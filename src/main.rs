@@ -1,0 +1,5 @@
+//! The `stepstone` command line.
+
+fn main() -> anyhow::Result<()> {
+    stepstone::cli::main()
+}

@@ -1,0 +1,3 @@
+//! Sinks: the materialised output tables, Arrow/Parquet snapshots and context deltas.
+
+pub mod update;
