@@ -1,5 +1,56 @@
 //! The segments view: rule-defined journey segments, their membership and aggregates.
+//!
+//! Membership is a plain function of a journey row, so every view here is a linear map of the
+//! journeys collection: a changed row retracts its old memberships and asserts its new ones, and
+//! the aggregates travel as difference types that the sinks add up.
+
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+
+use crate::event::JourneyId;
+use crate::journeys::JourneyRow;
+use crate::rules::Rule;
 
 /// An aggregate segment update `(members, value_micros, converted_members)`, used as the
 /// difference type of the segment collection so that sums need no reduce.
 pub type SegmentStats = (i64, i64, i64);
+
+/// A named segment: the journeys whose rows satisfy its rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentDef {
+    /// The segment's name.
+    pub name: String,
+    /// The membership rule.
+    pub rule: Rule,
+}
+
+/// The outputs of the segments view.
+pub struct Segments<'scope> {
+    /// `(segment, journey)` for every member of every segment.
+    pub memberships: VecCollection<'scope, u64, (String, JourneyId), i64>,
+    /// Per segment, its aggregates as the difference.
+    pub stats: VecCollection<'scope, u64, String, SegmentStats>,
+    /// Per `(segment, channel)`, the number of members that used the channel, as the difference.
+    pub channels: VecCollection<'scope, u64, (String, String), i64>,
+}
+
+/// Builds the segments view over the journey rows.
+pub fn segments<'scope>(journeys: VecCollection<'scope, u64, JourneyRow, i64>, defs: Vec<SegmentDef>) -> Segments<'scope> {
+    let members = journeys.flat_map(move |row| {
+        let names: Vec<String> = defs.iter().filter(|d| d.rule.matches(&row)).map(|d| d.name.clone()).collect();
+        names.into_iter().map(move |name| (name, row.clone()))
+    });
+    let stats = members
+        .clone()
+        .explode(|(name, row)| Some((name, (1, row.value, i64::from(row.converted())))))
+        .consolidate();
+    let channels = members
+        .clone()
+        .explode(|(name, row)| {
+            let channels: Vec<String> = row.channels().map(str::to_owned).collect();
+            channels.into_iter().map(move |channel| ((name.clone(), channel), 1))
+        })
+        .consolidate();
+    let memberships = members.map(|(name, row)| (name, row.journey));
+    Segments { memberships, stats, channels }
+}

@@ -1,0 +1,375 @@
+//! Checks every view against a plain from-scratch recomputation, round by round.
+//!
+//! Each case feeds a random stream in several rounds: new events arrive out of event-time
+//! order, with tied times, and earlier events are retracted. After every round the accumulated
+//! outputs must equal what the sequential oracle below computes from the events present then.
+//! The oracle follows the journey semantics literally and shares no code with the dataflows.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use differential_dataflow::input::InputSession;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use stepstone_dataflows::event::{Event, JourneyId, Params, SessionRule};
+use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::rules::Rule;
+use stepstone_dataflows::segments::SegmentDef;
+use stepstone_dataflows::views;
+
+const MINUTE: i64 = 60_000;
+
+/// The state of every output after some round.
+#[derive(Debug, Default, PartialEq, Eq, Clone)]
+struct Outputs {
+    journeys: BTreeMap<JourneyRow, i64>,
+    transitions: BTreeMap<(String, String), (i64, i64)>,
+    channel_transitions: BTreeMap<(String, String), (i64, i64)>,
+    memberships: BTreeMap<(String, JourneyId), i64>,
+    segments: BTreeMap<String, (i64, i64, i64)>,
+    segment_channels: BTreeMap<(String, String), i64>,
+}
+
+fn add2(map: &mut BTreeMap<(String, String), (i64, i64)>, key: (String, String), diff: (i64, i64)) {
+    let entry = map.entry(key.clone()).or_default();
+    entry.0 += diff.0;
+    entry.1 += diff.1;
+    if *entry == (0, 0) {
+        map.remove(&key);
+    }
+}
+
+fn add1<K: Ord + Clone>(map: &mut BTreeMap<K, i64>, key: K, diff: i64) {
+    let entry = map.entry(key.clone()).or_default();
+    *entry += diff;
+    if *entry == 0 {
+        map.remove(&key);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The oracle.
+
+fn oracle(events: &BTreeMap<Event, i64>, params: &Params, defs: &[SegmentDef]) -> Outputs {
+    let mut out = Outputs::default();
+    let mut by_journey: BTreeMap<JourneyId, Vec<Event>> = BTreeMap::new();
+    for (event, count) in events {
+        for _ in 0..*count {
+            by_journey.entry(event.journey.clone()).or_default().push(event.clone());
+        }
+    }
+    for (journey, mut list) in by_journey {
+        list.sort_by_key(|e| (e.time, e.seq));
+        let breaks = |a: &Event, b: &Event| match params.session {
+            SessionRule::Gap(gap) => b.time - a.time > gap,
+            SessionRule::Never => false,
+            SessionRule::ById => a.session != b.session,
+        };
+        let channel = |e: &Event| e.channel.clone().unwrap_or_else(|| "(none)".to_owned());
+        let mut edge = |from: &str, from_ch: &str, to: &str, to_ch: &str, dwell: i64| {
+            add2(&mut out.transitions, (from.into(), to.into()), (1, dwell));
+            add2(&mut out.channel_transitions, (from_ch.into(), to_ch.into()), (1, dwell));
+        };
+
+        let mut sessions = 0;
+        let mut session_start = 0;
+        let mut session_events = 0;
+        for (i, e) in list.iter().enumerate() {
+            let new_session = i == 0 || breaks(&list[i - 1], e);
+            if new_session {
+                if i > 0 && !list[i - 1].converting {
+                    let p = &list[i - 1];
+                    edge(&p.contact_point, &channel(p), "(exit)", "(exit)", 0);
+                }
+                edge("(start)", "(start)", &e.contact_point, &channel(e), 0);
+                sessions += 1;
+                session_start = e.time;
+                session_events = 0;
+            } else {
+                let p = &list[i - 1];
+                if p.converting {
+                    edge("(start)", "(start)", &e.contact_point, &channel(e), 0);
+                } else {
+                    edge(&p.contact_point, &channel(p), &e.contact_point, &channel(e), e.time - p.time);
+                }
+            }
+            session_events += 1;
+            if e.converting {
+                edge(&e.contact_point, &channel(e), "(conversion)", "(conversion)", 0);
+            }
+        }
+        let last = list.last().unwrap();
+        if !last.converting {
+            edge(&last.contact_point, &channel(last), "(exit)", "(exit)", 0);
+        }
+
+        let mut channel_events: BTreeMap<String, u64> = BTreeMap::new();
+        for e in &list {
+            if let Some(c) = &e.channel {
+                *channel_events.entry(c.clone()).or_default() += 1;
+            }
+        }
+        let skip = list.len().saturating_sub(params.path_len);
+        let row = JourneyRow {
+            journey: journey.clone(),
+            first_time: list[0].time,
+            last_time: last.time,
+            events: list.len() as u64,
+            sessions,
+            session_start,
+            session_events,
+            path: list[skip..].iter().map(|e| e.contact_point.clone()).collect(),
+            channel_events: channel_events.into_iter().collect(),
+            conversions: list.iter().filter(|e| e.converting).count() as u64,
+            last_conversion_time: list.iter().filter(|e| e.converting).map(|e| e.time).last(),
+            value: list.iter().map(|e| e.value).sum(),
+        };
+        for def in defs {
+            if def.rule.matches(&row) {
+                add1(&mut out.memberships, (def.name.clone(), journey.clone()), 1);
+                let stats = out.segments.entry(def.name.clone()).or_default();
+                stats.0 += 1;
+                stats.1 += row.value;
+                stats.2 += i64::from(row.conversions > 0);
+                for (c, _) in &row.channel_events {
+                    add1(&mut out.segment_channels, (def.name.clone(), c.clone()), 1);
+                }
+            }
+        }
+        add1(&mut out.journeys, row, 1);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The dataflow under test.
+
+type Rounds = Vec<Vec<(Event, isize)>>;
+
+/// Runs the views over `rounds` of input on `workers` workers, returning the outputs after
+/// each round.
+fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<SegmentDef>, workers: usize) -> Vec<Outputs> {
+    type Log = Arc<Mutex<Vec<(u64, Box<dyn FnOnce(&mut Outputs) + Send>)>>>;
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let rounds = Arc::new(rounds);
+    let n_rounds = rounds.len();
+    let worker_log = log.clone();
+    timely::execute(timely::Config::process(workers), move |worker| {
+        let mut input = InputSession::<u64, Event, isize>::new();
+        let log = worker_log.clone();
+        let defs = defs.clone();
+        let probe = worker.dataflow::<u64, _, _>(|scope| {
+            let views = views::build(input.to_collection(scope), params, defs);
+            let probe = timely::dataflow::ProbeHandle::new();
+            macro_rules! capture {
+                ($collection:expr, $apply:expr) => {{
+                    let log = log.clone();
+                    $collection
+                        .inspect(move |(data, time, diff)| {
+                            let (data, diff) = (data.clone(), diff.clone());
+                            let apply: Box<dyn FnOnce(&mut Outputs) + Send> =
+                                Box::new(move |out: &mut Outputs| $apply(out, data, diff));
+                            log.lock().unwrap().push((*time, apply));
+                        })
+                        .probe_with(&probe);
+                }};
+            }
+            capture!(views.journeys, |o: &mut Outputs, d, r| add1(&mut o.journeys, d, r));
+            capture!(views.transitions.contact_points, |o: &mut Outputs, d, r| add2(&mut o.transitions, d, r));
+            capture!(views.transitions.channels, |o: &mut Outputs, d, r| add2(&mut o.channel_transitions, d, r));
+            capture!(views.segments.memberships, |o: &mut Outputs, d, r| add1(&mut o.memberships, d, r));
+            capture!(views.segments.stats, |o: &mut Outputs, d, r: (i64, i64, i64)| {
+                let key: String = d;
+                let entry = o.segments.entry(key.clone()).or_default();
+                entry.0 += r.0;
+                entry.1 += r.1;
+                entry.2 += r.2;
+                if *entry == (0, 0, 0) {
+                    o.segments.remove(&key);
+                }
+            });
+            capture!(views.segments.channels, |o: &mut Outputs, d, r| add1(&mut o.segment_channels, d, r));
+            probe
+        });
+        for (round, updates) in rounds.iter().enumerate() {
+            if worker.index() == 0 {
+                for (event, diff) in updates {
+                    input.update(event.clone(), *diff);
+                }
+            }
+            input.advance_to(round as u64 + 1);
+            input.flush();
+            worker.step_while(|| probe.less_than(input.time()));
+        }
+    })
+    .expect("timely runs");
+
+    let mut log = std::mem::take(&mut *log.lock().unwrap());
+    log.sort_by_key(|(time, _)| *time);
+    let mut states = Vec::new();
+    let mut state = Outputs::default();
+    let mut log = log.into_iter().peekable();
+    for round in 0..n_rounds as u64 {
+        while let Some((_, apply)) = log.next_if(|(time, _)| *time <= round) {
+            apply(&mut state);
+        }
+        states.push(state.clone());
+    }
+    states
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random streams.
+
+struct Shape {
+    customers: usize,
+    keys: usize,
+    rounds: usize,
+    per_round: usize,
+    retract_share: f64,
+    /// Event times are drawn within this many ms.
+    span: i64,
+}
+
+fn random_event(rng: &mut StdRng, shape: &Shape, anchors: &[i64]) -> Event {
+    let customer = format!("c{}", rng.random_range(0..shape.customers));
+    let key = match shape.keys {
+        0 => None,
+        n => Some(format!("k{}", rng.random_range(0..n))),
+    };
+    // Cluster times around anchors so that events share leaves and sessions, with ties.
+    let anchor = anchors[rng.random_range(0..anchors.len())];
+    let time = match rng.random_range(0..4) {
+        0 => anchor,
+        1 => anchor + rng.random_range(0..4) * 10 * MINUTE,
+        2 => anchor + rng.random_range(0..40 * MINUTE),
+        _ => rng.random_range(0..shape.span),
+    };
+    let channels = [None, Some("web"), Some("email"), Some("app")];
+    Event {
+        journey: JourneyId { customer, key },
+        time,
+        seq: rng.random(),
+        contact_point: ["home", "pricing", "checkout", "help", "search"][rng.random_range(0..5)].to_owned(),
+        channel: channels[rng.random_range(0..channels.len())].map(str::to_owned),
+        session: Some(format!("s{}", rng.random_range(0..2))),
+        converting: rng.random_bool(0.15),
+        value: rng.random_range(-5..100) * 10_000,
+    }
+}
+
+fn random_rounds(seed: u64, shape: &Shape) -> Rounds {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let anchors: Vec<i64> = (0..6).map(|_| rng.random_range(0..shape.span)).collect();
+    let mut present: Vec<Event> = Vec::new();
+    let mut rounds = Vec::new();
+    for _ in 0..shape.rounds {
+        let mut updates = Vec::new();
+        for _ in 0..shape.per_round {
+            if !present.is_empty() && rng.random_bool(shape.retract_share) {
+                let gone = present.swap_remove(rng.random_range(0..present.len()));
+                updates.push((gone, -1));
+            } else {
+                let event = random_event(&mut rng, shape, &anchors);
+                present.push(event.clone());
+                updates.push((event, 1));
+            }
+        }
+        rounds.push(updates);
+    }
+    rounds
+}
+
+fn segment_defs() -> Vec<SegmentDef> {
+    [
+        ("engaged", "events >= 3"),
+        ("unconverted", "converted == false"),
+        ("emailed", "channels contains \"email\" and not converted"),
+        ("at_pricing", "last_contact_point == \"pricing\" or sessions > 2"),
+    ]
+    .into_iter()
+    .map(|(name, rule)| SegmentDef { name: name.to_owned(), rule: Rule::parse(rule).expect("rule parses") })
+    .collect()
+}
+
+fn check(seed: u64, shape: Shape, params: Params, workers: usize) {
+    let rounds = random_rounds(seed, &shape);
+    let defs = segment_defs();
+    let states = run_dataflow(rounds.clone(), params, defs.clone(), workers);
+    let mut events: BTreeMap<Event, i64> = BTreeMap::new();
+    for (round, updates) in rounds.iter().enumerate() {
+        for (event, diff) in updates {
+            add1(&mut events, event.clone(), *diff as i64);
+        }
+        let expected = oracle(&events, &params, &defs);
+        let actual = &states[round];
+        assert_eq!(expected.journeys, actual.journeys, "journeys, seed {seed}, round {round}");
+        assert_eq!(expected.transitions, actual.transitions, "transitions, seed {seed}, round {round}");
+        assert_eq!(expected.channel_transitions, actual.channel_transitions, "channels, seed {seed}, round {round}");
+        assert_eq!(expected.memberships, actual.memberships, "memberships, seed {seed}, round {round}");
+        assert_eq!(expected.segments, actual.segments, "segments, seed {seed}, round {round}");
+        assert_eq!(expected.segment_channels, actual.segment_channels, "segment channels, seed {seed}, round {round}");
+    }
+}
+
+fn small(rounds: usize) -> Shape {
+    Shape { customers: 4, keys: 0, rounds, per_round: 40, retract_share: 0.2, span: 1 << 31 }
+}
+
+fn gap30() -> Params {
+    Params { session: SessionRule::Gap(30 * MINUTE), path_len: 5 }
+}
+
+#[test]
+fn gap_sessions_one_worker() {
+    for seed in 0..12 {
+        check(seed, small(6), gap30(), 1);
+    }
+}
+
+#[test]
+fn gap_sessions_two_workers() {
+    for seed in 100..106 {
+        check(seed, small(6), gap30(), 2);
+    }
+}
+
+#[test]
+fn no_session_split() {
+    for seed in 200..206 {
+        check(seed, small(5), Params { session: SessionRule::Never, path_len: 3 }, 1);
+    }
+}
+
+#[test]
+fn session_ids() {
+    for seed in 300..306 {
+        check(seed, small(5), Params { session: SessionRule::ById, path_len: 1 }, 2);
+    }
+}
+
+#[test]
+fn journey_keys() {
+    for seed in 400..406 {
+        let shape = Shape { keys: 3, ..small(5) };
+        check(seed, shape, gap30(), 2);
+    }
+}
+
+#[test]
+fn long_journeys_across_many_buckets() {
+    // Few customers over ~50 days: many leaves and middle buckets per journey.
+    for seed in 500..504 {
+        let shape = Shape { customers: 2, per_round: 150, span: 1 << 32, ..small(5) };
+        check(seed, shape, Params { session: SessionRule::Gap(5 * MINUTE), path_len: 7 }, 1);
+    }
+}
+
+#[test]
+fn heavy_retractions() {
+    for seed in 600..606 {
+        let shape = Shape { retract_share: 0.45, ..small(8) };
+        check(seed, shape, gap30(), 1);
+    }
+}
