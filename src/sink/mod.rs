@@ -1,3 +1,11 @@
 //! Sinks: the materialised output tables, Arrow/Parquet snapshots and context deltas.
 
+pub mod arrow_tables;
+pub mod deltas;
+pub mod snapshot;
+pub mod tables;
 pub mod update;
+
+pub use deltas::DeltaWriter;
+pub use snapshot::{SnapshotInfo, SnapshotWriter};
+pub use tables::{Changes, Tables};

@@ -1,1 +1,270 @@
-//! Sources (in progress)
+//! The input side of the data path: opens event files (JSON Lines, CSV, Parquet, Arrow IPC;
+//! plain, gzip or zstd; or stdin), maps their columns to event fields, and decodes each row into
+//! a [`Record`] or a [`Rejection`] for the dead-letter output.
+//!
+//! Inputs are streamed (line by line, CSV row by row, record batch by record batch), column
+//! names are resolved to indices once per file, and a missing required column is an error from
+//! [`open`] rather than a rejection per row.
+
+mod columnar;
+pub mod dead_letter;
+mod decode;
+mod delimited;
+mod input;
+mod jsonl;
+mod spec;
+mod time;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+pub use dead_letter::DeadLetterWriter;
+pub use spec::{Conversion, ConversionField, Field, Mapping, SpecError};
+pub use time::TimeFormat;
+
+use decode::{Fault, RowDecoder};
+use input::Compression;
+
+/// One decoded input event, before the engine assigns its sequence number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The customer id.
+    pub customer: String,
+    /// The value of the journey-key column, if configured and present.
+    pub journey_key: Option<String>,
+    /// Event time in ms since the epoch, UTC.
+    pub time: i64,
+    /// The contact point.
+    pub contact_point: String,
+    /// The channel.
+    pub channel: Option<String>,
+    /// The event kind.
+    pub kind: Option<String>,
+    /// The session id.
+    pub session: Option<String>,
+    /// Whether the conversion rule matches this event.
+    pub converting: bool,
+    /// The event value in micro-units.
+    pub value: i64,
+}
+
+/// The category of a [`Rejection`], for counting by reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReasonKind {
+    /// A required field is missing, null or empty.
+    MissingField,
+    /// The time cannot be parsed.
+    BadTime,
+    /// The value is not a number or out of range.
+    BadValue,
+    /// A cell has a type its field does not accept (boolean, object, list, …).
+    BadType,
+    /// The record itself is broken: malformed JSON, wrong CSV field count, invalid UTF-8.
+    Malformed,
+    /// The input could not be read further (I/O or decompression error); the input ends here.
+    ReadError,
+}
+
+impl ReasonKind {
+    /// The short name of this kind (`missing_field`, `bad_time`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonKind::MissingField => "missing_field",
+            ReasonKind::BadTime => "bad_time",
+            ReasonKind::BadValue => "bad_value",
+            ReasonKind::BadType => "bad_type",
+            ReasonKind::Malformed => "malformed",
+            ReasonKind::ReadError => "read_error",
+        }
+    }
+}
+
+/// An input record that could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The input's path, or `stdin`.
+    pub source: String,
+    /// 1-based line number (JSONL/CSV, the CSV header being line 1) or row number (Parquet/Arrow).
+    pub line: u64,
+    /// The mapped field at fault (`time`, `customer`, …), if one.
+    pub field: Option<String>,
+    /// Human-readable reason, e.g. `time: cannot parse "2024-13-45" as a timestamp`.
+    pub reason: String,
+    /// The raw record: the line, the CSV row re-joined, or the row as JSON.
+    pub raw: String,
+    /// The category of the reason.
+    pub kind: ReasonKind,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.source, self.line, self.reason)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+impl Rejection {
+    /// A short category of the reason for counting: `missing_field`, `bad_time`, `bad_value`,
+    /// `bad_type`, `malformed` or `read_error`.
+    pub fn reason_kind(&self) -> &'static str {
+        self.kind.as_str()
+    }
+
+    fn from_fault(source: &str, line: u64, fault: Fault, raw: String) -> Rejection {
+        Rejection {
+            source: source.to_string(),
+            line,
+            field: fault.field.map(str::to_string),
+            reason: fault.reason,
+            raw,
+            kind: fault.kind,
+        }
+    }
+
+    fn read_error(source: &str, line: u64, error: &dyn fmt::Display) -> Rejection {
+        Rejection {
+            source: source.to_string(),
+            line,
+            field: None,
+            reason: format!("read error, input abandoned: {error}"),
+            raw: String::new(),
+            kind: ReasonKind::ReadError,
+        }
+    }
+}
+
+/// How rows are decoded: column mapping, time format, conversion rule and journey key.
+#[derive(Clone, Debug, Default)]
+pub struct DecodeOptions {
+    /// Which column feeds each field.
+    pub mapping: Mapping,
+    /// How time cells are read.
+    pub time_format: TimeFormat,
+    /// Which events convert; none convert without a rule.
+    pub conversion: Option<Conversion>,
+    /// A column whose value becomes [`Record::journey_key`].
+    pub journey_key: Option<String>,
+}
+
+/// An input file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// JSON Lines: one object per line.
+    Jsonl,
+    /// CSV with a header row.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+    /// Arrow IPC, file or stream format.
+    Arrow,
+}
+
+impl Format {
+    /// The format of `path` from its extension, after stripping `.gz`/`.zst`.
+    pub fn from_path(path: &str) -> Option<Format> {
+        let (_, stem) = Compression::detect(path);
+        let extension = Path::new(stem).extension()?.to_str()?.to_ascii_lowercase();
+        extension.parse().ok()
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "jsonl" | "ndjson" | "json" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            "parquet" | "pq" => Ok(Format::Parquet),
+            "arrow" | "arrows" | "ipc" | "feather" => Ok(Format::Arrow),
+            other => Err(format!(
+                "unknown input format {other:?}; expected one of jsonl, csv, parquet, arrow"
+            )),
+        }
+    }
+}
+
+/// Opens one input; `path` "-" is stdin (JSONL unless `format` says otherwise). `format` None =
+/// detect from the extension. Fails if the file cannot be opened or a required column is absent.
+pub fn open(path: &str, format: Option<Format>, options: &DecodeOptions) -> anyhow::Result<Source> {
+    let stdin = path == "-";
+    let (compression, _) = if stdin { (Compression::None, path) } else { Compression::detect(path) };
+    let format = match format {
+        Some(format) => format,
+        None if stdin => Format::Jsonl,
+        None => Format::from_path(path).ok_or_else(|| {
+            anyhow::anyhow!(
+                "cannot tell the format of {path} from its extension (expected .jsonl, .csv, .parquet or .arrow, optionally .gz/.zst); give the format explicitly"
+            )
+        })?,
+    };
+    let source = if stdin { "stdin".to_string() } else { path.to_string() };
+    let decoder = RowDecoder::new(options);
+    if format == Format::Parquet {
+        anyhow::ensure!(!stdin, "Parquet cannot be read from stdin");
+        anyhow::ensure!(
+            compression == Compression::None,
+            "{path}: compressed Parquet files are not supported (Parquet compresses internally)"
+        );
+        let (decoder, bytes_read, total_bytes) = columnar::open_parquet(path, decoder)?;
+        return Ok(Source {
+            inner: Inner::Batches(decoder),
+            bytes_read,
+            total_bytes,
+        });
+    }
+    let opened = input::open_stream(path, compression)?;
+    let (bytes_read, total_bytes) = (opened.bytes_read.clone(), opened.total_bytes);
+    let inner = match format {
+        Format::Jsonl => Inner::Jsonl(jsonl::JsonlDecoder::new(opened.reader, decoder, source)),
+        Format::Csv => Inner::Csv(delimited::CsvDecoder::new(opened.reader, decoder, source)?),
+        Format::Arrow | Format::Parquet => Inner::Batches(columnar::open_arrow(opened, decoder, source)?),
+    };
+    Ok(Source {
+        inner,
+        bytes_read,
+        total_bytes,
+    })
+}
+
+/// An opened input: an iterator of decoded records and rejections.
+pub struct Source {
+    inner: Inner,
+    bytes_read: Arc<AtomicU64>,
+    total_bytes: Option<u64>,
+}
+
+enum Inner {
+    Jsonl(jsonl::JsonlDecoder),
+    Csv(delimited::CsvDecoder),
+    Batches(columnar::BatchDecoder),
+}
+
+impl Source {
+    /// Raw (compressed) bytes consumed from the input so far, shared for a progress bar; for
+    /// Parquet an estimate from the rows decoded.
+    pub fn bytes_read(&self) -> Arc<AtomicU64> {
+        self.bytes_read.clone()
+    }
+
+    /// The input's size in bytes, if known (not for stdin).
+    pub fn total_bytes(&self) -> Option<u64> {
+        self.total_bytes
+    }
+}
+
+impl Iterator for Source {
+    type Item = Result<Record, Rejection>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            Inner::Jsonl(d) => d.next_item(),
+            Inner::Csv(d) => d.next_item(),
+            Inner::Batches(d) => d.next_item(),
+        }
+    }
+}

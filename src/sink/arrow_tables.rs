@@ -1,0 +1,265 @@
+//! Arrow record batches of the output tables: the schemas of the snapshot files and the
+//! conversion of [`Tables`] into them, with rows in a deterministic order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use anyhow::Context;
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
+    TimestampMillisecondArray,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
+use stepstone_dataflows::event::micros_to_value;
+use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::transitions::EdgeStats;
+
+use super::tables::{EdgeKey, Tables};
+
+/// Schema metadata key: the logical time of the snapshot (decimal string).
+pub const LOGICAL_TIME_KEY: &str = "stepstone.logical_time";
+/// Schema metadata key: the wall-clock time the snapshot was taken (RFC 3339).
+pub const WALL_TIME_KEY: &str = "stepstone.snapshot_wall_time";
+
+/// The time zone of every timestamp column.
+const UTC: &str = "UTC";
+
+/// The record batches of one snapshot, all for the same logical time.
+#[derive(Clone, Debug)]
+pub struct SnapshotBatches {
+    /// One row per journey, sorted by customer, then journey key (no key first).
+    pub journeys: RecordBatch,
+    /// The contact-point transition graph, sorted by `from`, then `to`.
+    pub transitions: RecordBatch,
+    /// The channel transition graph, sorted by `from`, then `to`.
+    pub channel_transitions: RecordBatch,
+    /// One row per segment, sorted by segment.
+    pub segments: RecordBatch,
+    /// Members per segment and channel, sorted by segment, then channel.
+    pub segment_channels: RecordBatch,
+}
+
+impl SnapshotBatches {
+    /// Builds all batches from `tables`. Every schema carries [`LOGICAL_TIME_KEY`] (omitted
+    /// while no time has been applied) and [`WALL_TIME_KEY`] = `wall_time`.
+    pub fn build(tables: &Tables, wall_time: &str) -> anyhow::Result<Self> {
+        let mut metadata = HashMap::from([(WALL_TIME_KEY.to_owned(), wall_time.to_owned())]);
+        if let Some(time) = tables.time() {
+            metadata.insert(LOGICAL_TIME_KEY.to_owned(), time.to_string());
+        }
+        Ok(SnapshotBatches {
+            journeys: journeys_batch(tables, &metadata).context("building the journeys batch")?,
+            transitions: edges_batch(tables.transitions(), &metadata).context("building the transitions batch")?,
+            channel_transitions: edges_batch(tables.channel_transitions(), &metadata)
+                .context("building the channel_transitions batch")?,
+            segments: segments_batch(tables, &metadata).context("building the segments batch")?,
+            segment_channels: segment_channels_batch(tables, &metadata)
+                .context("building the segment_channels batch")?,
+        })
+    }
+
+    /// The batches with their table names, in a fixed order.
+    pub fn named(&self) -> [(&'static str, &RecordBatch); 5] {
+        [
+            ("journeys", &self.journeys),
+            ("transitions", &self.transitions),
+            ("channel_transitions", &self.channel_transitions),
+            ("segments", &self.segments),
+            ("segment_channels", &self.segment_channels),
+        ]
+    }
+}
+
+/// A `Timestamp(Millisecond, "UTC")` type.
+fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some(UTC.into()))
+}
+
+/// The item field of the `path` and `channels` lists.
+fn utf8_item() -> FieldRef {
+    Arc::new(Field::new_list_field(DataType::Utf8, false))
+}
+
+/// The fields of the `channel_events` list entries.
+fn channel_event_fields() -> Fields {
+    Fields::from(vec![Field::new("channel", DataType::Utf8, false), Field::new("events", DataType::Int64, false)])
+}
+
+/// The item field of the `channel_events` list.
+fn channel_event_item() -> FieldRef {
+    Arc::new(Field::new_list_field(DataType::Struct(channel_event_fields()), false))
+}
+
+/// The schema of the `journeys` table (without metadata).
+pub fn journeys_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("customer", DataType::Utf8, false),
+        Field::new("journey_key", DataType::Utf8, true),
+        Field::new("first_time", timestamp_type(), false),
+        Field::new("last_time", timestamp_type(), false),
+        Field::new("events", DataType::Int64, false),
+        Field::new("sessions", DataType::Int64, false),
+        Field::new("session_start", timestamp_type(), false),
+        Field::new("session_events", DataType::Int64, false),
+        Field::new("session_duration_ms", DataType::Int64, false),
+        Field::new("path", DataType::List(utf8_item()), false),
+        Field::new("last_contact_point", DataType::Utf8, false),
+        Field::new("channels", DataType::List(utf8_item()), false),
+        Field::new("channel_events", DataType::List(channel_event_item()), false),
+        Field::new("converted", DataType::Boolean, false),
+        Field::new("conversions", DataType::Int64, false),
+        Field::new("last_conversion_time", timestamp_type(), true),
+        Field::new("value", DataType::Float64, false),
+    ])
+}
+
+/// The schema of the `transitions` and `channel_transitions` tables (without metadata).
+pub fn edges_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("from", DataType::Utf8, false),
+        Field::new("to", DataType::Utf8, false),
+        Field::new("count", DataType::Int64, false),
+        Field::new("dwell_ms_total", DataType::Int64, false),
+        Field::new("dwell_ms_mean", DataType::Float64, false),
+        Field::new("probability", DataType::Float64, false),
+    ])
+}
+
+/// The schema of the `segments` table (without metadata).
+pub fn segments_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("segment", DataType::Utf8, false),
+        Field::new("members", DataType::Int64, false),
+        Field::new("value", DataType::Float64, false),
+        Field::new("converted_members", DataType::Int64, false),
+        Field::new("conversion_rate", DataType::Float64, false),
+    ])
+}
+
+/// The schema of the `segment_channels` table (without metadata).
+pub fn segment_channels_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("segment", DataType::Utf8, false),
+        Field::new("channel", DataType::Utf8, false),
+        Field::new("members", DataType::Int64, false),
+    ])
+}
+
+/// `schema` with `metadata` attached.
+fn with_metadata(schema: Schema, metadata: &HashMap<String, String>) -> SchemaRef {
+    Arc::new(schema.with_metadata(metadata.clone()))
+}
+
+/// A count as an Arrow `Int64`, saturating (counts never come near the limit).
+fn count(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A `List<Utf8>` array with one list of `items` per row.
+fn string_lists<'a, R>(rows: &'a [R], items: impl Fn(&'a R) -> Vec<&'a str>) -> anyhow::Result<ListArray> {
+    let lists: Vec<Vec<&str>> = rows.iter().map(items).collect();
+    let offsets = OffsetBuffer::from_lengths(lists.iter().map(Vec::len));
+    let values = StringArray::from_iter_values(lists.into_iter().flatten());
+    Ok(ListArray::try_new(utf8_item(), offsets, Arc::new(values), None)?)
+}
+
+/// The `journeys` batch, sorted by journey id (customer, then journey key).
+fn journeys_batch(tables: &Tables, metadata: &HashMap<String, String>) -> anyhow::Result<RecordBatch> {
+    let mut rows: Vec<&JourneyRow> = tables.journeys().values().collect();
+    rows.sort_by(|a, b| a.journey.cmp(&b.journey));
+
+    let timestamps =
+        |f: fn(&JourneyRow) -> i64| TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| f(r))).with_timezone(UTC);
+    let int64s = |f: fn(&JourneyRow) -> i64| Int64Array::from_iter_values(rows.iter().map(|r| f(r)));
+
+    let channel_events = {
+        let offsets = OffsetBuffer::from_lengths(rows.iter().map(|r| r.channel_events.len()));
+        let entries = rows.iter().flat_map(|r| r.channel_events.iter());
+        let channels = StringArray::from_iter_values(entries.clone().map(|(channel, _)| channel));
+        let events = Int64Array::from_iter_values(entries.map(|(_, events)| count(*events)));
+        let values = StructArray::try_new(
+            channel_event_fields(),
+            vec![Arc::new(channels) as ArrayRef, Arc::new(events) as ArrayRef],
+            None,
+        )?;
+        ListArray::try_new(channel_event_item(), offsets, Arc::new(values), None)?
+    };
+
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.journey.customer))),
+        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.journey.key.as_deref()))),
+        Arc::new(timestamps(|r| r.first_time)),
+        Arc::new(timestamps(|r| r.last_time)),
+        Arc::new(int64s(|r| count(r.events))),
+        Arc::new(int64s(|r| count(r.sessions))),
+        Arc::new(timestamps(|r| r.session_start)),
+        Arc::new(int64s(|r| count(r.session_events))),
+        Arc::new(int64s(JourneyRow::session_duration)),
+        Arc::new(string_lists(&rows, |r| r.path.iter().map(String::as_str).collect())?),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.last_contact_point()))),
+        Arc::new(string_lists(&rows, |r| r.channels().collect())?),
+        Arc::new(channel_events),
+        Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.converted())))),
+        Arc::new(int64s(|r| count(r.conversions))),
+        Arc::new(TimestampMillisecondArray::from_iter(rows.iter().map(|r| r.last_conversion_time)).with_timezone(UTC)),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| micros_to_value(r.value)))),
+    ];
+    Ok(RecordBatch::try_new(with_metadata(journeys_schema(), metadata), columns)?)
+}
+
+/// A transitions batch, sorted by `from`, then `to`.
+///
+/// `dwell_ms_mean` is `dwell_ms_total / count` (0.0 when the count is 0); `probability` is the
+/// edge's count over the total count of all edges leaving the same `from` (0.0 when that total
+/// is 0), so the probabilities of each `from` sum to 1.
+fn edges_batch(edges: &HashMap<EdgeKey, EdgeStats>, metadata: &HashMap<String, String>) -> anyhow::Result<RecordBatch> {
+    let mut rows: Vec<(&EdgeKey, &EdgeStats)> = edges.iter().collect();
+    rows.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out_totals: BTreeMap<&str, i64> = BTreeMap::new();
+    for ((from, _), (n, _)) in &rows {
+        *out_totals.entry(from.as_str()).or_default() += n;
+    }
+    let ratio = |num: f64, den: i64| if den == 0 { 0.0 } else { num / den as f64 };
+
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|((from, _), _)| from))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|((_, to), _)| to))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, (n, _))| *n))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, (_, dwell))| *dwell))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, (n, dwell))| ratio(*dwell as f64, *n)))),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|((from, _), (n, _))| ratio(*n as f64, out_totals[from.as_str()])),
+        )),
+    ];
+    Ok(RecordBatch::try_new(with_metadata(edges_schema(), metadata), columns)?)
+}
+
+/// The `segments` batch, sorted by segment; declared segments appear even without members.
+///
+/// `conversion_rate` is `converted_members / members`, and 0.0 for a segment without members.
+fn segments_batch(tables: &Tables, metadata: &HashMap<String, String>) -> anyhow::Result<RecordBatch> {
+    let rows = tables.segments();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|(name, _)| name))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, (members, _, _))| *members))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, (_, value, _))| micros_to_value(*value)))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, (_, _, converted))| *converted))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, (members, _, converted))| {
+            if *members == 0 { 0.0 } else { *converted as f64 / *members as f64 }
+        }))),
+    ];
+    Ok(RecordBatch::try_new(with_metadata(segments_schema(), metadata), columns)?)
+}
+
+/// The `segment_channels` batch, sorted by segment, then channel.
+fn segment_channels_batch(tables: &Tables, metadata: &HashMap<String, String>) -> anyhow::Result<RecordBatch> {
+    let mut rows: Vec<(&EdgeKey, &i64)> = tables.segment_channels().iter().collect();
+    rows.sort();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|((segment, _), _)| segment))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|((_, channel), _)| channel))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, members)| **members))),
+    ];
+    Ok(RecordBatch::try_new(with_metadata(segment_channels_schema(), metadata), columns)?)
+}

@@ -1,0 +1,294 @@
+//! The materialised output tables: the current state of every view, maintained by applying the
+//! consolidated updates of each completed logical time.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
+
+use stepstone_dataflows::event::JourneyId;
+use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::segments::SegmentStats;
+use stepstone_dataflows::transitions::EdgeStats;
+
+use super::update::Update;
+
+/// A contact-point or channel edge `(from, to)`.
+pub type EdgeKey = (String, String);
+
+/// A membership of a journey in a segment: `(segment, journey)`.
+pub type MembershipKey = (String, JourneyId);
+
+/// The current state of all output tables.
+#[derive(Clone, Debug)]
+pub struct Tables {
+    /// The latest applied logical time.
+    time: Option<u64>,
+    /// The current row of each journey.
+    journeys: HashMap<JourneyId, JourneyRow>,
+    /// The contact-point transition graph.
+    transitions: HashMap<EdgeKey, EdgeStats>,
+    /// The channel transition graph.
+    channel_transitions: HashMap<EdgeKey, EdgeStats>,
+    /// The members of each segment; segments without members have no entry.
+    memberships: HashMap<String, HashSet<JourneyId>>,
+    /// The aggregates of each segment with a non-zero aggregate.
+    segments: HashMap<String, SegmentStats>,
+    /// Members per `(segment, channel)`.
+    segment_channels: HashMap<EdgeKey, i64>,
+    /// The segments declared in the configuration, which are always reported.
+    declared_segments: Vec<String>,
+}
+
+/// The consolidated changes of one logical time that the delta writer reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The logical time the changes belong to.
+    pub time: u64,
+    /// Journey rows that left (negative difference) or entered (positive difference), sorted by
+    /// difference first (removals before insertions), then by row.
+    pub journeys: Vec<(JourneyRow, i64)>,
+    /// Segment memberships that ended or began, sorted like `journeys`.
+    pub memberships: Vec<(MembershipKey, i64)>,
+}
+
+impl Changes {
+    /// Whether nothing changed at this time in the journeys or memberships.
+    pub fn is_empty(&self) -> bool {
+        self.journeys.is_empty() && self.memberships.is_empty()
+    }
+}
+
+impl Tables {
+    /// Empty tables; `segment_names` are the segments declared in the configuration, reported
+    /// by [`Tables::segments`] even while they have no members.
+    pub fn new(segment_names: Vec<String>) -> Self {
+        let mut declared_segments = segment_names;
+        declared_segments.sort();
+        declared_segments.dedup();
+        Tables {
+            time: None,
+            journeys: HashMap::new(),
+            transitions: HashMap::new(),
+            channel_transitions: HashMap::new(),
+            memberships: HashMap::new(),
+            segments: HashMap::new(),
+            segment_channels: HashMap::new(),
+            declared_segments,
+        }
+    }
+
+    /// Applies all updates of the completed logical time `time`, given in any order.
+    ///
+    /// Identical payloads are consolidated first (so a journey row leaving and re-entering
+    /// unchanged is no change at all), then removals are applied before insertions. Aggregate
+    /// entries whose statistics sum to zero are dropped. Inconsistent updates (removing a row
+    /// that is not present, a second row for a journey) are applied as well as possible and
+    /// logged as warnings.
+    pub fn apply(&mut self, time: u64, updates: &[Update]) -> Changes {
+        if let Some(previous) = self.time
+            && time < previous
+        {
+            tracing::warn!(time, previous, "sink tables: logical time went backwards");
+        }
+        self.time = Some(time);
+
+        let mut journeys: HashMap<&JourneyRow, i64> = HashMap::new();
+        let mut memberships: HashMap<&MembershipKey, i64> = HashMap::new();
+        let mut transitions: HashMap<&EdgeKey, EdgeStats> = HashMap::new();
+        let mut channel_transitions: HashMap<&EdgeKey, EdgeStats> = HashMap::new();
+        let mut segments: HashMap<&String, SegmentStats> = HashMap::new();
+        let mut segment_channels: HashMap<&EdgeKey, i64> = HashMap::new();
+        for update in updates {
+            match update {
+                Update::Journey(row, diff) => *journeys.entry(row).or_default() += diff,
+                Update::Membership(key, diff) => *memberships.entry(key).or_default() += diff,
+                Update::Transition(edge, stats) => add_edge(transitions.entry(edge).or_default(), *stats),
+                Update::ChannelTransition(edge, stats) => {
+                    add_edge(channel_transitions.entry(edge).or_default(), *stats)
+                }
+                Update::Segment(name, stats) => add_segment(segments.entry(name).or_default(), *stats),
+                Update::SegmentChannel(key, diff) => *segment_channels.entry(key).or_default() += diff,
+            }
+        }
+
+        let journeys = sorted_changes(journeys);
+        for (row, diff) in &journeys {
+            if *diff < 0 {
+                self.remove_journey(row, *diff);
+            }
+        }
+        for (row, diff) in &journeys {
+            if *diff > 0 {
+                self.insert_journey(row, *diff);
+            }
+        }
+
+        let memberships = sorted_changes(memberships);
+        for ((segment, journey), diff) in &memberships {
+            if *diff < 0 {
+                self.remove_membership(segment, journey, *diff);
+            }
+        }
+        for ((segment, journey), diff) in &memberships {
+            if *diff > 0 {
+                self.insert_membership(segment, journey, *diff);
+            }
+        }
+
+        for (edge, stats) in transitions {
+            apply_aggregate(&mut self.transitions, edge, stats, add_edge);
+        }
+        for (edge, stats) in channel_transitions {
+            apply_aggregate(&mut self.channel_transitions, edge, stats, add_edge);
+        }
+        for (name, stats) in segments {
+            apply_aggregate(&mut self.segments, name, stats, add_segment);
+        }
+        for (key, diff) in segment_channels {
+            apply_aggregate(&mut self.segment_channels, key, diff, |a, b| *a += b);
+        }
+
+        Changes {
+            time,
+            journeys: journeys.into_iter().map(|(row, diff)| (row.clone(), diff)).collect(),
+            memberships: memberships.into_iter().map(|(key, diff)| (key.clone(), diff)).collect(),
+        }
+    }
+
+    /// The latest applied logical time, `None` before the first [`Tables::apply`].
+    pub fn time(&self) -> Option<u64> {
+        self.time
+    }
+
+    /// The current row of each journey.
+    pub fn journeys(&self) -> &HashMap<JourneyId, JourneyRow> {
+        &self.journeys
+    }
+
+    /// The contact-point transition graph: `(from, to)` → `(count, dwell_ms_total)`.
+    pub fn transitions(&self) -> &HashMap<EdgeKey, EdgeStats> {
+        &self.transitions
+    }
+
+    /// The channel transition graph: `(from, to)` → `(count, dwell_ms_total)`.
+    pub fn channel_transitions(&self) -> &HashMap<EdgeKey, EdgeStats> {
+        &self.channel_transitions
+    }
+
+    /// The current members of `segment` (empty for unknown segments or segments without members).
+    pub fn members(&self, segment: &str) -> impl Iterator<Item = &JourneyId> {
+        self.memberships.get(segment).into_iter().flatten()
+    }
+
+    /// Every segment with its `(members, value_micros, converted_members)`, sorted by name:
+    /// the declared segments (with zero statistics while they have no members) and any other
+    /// segment with non-zero statistics.
+    pub fn segments(&self) -> Vec<(&str, SegmentStats)> {
+        let mut rows: BTreeMap<&str, SegmentStats> =
+            self.declared_segments.iter().map(|name| (name.as_str(), (0, 0, 0))).collect();
+        rows.extend(self.segments.iter().map(|(name, stats)| (name.as_str(), *stats)));
+        rows.into_iter().collect()
+    }
+
+    /// Members per `(segment, channel)`.
+    pub fn segment_channels(&self) -> &HashMap<EdgeKey, i64> {
+        &self.segment_channels
+    }
+
+    /// Removes `row`, which left with the (negative) difference `diff`.
+    fn remove_journey(&mut self, row: &JourneyRow, diff: i64) {
+        if diff != -1 {
+            tracing::warn!(?row.journey, diff, "sink tables: journey row left more than once");
+        }
+        match self.journeys.entry(row.journey.clone()) {
+            Entry::Occupied(current) if current.get() == row => {
+                current.remove();
+            }
+            Entry::Occupied(current) => {
+                tracing::warn!(?row.journey, current = ?current.get(), removed = ?row,
+                    "sink tables: removed journey row differs from the current one; keeping the current row");
+            }
+            Entry::Vacant(_) => {
+                tracing::warn!(?row.journey, "sink tables: removed journey row is not present");
+            }
+        }
+    }
+
+    /// Inserts `row`, which entered with the (positive) difference `diff`.
+    fn insert_journey(&mut self, row: &JourneyRow, diff: i64) {
+        if diff != 1 {
+            tracing::warn!(?row.journey, diff, "sink tables: journey row entered more than once");
+        }
+        if let Some(replaced) = self.journeys.insert(row.journey.clone(), row.clone()) {
+            tracing::warn!(?row.journey, ?replaced,
+                "sink tables: journey row entered without its previous row leaving; replaced it");
+        }
+    }
+
+    /// Ends the membership of `journey` in `segment`.
+    fn remove_membership(&mut self, segment: &str, journey: &JourneyId, diff: i64) {
+        let removed = match self.memberships.get_mut(segment) {
+            Some(members) => {
+                let removed = members.remove(journey);
+                if members.is_empty() {
+                    self.memberships.remove(segment);
+                }
+                removed
+            }
+            None => false,
+        };
+        if !removed || diff != -1 {
+            tracing::warn!(segment, ?journey, diff, removed, "sink tables: inconsistent membership removal");
+        }
+    }
+
+    /// Begins the membership of `journey` in `segment`.
+    fn insert_membership(&mut self, segment: &str, journey: &JourneyId, diff: i64) {
+        let inserted = self.memberships.entry(segment.to_owned()).or_default().insert(journey.clone());
+        if !inserted || diff != 1 {
+            tracing::warn!(segment, ?journey, diff, inserted, "sink tables: inconsistent membership insertion");
+        }
+    }
+}
+
+/// Adds edge statistics.
+fn add_edge(total: &mut EdgeStats, change: EdgeStats) {
+    total.0 += change.0;
+    total.1 += change.1;
+}
+
+/// Adds segment statistics.
+fn add_segment(total: &mut SegmentStats, change: SegmentStats) {
+    total.0 += change.0;
+    total.1 += change.1;
+    total.2 += change.2;
+}
+
+/// The non-zero consolidated differences, sorted by difference (removals first), then by payload.
+fn sorted_changes<K: Ord>(consolidated: HashMap<K, i64>) -> Vec<(K, i64)> {
+    let mut changes: Vec<(K, i64)> = consolidated.into_iter().filter(|(_, diff)| *diff != 0).collect();
+    changes.sort_by(|(a, da), (b, db)| da.cmp(db).then_with(|| a.cmp(b)));
+    changes
+}
+
+/// Adds `change` to the aggregate `key` of `table`, dropping the entry once it sums to zero.
+fn apply_aggregate<K, S>(table: &mut HashMap<K, S>, key: &K, change: S, add: impl Fn(&mut S, S))
+where
+    K: Clone + Eq + Hash,
+    S: Copy + Default + PartialEq,
+{
+    if change == S::default() {
+        return;
+    }
+    match table.entry(key.clone()) {
+        Entry::Occupied(mut entry) => {
+            add(entry.get_mut(), change);
+            if *entry.get() == S::default() {
+                entry.remove();
+            }
+        }
+        Entry::Vacant(entry) => {
+            entry.insert(change);
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The format-independent middle of the input side: resolves mapped columns against a file's
+//! header once, then turns one row of cells (whatever the format) into a [`Record`] or a fault.
+
+use stepstone_dataflows::event::value_to_micros;
+
+use super::spec::Field;
+use super::time::Number;
+use super::{DecodeOptions, ReasonKind, Record};
+
+/// Number of cell slots per row: the seven [`Field`]s, then the journey key.
+pub(crate) const SLOTS: usize = 8;
+/// The slot of the journey-key column.
+pub(crate) const JOURNEY_SLOT: usize = 7;
+
+/// One cell of a row, borrowed from the format's buffers.
+#[derive(Clone, Debug)]
+pub(crate) enum Cell<'a> {
+    /// The column is not in this row (or not in the file at all).
+    Absent,
+    /// An explicit null.
+    Null,
+    /// Text.
+    Str(&'a str),
+    /// A number.
+    Num(Number),
+    /// An unsigned integer too large for `i64`.
+    BigUInt(u64),
+    /// A native timestamp, already in ms since the epoch.
+    TimeMs(i64),
+    /// A value of a type no field accepts (boolean, object, list, …), named for the error
+    /// message.
+    Other(&'static str),
+}
+
+/// Why a row was not decoded; the format adds where it came from.
+#[derive(Debug)]
+pub(crate) struct Fault {
+    /// The category.
+    pub kind: ReasonKind,
+    /// The field at fault, if one.
+    pub field: Option<&'static str>,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+impl Fault {
+    /// A fault not tied to a field.
+    pub fn malformed(reason: String) -> Fault {
+        Fault {
+            kind: ReasonKind::Malformed,
+            field: None,
+            reason,
+        }
+    }
+}
+
+/// Decodes rows of cells into records according to the options.
+pub(crate) struct RowDecoder {
+    /// Column name per slot; `None` for the journey key when none is configured.
+    pub columns: [Option<String>; SLOTS],
+    options: DecodeOptions,
+}
+
+impl RowDecoder {
+    /// A decoder for `options`.
+    pub fn new(options: &DecodeOptions) -> RowDecoder {
+        let columns = std::array::from_fn(|slot| match Field::ALL.get(slot) {
+            Some(&field) => Some(options.mapping.column(field).to_string()),
+            None => options.journey_key.clone(),
+        });
+        RowDecoder {
+            columns,
+            options: options.clone(),
+        }
+    }
+
+    /// Finds each slot's column among `available` (a header or schema). A missing required column
+    /// is an error naming it and listing the available ones; a missing optional column (or
+    /// journey key, with a warning) leaves its slot `None`.
+    pub fn resolve(&self, available: &[String], what: &str) -> anyhow::Result<[Option<usize>; SLOTS]> {
+        let mut slots = [None; SLOTS];
+        for (slot, column) in self.columns.iter().enumerate() {
+            let Some(column) = column else { continue };
+            slots[slot] = available.iter().position(|c| c == column);
+            if slots[slot].is_some() {
+                continue;
+            }
+            match Field::ALL.get(slot) {
+                Some(field) if field.required() => anyhow::bail!(
+                    "required column {column:?} (field {field}) not found in {what}; available columns: {}",
+                    available.join(", ")
+                ),
+                None => tracing::warn!(
+                    "journey-key column {column:?} not found in {what}; every record gets no journey key"
+                ),
+                Some(_) => {}
+            }
+        }
+        Ok(slots)
+    }
+
+    /// Decodes one row given its cells in slot order.
+    pub fn decode(&self, cells: &[Cell<'_>; SLOTS]) -> Result<Record, Fault> {
+        let customer = self.required_text(Field::Customer, &cells[0])?;
+        let time = self.time(&cells[1])?;
+        let contact_point = self.required_text(Field::ContactPoint, &cells[2])?;
+        let channel = self.optional_text(Field::Channel.name(), &cells[3])?;
+        let kind = self.optional_text(Field::Kind.name(), &cells[4])?;
+        let value = self.value(&cells[5])?;
+        let session = self.optional_text(Field::Session.name(), &cells[6])?;
+        let journey_key = self.optional_text("journey_key", &cells[JOURNEY_SLOT])?;
+        let converting = self
+            .options
+            .conversion
+            .as_ref()
+            .is_some_and(|c| c.matches(&contact_point, kind.as_deref()));
+        Ok(Record {
+            customer,
+            journey_key,
+            time,
+            contact_point,
+            channel,
+            kind,
+            session,
+            converting,
+            value,
+        })
+    }
+
+    fn missing(&self, field: Field) -> Fault {
+        let column = self.columns[field as usize].as_deref().unwrap_or_default();
+        Fault {
+            kind: ReasonKind::MissingField,
+            field: Some(field.name()),
+            reason: format!("{field}: missing (column {column:?})"),
+        }
+    }
+
+    fn required_text(&self, field: Field, cell: &Cell<'_>) -> Result<String, Fault> {
+        self.optional_text(field.name(), cell)?
+            .ok_or_else(|| self.missing(field))
+    }
+
+    fn optional_text(&self, name: &'static str, cell: &Cell<'_>) -> Result<Option<String>, Fault> {
+        Ok(match *cell {
+            Cell::Absent | Cell::Null | Cell::Str("") => None,
+            Cell::Str(s) => Some(s.to_string()),
+            Cell::Num(Number::Int(i)) | Cell::TimeMs(i) => Some(i.to_string()),
+            Cell::Num(Number::Float(f)) => Some(render_float(f)),
+            Cell::BigUInt(u) => Some(u.to_string()),
+            Cell::Other(t) => return Err(bad_type(name, "text or a number", t)),
+        })
+    }
+
+    fn time(&self, cell: &Cell<'_>) -> Result<i64, Fault> {
+        let format = self.options.time_format;
+        let (parsed, shown) = match *cell {
+            Cell::Absent | Cell::Null | Cell::Str("") => return Err(self.missing(Field::Time)),
+            Cell::TimeMs(ms) => return Ok(ms),
+            Cell::Str(s) => (format.parse_text(s), format!("{s:?}")),
+            Cell::Num(n) => (
+                format.from_number(n),
+                match n {
+                    Number::Int(i) => i.to_string(),
+                    Number::Float(f) => f.to_string(),
+                },
+            ),
+            Cell::BigUInt(u) => (None, u.to_string()),
+            Cell::Other(t) => return Err(bad_type("time", "a timestamp", t)),
+        };
+        parsed.ok_or_else(|| Fault {
+            kind: ReasonKind::BadTime,
+            field: Some("time"),
+            reason: format!("time: cannot parse {shown} as {}", format.expectation()),
+        })
+    }
+
+    fn value(&self, cell: &Cell<'_>) -> Result<i64, Fault> {
+        let value = match *cell {
+            Cell::Absent | Cell::Null => return Ok(0),
+            Cell::Str(s) if s.trim().is_empty() => return Ok(0),
+            Cell::Str(s) => s.trim().parse::<f64>().map_err(|_| Fault {
+                kind: ReasonKind::BadValue,
+                field: Some("value"),
+                reason: format!("value: cannot parse {s:?} as a number"),
+            })?,
+            Cell::Num(Number::Int(i)) | Cell::TimeMs(i) => i as f64,
+            Cell::Num(Number::Float(f)) => f,
+            Cell::BigUInt(u) => u as f64,
+            Cell::Other(t) => return Err(bad_type("value", "a number", t)),
+        };
+        value_to_micros(value).ok_or_else(|| Fault {
+            kind: ReasonKind::BadValue,
+            field: Some("value"),
+            reason: format!("value out of range: {value}"),
+        })
+    }
+}
+
+fn bad_type(field: &'static str, expected: &str, got: &str) -> Fault {
+    Fault {
+        kind: ReasonKind::BadType,
+        field: Some(field),
+        reason: format!("{field}: expected {expected}, got {got}"),
+    }
+}
+
+/// Renders a float id as text: integral values without a fraction (`173688.0` → `"173688"`).
+fn render_float(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        f.to_string()
+    }
+}

@@ -1,0 +1,215 @@
+//! JSON Lines decoding on the input side: reads one line at a time and picks only the mapped
+//! keys out of each object (no per-record map), handing the cells to the row decoder.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use super::decode::{Cell, Fault, RowDecoder, SLOTS};
+use super::input::BUFFER;
+use super::time::Number;
+use super::{Record, Rejection};
+
+/// Streams records out of a JSON Lines input.
+pub(crate) struct JsonlDecoder {
+    reader: BufReader<Box<dyn Read + Send>>,
+    decoder: RowDecoder,
+    source: String,
+    line: u64,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl JsonlDecoder {
+    /// A decoder reading `reader`, labelled `source` in rejections.
+    pub fn new(reader: Box<dyn Read + Send>, decoder: RowDecoder, source: String) -> JsonlDecoder {
+        JsonlDecoder {
+            reader: BufReader::with_capacity(BUFFER, reader),
+            decoder,
+            source,
+            line: 0,
+            buf: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The next record or rejection; blank lines are skipped.
+    pub fn next_item(&mut self) -> Option<Result<Record, Rejection>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            self.buf.clear();
+            match self.reader.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(Rejection::read_error(&self.source, self.line + 1, &e)));
+                }
+            }
+            self.line += 1;
+            let line = self.buf.trim_ascii();
+            if line.is_empty() {
+                continue;
+            }
+            let result = match std::str::from_utf8(line) {
+                Ok(text) => decode_line(&self.decoder, text),
+                Err(e) => Err(Fault::malformed(format!("invalid UTF-8: {e}"))),
+            };
+            return Some(result.map_err(|fault| {
+                Rejection::from_fault(&self.source, self.line, fault, String::from_utf8_lossy(line).into_owned())
+            }));
+        }
+    }
+}
+
+fn decode_line(decoder: &RowDecoder, text: &str) -> Result<Record, Fault> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let cells = RowSeed { decoder }
+        .deserialize(&mut de)
+        .and_then(|cells| de.end().map(|()| cells))
+        .map_err(|e| Fault::malformed(format!("malformed JSON: {e}")))?;
+    let cells: [Cell<'_>; SLOTS] = std::array::from_fn(|slot| cells[slot].as_cell());
+    decoder.decode(&cells)
+}
+
+/// A JSON value of a wanted key.
+#[derive(Clone, Debug)]
+enum JsonCell<'de> {
+    Absent,
+    Null,
+    Str(Cow<'de, str>),
+    Num(Number),
+    BigUInt(u64),
+    Other(&'static str),
+}
+
+impl JsonCell<'_> {
+    fn as_cell(&self) -> Cell<'_> {
+        match self {
+            JsonCell::Absent => Cell::Absent,
+            JsonCell::Null => Cell::Null,
+            JsonCell::Str(s) => Cell::Str(s),
+            JsonCell::Num(n) => Cell::Num(*n),
+            JsonCell::BigUInt(u) => Cell::BigUInt(*u),
+            JsonCell::Other(t) => Cell::Other(t),
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for JsonCell<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CellVisitor;
+        impl<'de> Visitor<'de> for CellVisitor {
+            type Value = JsonCell<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(JsonCell::Null)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(JsonCell::Other("a boolean"))
+            }
+            fn visit_i64<E>(self, i: i64) -> Result<Self::Value, E> {
+                Ok(JsonCell::Num(Number::Int(i)))
+            }
+            fn visit_u64<E>(self, u: u64) -> Result<Self::Value, E> {
+                Ok(i64::try_from(u).map_or(JsonCell::BigUInt(u), |i| JsonCell::Num(Number::Int(i))))
+            }
+            fn visit_f64<E>(self, f: f64) -> Result<Self::Value, E> {
+                Ok(JsonCell::Num(Number::Float(f)))
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(JsonCell::Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(JsonCell::Str(Cow::Owned(s.to_string())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+                Ok(JsonCell::Str(Cow::Owned(s)))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(JsonCell::Other("an array"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(JsonCell::Other("an object"))
+            }
+        }
+        deserializer.deserialize_any(CellVisitor)
+    }
+}
+
+/// An object key, borrowed when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(s.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Deserializes one JSON object into the cells of the mapped keys.
+struct RowSeed<'a> {
+    decoder: &'a RowDecoder,
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = [JsonCell<'de>; SLOTS];
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = [JsonCell<'de>; SLOTS];
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut cells: [JsonCell<'de>; SLOTS] = std::array::from_fn(|_| JsonCell::Absent);
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let mut wanted = self
+                .decoder
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(_, column)| column.as_deref() == Some(&*key))
+                .map(|(slot, _)| slot);
+            match wanted.next() {
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Some(first) => {
+                    let value: JsonCell<'de> = map.next_value()?;
+                    for slot in wanted {
+                        cells[slot] = value.clone();
+                    }
+                    cells[first] = value;
+                }
+            }
+        }
+        Ok(cells)
+    }
+}
