@@ -1,6 +1,185 @@
-//! cli (in progress)
+//! The `stepstone` command line: `stepstone run` turns flags and an optional config file into a
+//! [`Pipeline`] and runs it; `stepstone generate` writes a synthetic event stream.
 
-/// Runs the command line.
-pub fn main() -> anyhow::Result<()> {
-    Ok(())
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{ConfigFile, Pipeline, SegmentSection};
+use crate::engine;
+use crate::generate::{self, GenerateOptions};
+
+/// Real-time customer-journey analytics on differential dataflow.
+#[derive(Debug, Parser)]
+#[command(name = "stepstone", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline: read events, maintain journeys, transitions and segments, write Arrow
+    /// snapshots, context deltas and dead letters.
+    Run(RunArgs),
+    /// Write a realistic synthetic event stream (seeded, deterministic).
+    Generate(GenerateOptions),
+}
+
+/// Options of `stepstone run`; each overrides the same setting of the config file.
+#[derive(Debug, Default, Args)]
+pub struct RunArgs {
+    /// Pipeline config file (TOML); its relative paths are relative to the file.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Input file (.jsonl, .csv, .parquet, .arrow, optionally .gz/.zst); repeatable; `-` is stdin.
+    #[arg(short, long = "input", value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// Input format when it cannot be told from the extension: jsonl, csv, parquet, arrow.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Column mapping FIELD=COLUMN,… (fields: customer, time, contact_point, channel, kind, value, session).
+    #[arg(long, value_name = "SPEC")]
+    pub map: Vec<String>,
+    /// How times are read: auto, rfc3339, epoch_s, epoch_ms.
+    #[arg(long)]
+    pub time_format: Option<String>,
+    /// Which events convert: kind=VALUE[|VALUE…] or contact_point=VALUE[|VALUE…].
+    #[arg(long, value_name = "FIELD=VALUES")]
+    pub conversion: Option<String>,
+    /// A column that splits each customer's events into parallel journeys.
+    #[arg(long, value_name = "COLUMN")]
+    pub journey_key: Option<String>,
+    /// Inactivity gap that ends a session (30m, 1h, …) or `none` (one session per journey).
+    #[arg(long, value_name = "GAP")]
+    pub session_gap: Option<String>,
+    /// Number of last contact points kept in each journey's path.
+    #[arg(long, value_name = "N")]
+    pub path_length: Option<usize>,
+    /// Output directory for the snapshots.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write context deltas (JSON Lines) to this file; `-` is stdout.
+    #[arg(long, value_name = "FILE")]
+    pub deltas: Option<PathBuf>,
+    /// Dead-letter file for rejected records (default: rejected.jsonl in the output directory).
+    #[arg(long, value_name = "FILE")]
+    pub rejected: Option<PathBuf>,
+    /// Also write a snapshot at this wall-clock interval during the run (10s, 1m, …).
+    #[arg(long, value_name = "DURATION")]
+    pub snapshot_interval: Option<String>,
+    /// Also write Parquet files next to the Arrow files.
+    #[arg(long)]
+    pub parquet: bool,
+    /// Stop with an error at the first bad record.
+    #[arg(long)]
+    pub strict: bool,
+    /// Number of timely worker threads.
+    #[arg(short, long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Events per logical time (epoch).
+    #[arg(long, value_name = "N")]
+    pub epoch_events: Option<usize>,
+    /// A segment NAME=RULE, e.g. `engaged=events >= 3`; repeatable, added to the config's segments.
+    #[arg(long = "segment", value_name = "NAME=RULE")]
+    pub segments: Vec<String>,
+    /// Do not print the run summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    /// The pipeline these arguments describe: the config file, if any, overridden by the flags.
+    pub fn pipeline(&self) -> anyhow::Result<Pipeline> {
+        let mut config = match &self.config {
+            Some(path) => ConfigFile::load(path)?,
+            None => ConfigFile::default(),
+        };
+        config.override_with(self.as_config()?);
+        Pipeline::try_from(config)
+    }
+
+    /// The settings given as flags, as a config with paths relative to the working directory.
+    fn as_config(&self) -> anyhow::Result<ConfigFile> {
+        let cwd = std::env::current_dir().context("reading the working directory")?;
+        let absolute = |p: &PathBuf| if p.as_os_str() == "-" { p.clone() } else { cwd.join(p) };
+        let mut config = ConfigFile::default();
+        config.input.paths = self.inputs.clone();
+        config.input.format = self.format.clone();
+        config.input.time_format = self.time_format.clone();
+        for spec in &self.map {
+            for item in spec.split(',').filter(|item| !item.trim().is_empty()) {
+                let (field, column) = item
+                    .split_once('=')
+                    .with_context(|| format!("--map: expected FIELD=COLUMN, got {item:?}"))?;
+                config.input.map.insert(field.trim().to_owned(), column.trim().to_owned());
+            }
+        }
+        config.input.journey_key = self.journey_key.clone();
+        config.journeys.session_gap = self.session_gap.clone();
+        config.journeys.path_length = self.path_length;
+        config.journeys.conversion = self.conversion.clone();
+        config.output.dir = self.out.clone();
+        config.output.deltas = self.deltas.as_ref().map(absolute);
+        config.output.rejected = self.rejected.as_ref().map(absolute);
+        config.output.snapshot_interval = self.snapshot_interval.clone();
+        config.output.parquet = self.parquet.then_some(true);
+        config.run.strict = self.strict.then_some(true);
+        config.run.workers = self.workers;
+        config.run.epoch_events = self.epoch_events;
+        for spec in &self.segments {
+            let (name, rule) =
+                spec.split_once('=').with_context(|| format!("--segment: expected NAME=RULE, got {spec:?}"))?;
+            config.segments.push(SegmentSection { name: name.trim().to_owned(), rule: rule.trim().to_owned() });
+        }
+        Ok(config)
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("STEPSTONE_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match execute(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Executes one subcommand.
+fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => {
+            let pipeline = args.pipeline()?;
+            let summary = engine::run(&pipeline)?;
+            if !args.quiet {
+                eprintln!("{summary}");
+                eprintln!("snapshots in     {}", pipeline.out_dir.display());
+            }
+            Ok(())
+        }
+        Command::Generate(options) => {
+            let summary = generate::generate(&options)?;
+            eprintln!(
+                "wrote {} events and {} malformed records for {} customers ({} bytes) to {}",
+                summary.events,
+                summary.malformed,
+                summary.customers,
+                summary.bytes,
+                options.out.display()
+            );
+            Ok(())
+        }
+    }
 }

@@ -1,1 +1,375 @@
-//! config (in progress)
+//! Pipeline configuration: the TOML config file, the command-line overrides, and their merge
+//! into one checked [`Pipeline`] that the engine runs.
+//!
+//! Paths in a config file are relative to the file's directory; paths given as flags are
+//! relative to the working directory. Flags override the file, field by field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use stepstone_dataflows::event::{Params, SessionRule};
+use stepstone_dataflows::rules::Rule;
+use stepstone_dataflows::segments::SegmentDef;
+
+use crate::source::{Conversion, DecodeOptions, Field, Format, Mapping, TimeFormat};
+
+/// The default number of events per logical time (epoch) when reading files.
+pub const DEFAULT_EPOCH_EVENTS: usize = 200_000;
+
+/// A pipeline config file, as written (see the README's config reference).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ConfigFile {
+    /// Where events come from and how their columns map to event fields.
+    #[serde(default)]
+    pub input: InputSection,
+    /// How journeys are cut and what counts as a conversion.
+    #[serde(default)]
+    pub journeys: JourneySection,
+    /// Where and how often results are written.
+    #[serde(default)]
+    pub output: OutputSection,
+    /// Execution settings.
+    #[serde(default)]
+    pub run: RunSection,
+    /// The segment definitions, in order.
+    #[serde(default)]
+    pub segments: Vec<SegmentSection>,
+}
+
+/// `[input]`: the event sources.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InputSection {
+    /// Input files, read in order; `-` is stdin.
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    /// `jsonl`, `csv`, `parquet` or `arrow`; detected from each file's extension when absent.
+    pub format: Option<String>,
+    /// `auto`, `rfc3339`, `epoch_s` or `epoch_ms`.
+    pub time_format: Option<String>,
+    /// Field → column name (`customer = "user_id"`); unmapped fields use their own name.
+    #[serde(default)]
+    pub map: BTreeMap<String, String>,
+    /// A column whose value splits a customer's events into parallel journeys.
+    pub journey_key: Option<String>,
+}
+
+/// `[journeys]`: sessions, paths and conversions.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JourneySection {
+    /// Inactivity gap that ends a session (`30m`, `1h 30m`), or `none` for one session per journey.
+    pub session_gap: Option<String>,
+    /// How many of the last contact points a journey keeps in its path.
+    pub path_length: Option<usize>,
+    /// `kind=VALUE|VALUE…` or `contact_point=VALUE|VALUE…`.
+    pub conversion: Option<String>,
+}
+
+/// `[output]`: snapshots, deltas and dead letters.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OutputSection {
+    /// The directory of the Arrow snapshots (and of relative `deltas` / `rejected` paths).
+    pub dir: Option<PathBuf>,
+    /// Wall-clock time between snapshots during a run (`10s`, `1m`); one is always written at the end.
+    pub snapshot_interval: Option<String>,
+    /// Whether to write Parquet files alongside the Arrow files.
+    pub parquet: Option<bool>,
+    /// The context-delta file (JSON Lines), relative to `dir`; `-` is stdout.
+    pub deltas: Option<PathBuf>,
+    /// The dead-letter file (JSON Lines), relative to `dir`.
+    pub rejected: Option<PathBuf>,
+}
+
+/// `[run]`: execution settings.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RunSection {
+    /// Number of timely worker threads.
+    pub workers: Option<usize>,
+    /// Stop with an error at the first bad record instead of rejecting it.
+    pub strict: Option<bool>,
+    /// Events per logical time when reading files.
+    pub epoch_events: Option<usize>,
+}
+
+/// `[[segments]]`: one named segment.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SegmentSection {
+    /// The segment's name.
+    pub name: String,
+    /// Its membership rule, e.g. `events >= 3 and not converted`.
+    pub rule: String,
+}
+
+impl ConfigFile {
+    /// Reads and parses the config file at `path`, resolving its relative paths against the
+    /// file's directory.
+    pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+        let mut config: ConfigFile =
+            toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let resolve = |p: &Path| if p == Path::new("-") || p.is_absolute() { p.to_path_buf() } else { normalize(&base.join(p)) };
+        config.input.paths = config.input.paths.iter().map(|p| resolve(p)).collect();
+        config.output.dir = Some(resolve(config.output.dir.as_deref().unwrap_or(Path::new("out"))));
+        Ok(config)
+    }
+
+    /// Overrides this config with the values set in `flags` (a config built from command-line
+    /// flags, whose paths are relative to the working directory).
+    pub fn override_with(&mut self, flags: ConfigFile) {
+        fn set<T>(target: &mut Option<T>, value: Option<T>) {
+            if value.is_some() {
+                *target = value;
+            }
+        }
+        if !flags.input.paths.is_empty() {
+            self.input.paths = flags.input.paths;
+        }
+        set(&mut self.input.format, flags.input.format);
+        set(&mut self.input.time_format, flags.input.time_format);
+        self.input.map.extend(flags.input.map);
+        set(&mut self.input.journey_key, flags.input.journey_key);
+        set(&mut self.journeys.session_gap, flags.journeys.session_gap);
+        set(&mut self.journeys.path_length, flags.journeys.path_length);
+        set(&mut self.journeys.conversion, flags.journeys.conversion);
+        set(&mut self.output.dir, flags.output.dir);
+        set(&mut self.output.snapshot_interval, flags.output.snapshot_interval);
+        set(&mut self.output.parquet, flags.output.parquet);
+        set(&mut self.output.deltas, flags.output.deltas);
+        set(&mut self.output.rejected, flags.output.rejected);
+        set(&mut self.run.workers, flags.run.workers);
+        set(&mut self.run.strict, flags.run.strict);
+        set(&mut self.run.epoch_events, flags.run.epoch_events);
+        self.segments.extend(flags.segments);
+    }
+}
+
+/// A checked, ready-to-run pipeline.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    /// Input paths in reading order; `-` is stdin.
+    pub inputs: Vec<String>,
+    /// The input format, or `None` to detect it per file.
+    pub format: Option<Format>,
+    /// How records are decoded.
+    pub decode: DecodeOptions,
+    /// Session rule and path length.
+    pub params: Params,
+    /// The segments, in config order.
+    pub segments: Vec<SegmentDef>,
+    /// The snapshot directory.
+    pub out_dir: PathBuf,
+    /// The context-delta file (`-` for stdout), if deltas are written.
+    pub deltas: Option<PathBuf>,
+    /// The dead-letter file.
+    pub rejected: PathBuf,
+    /// Wall-clock time between snapshots during a run, if any.
+    pub snapshot_interval: Option<Duration>,
+    /// Whether Parquet files are written alongside the Arrow files.
+    pub parquet: bool,
+    /// Number of timely workers.
+    pub workers: usize,
+    /// Whether the first bad record stops the run.
+    pub strict: bool,
+    /// Events per logical time.
+    pub epoch_events: usize,
+}
+
+impl TryFrom<ConfigFile> for Pipeline {
+    type Error = anyhow::Error;
+
+    fn try_from(config: ConfigFile) -> anyhow::Result<Pipeline> {
+        let ConfigFile { input, journeys, output, run, segments } = config;
+        if input.paths.is_empty() {
+            bail!("no input: give --input FILE (or `-` for stdin), or `paths` under [input] in the config file");
+        }
+        let inputs = input
+            .paths
+            .iter()
+            .map(|p| p.to_str().map(str::to_owned).with_context(|| format!("input path {} is not UTF-8", p.display())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let format = input.format.as_deref().map(str::parse::<Format>).transpose().map_err(anyhow::Error::msg)?;
+        let time_format = input
+            .time_format
+            .as_deref()
+            .map(str::parse::<TimeFormat>)
+            .transpose()
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or_default();
+        let mut mapping = Mapping::default();
+        for (field, column) in &input.map {
+            mapping.set(field, column).with_context(|| format!("input map: {field} = {column:?}"))?;
+        }
+        let conversion = journeys
+            .conversion
+            .as_deref()
+            .map(Conversion::parse)
+            .transpose()
+            .context("conversion rule")?;
+        let session_mapped = input.map.contains_key(Field::Session.name());
+        let session = match journeys.session_gap.as_deref() {
+            Some(gap) => parse_session_gap(gap)?,
+            None if session_mapped => SessionRule::ById,
+            None => Params::default().session,
+        };
+        let path_len = journeys.path_length.unwrap_or(Params::default().path_len);
+        if path_len == 0 {
+            bail!("path-length must be at least 1");
+        }
+        let mut names = std::collections::BTreeSet::new();
+        let segments = segments
+            .into_iter()
+            .map(|s| {
+                if s.name.trim().is_empty() {
+                    bail!("a segment has an empty name");
+                }
+                if !names.insert(s.name.clone()) {
+                    bail!("segment {:?} is defined twice", s.name);
+                }
+                let rule = Rule::parse(&s.rule).with_context(|| format!("segment {:?}: rule {:?}", s.name, s.rule))?;
+                Ok(SegmentDef { name: s.name, rule })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let out_dir = output.dir.unwrap_or_else(|| PathBuf::from("out"));
+        let in_dir = |p: PathBuf| if p == Path::new("-") || p.is_absolute() { p } else { out_dir.join(p) };
+        let deltas = output.deltas.map(in_dir);
+        let rejected = in_dir(output.rejected.unwrap_or_else(|| PathBuf::from("rejected.jsonl")));
+        let snapshot_interval = output
+            .snapshot_interval
+            .as_deref()
+            .map(|s| humantime::parse_duration(s).with_context(|| format!("snapshot-interval {s:?}")))
+            .transpose()?;
+        let workers = run.workers.unwrap_or(1);
+        if workers == 0 {
+            bail!("workers must be at least 1");
+        }
+        let epoch_events = run.epoch_events.unwrap_or(DEFAULT_EPOCH_EVENTS);
+        if epoch_events == 0 {
+            bail!("epoch-events must be at least 1");
+        }
+        Ok(Pipeline {
+            inputs,
+            format,
+            decode: DecodeOptions { mapping, time_format, conversion, journey_key: input.journey_key },
+            params: Params { session, path_len },
+            segments,
+            out_dir,
+            deltas,
+            rejected,
+            snapshot_interval,
+            parquet: output.parquet.unwrap_or(false),
+            workers,
+            strict: run.strict.unwrap_or(false),
+            epoch_events,
+        })
+    }
+}
+
+/// `path` with `.` components and `dir/..` pairs removed, without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+}
+
+/// Parses a session gap: a duration such as `30m` or `1h 30m`, or `none` for never splitting.
+pub fn parse_session_gap(text: &str) -> anyhow::Result<SessionRule> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(SessionRule::Never);
+    }
+    let gap = humantime::parse_duration(text.trim())
+        .with_context(|| format!("session gap {text:?}: expected a duration such as 30m or 1h, or none"))?;
+    let millis = i64::try_from(gap.as_millis()).context("session gap is too long")?;
+    Ok(SessionRule::Gap(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline(toml_text: &str) -> anyhow::Result<Pipeline> {
+        let config: ConfigFile = toml::from_str(toml_text)?;
+        Pipeline::try_from(config)
+    }
+
+    #[test]
+    fn config_paths_are_normalized() {
+        assert_eq!(normalize(Path::new("data/pipelines/../../out/demo")), PathBuf::from("out/demo"));
+        assert_eq!(normalize(Path::new("../a/./b")), PathBuf::from("../a/b"));
+        assert_eq!(normalize(Path::new("a/..")), PathBuf::from("."));
+    }
+
+    #[test]
+    fn session_gaps() {
+        assert_eq!(parse_session_gap("30m").unwrap(), SessionRule::Gap(1_800_000));
+        assert_eq!(parse_session_gap("1h 30m").unwrap(), SessionRule::Gap(5_400_000));
+        assert_eq!(parse_session_gap("None").unwrap(), SessionRule::Never);
+        assert!(parse_session_gap("soon").is_err());
+    }
+
+    #[test]
+    fn defaults_and_mapping() {
+        let p = pipeline(
+            r#"
+            [input]
+            paths = ["events.csv"]
+            map = { customer = "case:concept:name", "contact_point" = "concept name" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(p.params, Params::default());
+        assert_eq!(p.decode.mapping.column(Field::Customer), "case:concept:name");
+        assert_eq!(p.decode.mapping.column(Field::ContactPoint), "concept name");
+        assert_eq!(p.rejected, PathBuf::from("out/rejected.jsonl"));
+        assert_eq!(p.workers, 1);
+    }
+
+    #[test]
+    fn a_mapped_session_column_decides_sessions_unless_a_gap_is_given() {
+        let p = pipeline("[input]\npaths = [\"a.jsonl\"]\nmap = { session = \"sid\" }").unwrap();
+        assert_eq!(p.params.session, SessionRule::ById);
+        let p = pipeline("[input]\npaths = [\"a.jsonl\"]\nmap = { session = \"sid\" }\n[journeys]\nsession-gap = \"none\"")
+            .unwrap();
+        assert_eq!(p.params.session, SessionRule::Never);
+    }
+
+    #[test]
+    fn errors_name_what_is_wrong() {
+        let err = pipeline("[input]\npaths = [\"a.jsonl\"]\n[[segments]]\nname = \"x\"\nrule = \"events >=\"").unwrap_err();
+        assert!(format!("{err:#}").contains("segment \"x\""), "{err:#}");
+        let err = pipeline("[input]\npaths = [\"a.jsonl\"]\nmap = { user = \"u\" }").unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field \"user\""), "{err:#}");
+        assert!(toml::from_str::<ConfigFile>("[input]\npath = \"a\"").is_err());
+        assert!(pipeline("").unwrap_err().to_string().contains("no input"));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let mut config: ConfigFile =
+            toml::from_str("[input]\npaths = [\"a.jsonl\"]\n[journeys]\nsession-gap = \"10m\"\npath-length = 3").unwrap();
+        let mut flags = ConfigFile::default();
+        flags.journeys.session_gap = Some("none".into());
+        flags.output.dir = Some("elsewhere".into());
+        config.override_with(flags);
+        let p = Pipeline::try_from(config).unwrap();
+        assert_eq!(p.params, Params { session: SessionRule::Never, path_len: 3 });
+        assert_eq!(p.out_dir, PathBuf::from("elsewhere"));
+    }
+}

@@ -1,5 +1,5 @@
 //! The `stepstone` command line.
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     stepstone::cli::main()
 }
