@@ -1,0 +1,263 @@
+//! End-to-end checks of `stepstone run` on the bundled sample and on small hand-made inputs:
+//! the demo pipeline's outputs against an independent recomputation, identical results for one
+//! and two workers and for bulk versus many small epochs (late events across epochs), deltas
+//! that replay to the final snapshot, dead letters with exact line numbers, strict mode, stdin,
+//! and clear errors for bad configuration.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{OracleEvent, logical_time, oracle, read_table, root, stepstone, stepstone_ok};
+
+const SAMPLE: &str = "data/sample/events.jsonl.gz";
+const DEMO: &str = "data/pipelines/demo.toml";
+const TABLES: [&str; 5] = ["journeys", "transitions", "channel_transitions", "segments", "segment_channels"];
+
+/// Runs the demo pipeline into a temporary directory with `extra` flags.
+fn demo(extra: &[&str]) -> tempfile::TempDir {
+    let out = tempfile::tempdir().expect("a temporary directory");
+    let mut args = vec!["run", "-q", "--config", DEMO, "--out", out.path().to_str().unwrap()];
+    args.extend_from_slice(extra);
+    stepstone_ok(&args);
+    out
+}
+
+/// The sample's lines, decompressed.
+fn sample_lines() -> Vec<String> {
+    let file = std::fs::File::open(root().join(SAMPLE)).expect("the bundled sample");
+    BufReader::new(flate2::read::GzDecoder::new(file)).lines().map(|l| l.expect("a line")).collect()
+}
+
+/// The dead letters of a run: line number → (field, raw record).
+fn dead_letters(dir: &Path) -> BTreeMap<u64, (Option<String>, String)> {
+    let text = std::fs::read_to_string(dir.join("rejected.jsonl")).expect("rejected.jsonl");
+    text.lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("a JSON dead letter");
+            assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()), "a reason: {line}");
+            assert!(v["source"].as_str().is_some_and(|s| s.ends_with("events.jsonl.gz")), "the source: {line}");
+            (v["line"].as_u64().unwrap(), (v["field"].as_str().map(str::to_owned), v["raw"].as_str().unwrap().to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn demo_outputs_match_an_independent_recomputation() {
+    let out = demo(&[]);
+    let lines = sample_lines();
+    let rejected = dead_letters(out.path());
+
+    // Every dead letter names its exact line; every other line is a good event.
+    assert!(!rejected.is_empty());
+    for (line, (_, raw)) in &rejected {
+        assert_eq!(&lines[*line as usize - 1], raw, "dead letter of line {line}");
+    }
+    let mut events = Vec::new();
+    for (row, line) in lines.iter().enumerate() {
+        if rejected.contains_key(&(row as u64 + 1)) {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line).expect("a good line is JSON");
+        let time = chrono::DateTime::parse_from_rfc3339(v["time"].as_str().unwrap()).expect("an RFC 3339 time");
+        let kind = v["kind"].as_str().unwrap_or("");
+        events.push(OracleEvent {
+            customer: v["customer"].as_str().unwrap().to_owned(),
+            time: time.timestamp_millis(),
+            row,
+            contact_point: v["contact_point"].as_str().unwrap().to_owned(),
+            converting: kind == "purchase" || kind == "signup",
+        });
+    }
+    let (expected_edges, expected_journeys) = oracle(&events, Some(30 * 60_000), 5);
+    assert_eq!(common::edges(&read_table(out.path(), "transitions")), expected_edges);
+    assert_eq!(common::journeys(&read_table(out.path(), "journeys")), expected_journeys);
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["events"].as_u64().unwrap() as usize, events.len());
+    assert_eq!(summary["rejected_total"].as_u64().unwrap() as usize, rejected.len());
+    assert_eq!(summary["customers"].as_u64().unwrap() as usize, expected_journeys.len());
+
+    // All files of the final snapshot are for the same logical time; the contract columns exist.
+    let times: BTreeSet<Option<String>> = TABLES.iter().map(|t| logical_time(&read_table(out.path(), t))).collect();
+    assert_eq!(times.len(), 1);
+    assert!(times.iter().next().unwrap().is_some());
+    let columns = |table: &str| -> Vec<String> {
+        read_table(out.path(), table).schema().fields().iter().map(|f| f.name().clone()).collect()
+    };
+    for (table, expected) in [
+        (
+            "journeys",
+            &[
+                "customer", "first_time", "last_time", "events", "sessions", "session_start", "path", "channels",
+                "converted", "conversions", "last_conversion_time", "value",
+            ][..],
+        ),
+        ("transitions", &["from", "to", "count", "dwell_ms_total", "dwell_ms_mean", "probability"][..]),
+        ("segments", &["segment", "members", "value", "conversion_rate"][..]),
+        ("segment_channels", &["segment", "channel", "members"][..]),
+    ] {
+        let have = columns(table);
+        for column in expected {
+            assert!(have.iter().any(|c| c == column), "{table}.arrow lacks {column}: {have:?}");
+        }
+    }
+    for table in TABLES {
+        assert!(out.path().join(format!("{table}.parquet")).exists(), "{table}.parquet (demo sets parquet)");
+    }
+}
+
+/// The batches of all tables of a run, without schema metadata (which holds wall-clock time).
+fn tables_of(dir: &Path) -> Vec<arrow::array::RecordBatch> {
+    TABLES
+        .iter()
+        .map(|t| {
+            let batch = read_table(dir, t);
+            let schema = std::sync::Arc::new(batch.schema().as_ref().clone().with_metadata(std::collections::HashMap::new()));
+            arrow::array::RecordBatch::try_new(schema, batch.columns().to_vec()).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn results_do_not_depend_on_workers_or_epochs() {
+    let reference = demo(&["-w", "1"]);
+    let expected = tables_of(reference.path());
+    for flags in [&["-w", "2"][..], &["-w", "2", "--epoch-events", "777"][..], &["-w", "1", "--epoch-events", "5000"][..]] {
+        let out = demo(flags);
+        assert_eq!(tables_of(out.path()), expected, "flags {flags:?}");
+    }
+}
+
+#[test]
+fn deltas_replay_to_the_final_snapshot() {
+    let out = demo(&["--epoch-events", "3000"]);
+    let text = std::fs::read_to_string(out.path().join("deltas.jsonl")).expect("deltas.jsonl");
+    let mut journeys: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    let mut memberships: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut last_time = 0;
+    let mut seen_insert_at: Option<u64> = None;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON delta");
+        let time = v["time"].as_u64().unwrap();
+        assert!(time >= last_time, "deltas come in time order");
+        if time != last_time {
+            seen_insert_at = None;
+        }
+        last_time = time;
+        let diff = v["diff"].as_i64().unwrap();
+        assert!(diff == 1 || diff == -1, "diff is ±1: {line}");
+        if diff == 1 {
+            seen_insert_at = Some(time);
+        } else {
+            assert_ne!(seen_insert_at, Some(time), "removals precede insertions within a time");
+        }
+        let customer = v["customer"].as_str().unwrap().to_owned();
+        match v["type"].as_str().unwrap() {
+            "journey" => {
+                let state = (v["events"].as_i64().unwrap(), v["last_time"].as_str().unwrap().to_owned());
+                if diff == 1 {
+                    assert!(journeys.insert(customer, state).is_none(), "a journey enters once: {line}");
+                } else {
+                    assert_eq!(journeys.remove(&customer), Some(state), "the row that leaves is the current one");
+                }
+            }
+            "segment" => {
+                let key = (v["segment"].as_str().unwrap().to_owned(), customer);
+                assert_eq!(if diff == 1 { memberships.insert(key) } else { memberships.remove(&key) }, true, "{line}");
+            }
+            other => panic!("unknown delta type {other}"),
+        }
+    }
+    assert!(last_time > 0, "several epochs");
+    let batch = read_table(out.path(), "journeys");
+    let customers = common::strings(&batch, "customer");
+    let events = common::ints(&batch, "events");
+    let last = common::times(&batch, "last_time");
+    let snapshot: BTreeMap<String, (i64, String)> = (0..batch.num_rows())
+        .map(|i| {
+            let t = chrono::DateTime::from_timestamp_millis(last[i].unwrap()).unwrap();
+            (customers[i].clone(), (events[i], t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+        })
+        .collect();
+    assert_eq!(journeys, snapshot);
+    let segments = read_table(out.path(), "segments");
+    let members: BTreeMap<String, i64> =
+        common::strings(&segments, "segment").into_iter().zip(common::ints(&segments, "members")).collect();
+    for (segment, count) in members {
+        assert_eq!(memberships.iter().filter(|(s, _)| *s == segment).count() as i64, count, "{segment}");
+    }
+}
+
+#[test]
+fn strict_mode_stops_at_the_first_bad_record() {
+    let out = tempfile::tempdir().unwrap();
+    let output = stepstone(&["run", "--config", DEMO, "--strict", "--out", out.path().to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first = *dead_letters(out.path()).keys().next().expect("the bad record is in the dead-letter file");
+    assert!(stderr.contains(&format!("events.jsonl.gz:{first}:")), "stderr names the line: {stderr}");
+}
+
+#[test]
+fn stdin_input_with_a_mapping_and_journey_keys() {
+    let out = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stepstone"))
+        .args(["run", "-q", "--input", "-", "--map", "customer=user id,time=ts,contact_point=page:type"])
+        .args(["--journey-key", "intent", "--conversion", "contact_point=done", "--time-format", "epoch_s"])
+        .args(["--segment", "converted=converted", "--out", out.path().to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = [
+        r#"{"user id": "u1", "ts": 1000, "page:type": "home", "intent": "shoes"}"#,
+        r#"{"user id": "u1", "ts": 1060, "page:type": "done", "intent": "shoes"}"#,
+        r#"{"user id": "u1", "ts": 1030, "page:type": "home", "intent": "bikes"}"#,
+        r#"{"user id": "u2", "ts": "not a time", "page:type": "home"}"#,
+    ];
+    child.stdin.take().unwrap().write_all((input.join("\n") + "\n").as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let journeys = read_table(out.path(), "journeys");
+    assert_eq!(common::strings(&journeys, "journey_key"), ["bikes", "shoes"]);
+    assert_eq!(common::bools(&journeys, "converted"), [false, true]);
+    assert_eq!(common::times(&journeys, "first_time"), [Some(1_030_000), Some(1_000_000)]);
+    let edges = common::edges(&read_table(out.path(), "transitions"));
+    assert_eq!(edges[&("home".to_owned(), "done".to_owned())], (1, 60_000));
+    assert_eq!(edges[&("done".to_owned(), "(conversion)".to_owned())], (1, 0));
+    assert_eq!(edges[&("home".to_owned(), "(exit)".to_owned())], (1, 0));
+    assert_eq!(dead_letters_count(out.path()), 1);
+}
+
+/// The number of dead letters of a run.
+fn dead_letters_count(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("rejected.jsonl")).unwrap().lines().count()
+}
+
+#[test]
+fn configuration_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[input]\npaths = [\"x.jsonl\"]\nsesion-gap = \"5m\"\n").unwrap();
+    let cases: [(Vec<&str>, &str); 5] = [
+        (vec!["run", "--config", config.to_str().unwrap()], "sesion-gap"),
+        (vec!["run", "--input", "missing.jsonl"], "missing.jsonl"),
+        (vec!["run", "--input", SAMPLE, "--session-gap", "soon"], "session gap"),
+        (vec!["run", "--input", SAMPLE, "--map", "user=id"], "unknown field \"user\""),
+        (vec!["run", "--input", SAMPLE, "--segment", "x=events >> 3"], "segment \"x\""),
+    ];
+    for (args, expected) in cases {
+        let mut args = args;
+        let out = dir.path().join("out");
+        args.extend(["--out", out.to_str().unwrap()]);
+        let output = stepstone(&args);
+        assert!(!output.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: stderr should mention {expected:?}: {stderr}");
+    }
+}

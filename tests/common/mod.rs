@@ -1,0 +1,234 @@
+//! Helpers shared by the end-to-end tests: running the `stepstone` binary, reading its Arrow
+//! snapshots back, and an independent, sequential recomputation of the journey semantics
+//! (`../shared/SEMANTICS.md`) to compare them with.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Int64Type, TimestampMillisecondType};
+use arrow::ipc::reader::FileReader;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shared real event logs, if present beside the checkout (or at /work/shared).
+pub fn eventlogs() -> Option<PathBuf> {
+    [root().join("../shared/data/eventlogs"), PathBuf::from("/work/shared/data/eventlogs")]
+        .into_iter()
+        .find(|p| p.join("running-example.csv").exists())
+}
+
+/// Runs `stepstone` with `args` from the workspace root.
+pub fn stepstone(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stepstone"))
+        .args(args)
+        .current_dir(root())
+        .env("STEPSTONE_LOG", "warn")
+        .output()
+        .expect("running stepstone")
+}
+
+/// Runs `stepstone` with `args` and panics with its stderr unless it succeeds.
+pub fn stepstone_ok(args: &[&str]) -> Output {
+    let output = stepstone(args);
+    assert!(
+        output.status.success(),
+        "stepstone {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Reads the single batch of the Arrow IPC file `dir/name.arrow`.
+pub fn read_table(dir: &Path, name: &str) -> RecordBatch {
+    let path = dir.join(format!("{name}.arrow"));
+    let file = File::open(&path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let reader = FileReader::try_new(file, None).expect("an Arrow IPC file");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("a record batch")).collect();
+    assert_eq!(batches.len(), 1, "{name}.arrow holds one batch");
+    batches.into_iter().next().unwrap()
+}
+
+/// The logical time in a batch's schema metadata.
+pub fn logical_time(batch: &RecordBatch) -> Option<String> {
+    batch.schema().metadata().get("stepstone.logical_time").cloned()
+}
+
+/// The string column `name`.
+pub fn strings(batch: &RecordBatch, name: &str) -> Vec<String> {
+    let column = batch.column_by_name(name).unwrap_or_else(|| panic!("column {name}"));
+    column.as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_owned()).collect()
+}
+
+/// The int64 column `name`.
+pub fn ints(batch: &RecordBatch, name: &str) -> Vec<i64> {
+    let column = batch.column_by_name(name).unwrap_or_else(|| panic!("column {name}"));
+    column.as_primitive::<Int64Type>().values().to_vec()
+}
+
+/// The float64 column `name`.
+pub fn floats(batch: &RecordBatch, name: &str) -> Vec<f64> {
+    let column = batch.column_by_name(name).unwrap_or_else(|| panic!("column {name}"));
+    column.as_primitive::<arrow::datatypes::Float64Type>().values().to_vec()
+}
+
+/// The timestamp (ms) column `name`, `None` for nulls.
+pub fn times(batch: &RecordBatch, name: &str) -> Vec<Option<i64>> {
+    let column = batch.column_by_name(name).unwrap_or_else(|| panic!("column {name}"));
+    column.as_primitive::<TimestampMillisecondType>().iter().collect()
+}
+
+/// The list-of-strings column `name`.
+pub fn string_lists(batch: &RecordBatch, name: &str) -> Vec<Vec<String>> {
+    let column = batch.column_by_name(name).unwrap_or_else(|| panic!("column {name}"));
+    let lists = column.as_list::<i32>();
+    (0..lists.len())
+        .map(|i| lists.value(i).as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_owned()).collect())
+        .collect()
+}
+
+/// The boolean column `name`.
+pub fn bools(batch: &RecordBatch, name: &str) -> Vec<bool> {
+    let column = batch.column_by_name(name).unwrap_or_else(|| panic!("column {name}"));
+    column.as_boolean().iter().map(|v| v.unwrap_or_default()).collect()
+}
+
+/// The transition graph of a snapshot: `(from, to)` → `(count, dwell_ms_total)`.
+pub fn edges(batch: &RecordBatch) -> BTreeMap<(String, String), (i64, i64)> {
+    let from = strings(batch, "from");
+    let to = strings(batch, "to");
+    let count = ints(batch, "count");
+    let dwell = ints(batch, "dwell_ms_total");
+    (0..batch.num_rows()).map(|i| ((from[i].clone(), to[i].clone()), (count[i], dwell[i]))).collect()
+}
+
+/// One event as the oracle sees it.
+#[derive(Clone, Debug)]
+pub struct OracleEvent {
+    /// The customer.
+    pub customer: String,
+    /// Event time in ms.
+    pub time: i64,
+    /// Input position, deciding ties.
+    pub row: usize,
+    /// The contact point.
+    pub contact_point: String,
+    /// Whether the event converts.
+    pub converting: bool,
+}
+
+/// What the oracle expects for one customer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OracleJourney {
+    /// Number of events.
+    pub events: i64,
+    /// Number of sessions.
+    pub sessions: i64,
+    /// First event time.
+    pub first_time: i64,
+    /// Last event time.
+    pub last_time: i64,
+    /// The last `path_len` contact points.
+    pub path: Vec<String>,
+    /// Number of converting events.
+    pub conversions: i64,
+}
+
+/// The expected transition graph and journeys, computed sequentially: events sorted per customer
+/// by (time, input position), sessions split where the gap is strictly greater than `gap`
+/// (never when `None`), paths restarted after a converting event.
+pub fn oracle(
+    events: &[OracleEvent],
+    gap: Option<i64>,
+    path_len: usize,
+) -> (BTreeMap<(String, String), (i64, i64)>, BTreeMap<String, OracleJourney>) {
+    let mut per_customer: BTreeMap<&str, Vec<&OracleEvent>> = BTreeMap::new();
+    for e in events {
+        per_customer.entry(&e.customer).or_default().push(e);
+    }
+    let mut edges: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    let mut add = |from: &str, to: &str, dwell: i64| {
+        let entry = edges.entry((from.to_owned(), to.to_owned())).or_default();
+        entry.0 += 1;
+        entry.1 += dwell;
+    };
+    let mut journeys = BTreeMap::new();
+    for (customer, mut list) in per_customer {
+        list.sort_by_key(|e| (e.time, e.row));
+        let mut sessions = 0;
+        let mut previous: Option<&OracleEvent> = None;
+        for e in &list {
+            let new_session = match previous {
+                None => true,
+                Some(p) => gap.is_some_and(|gap| e.time - p.time > gap),
+            };
+            match previous {
+                Some(p) if !new_session && !p.converting => add(&p.contact_point, &e.contact_point, e.time - p.time),
+                Some(p) => {
+                    if new_session && !p.converting {
+                        add(&p.contact_point, "(exit)", 0);
+                    }
+                    add("(start)", &e.contact_point, 0);
+                }
+                None => add("(start)", &e.contact_point, 0),
+            }
+            if new_session {
+                sessions += 1;
+            }
+            if e.converting {
+                add(&e.contact_point, "(conversion)", 0);
+            }
+            previous = Some(e);
+        }
+        let last = list.last().expect("a customer has events");
+        if !last.converting {
+            add(&last.contact_point, "(exit)", 0);
+        }
+        let skip = list.len().saturating_sub(path_len);
+        journeys.insert(
+            customer.to_owned(),
+            OracleJourney {
+                events: list.len() as i64,
+                sessions,
+                first_time: list[0].time,
+                last_time: last.time,
+                path: list[skip..].iter().map(|e| e.contact_point.clone()).collect(),
+                conversions: list.iter().filter(|e| e.converting).count() as i64,
+            },
+        );
+    }
+    (edges, journeys)
+}
+
+/// The journeys of a snapshot in the oracle's shape, by customer.
+pub fn journeys(batch: &RecordBatch) -> BTreeMap<String, OracleJourney> {
+    let customer = strings(batch, "customer");
+    let events = ints(batch, "events");
+    let sessions = ints(batch, "sessions");
+    let first = times(batch, "first_time");
+    let last = times(batch, "last_time");
+    let path = string_lists(batch, "path");
+    let conversions = ints(batch, "conversions");
+    (0..batch.num_rows())
+        .map(|i| {
+            (
+                customer[i].clone(),
+                OracleJourney {
+                    events: events[i],
+                    sessions: sessions[i],
+                    first_time: first[i].expect("first_time"),
+                    last_time: last[i].expect("last_time"),
+                    path: path[i].clone(),
+                    conversions: conversions[i],
+                },
+            )
+        })
+        .collect()
+}
