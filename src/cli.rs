@@ -114,9 +114,8 @@ impl RunArgs {
         config.input.time_format = self.time_format.clone();
         for spec in &self.map {
             for item in spec.split(',').filter(|item| !item.trim().is_empty()) {
-                let (field, column) = item
-                    .split_once('=')
-                    .with_context(|| format!("--map: expected FIELD=COLUMN, got {item:?}"))?;
+                let (field, column) =
+                    item.split_once('=').with_context(|| format!("--map: expected FIELD=COLUMN, got {item:?}"))?;
                 config.input.map.insert(field.trim().to_owned(), column.trim().to_owned());
             }
         }

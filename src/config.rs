@@ -116,7 +116,8 @@ impl ConfigFile {
         let mut config: ConfigFile =
             toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new(""));
-        let resolve = |p: &Path| if p == Path::new("-") || p.is_absolute() { p.to_path_buf() } else { normalize(&base.join(p)) };
+        let resolve =
+            |p: &Path| if p == Path::new("-") || p.is_absolute() { p.to_path_buf() } else { normalize(&base.join(p)) };
         config.input.paths = config.input.paths.iter().map(|p| resolve(p)).collect();
         config.output.dir = Some(resolve(config.output.dir.as_deref().unwrap_or(Path::new("out"))));
         Ok(config)
@@ -208,12 +209,8 @@ impl TryFrom<ConfigFile> for Pipeline {
         for (field, column) in &input.map {
             mapping.set(field, column).with_context(|| format!("input map: {field} = {column:?}"))?;
         }
-        let conversion = journeys
-            .conversion
-            .as_deref()
-            .map(Conversion::parse)
-            .transpose()
-            .context("conversion rule")?;
+        let conversion =
+            journeys.conversion.as_deref().map(Conversion::parse).transpose().context("conversion rule")?;
         let session_mapped = input.map.contains_key(Field::Session.name());
         let session = match journeys.session_gap.as_deref() {
             Some(gap) => parse_session_gap(gap)?,
@@ -345,14 +342,16 @@ mod tests {
     fn a_mapped_session_column_decides_sessions_unless_a_gap_is_given() {
         let p = pipeline("[input]\npaths = [\"a.jsonl\"]\nmap = { session = \"sid\" }").unwrap();
         assert_eq!(p.params.session, SessionRule::ById);
-        let p = pipeline("[input]\npaths = [\"a.jsonl\"]\nmap = { session = \"sid\" }\n[journeys]\nsession-gap = \"none\"")
-            .unwrap();
+        let p =
+            pipeline("[input]\npaths = [\"a.jsonl\"]\nmap = { session = \"sid\" }\n[journeys]\nsession-gap = \"none\"")
+                .unwrap();
         assert_eq!(p.params.session, SessionRule::Never);
     }
 
     #[test]
     fn errors_name_what_is_wrong() {
-        let err = pipeline("[input]\npaths = [\"a.jsonl\"]\n[[segments]]\nname = \"x\"\nrule = \"events >=\"").unwrap_err();
+        let err =
+            pipeline("[input]\npaths = [\"a.jsonl\"]\n[[segments]]\nname = \"x\"\nrule = \"events >=\"").unwrap_err();
         assert!(format!("{err:#}").contains("segment \"x\""), "{err:#}");
         let err = pipeline("[input]\npaths = [\"a.jsonl\"]\nmap = { user = \"u\" }").unwrap_err();
         assert!(format!("{err:#}").contains("unknown field \"user\""), "{err:#}");
@@ -363,7 +362,8 @@ mod tests {
     #[test]
     fn flags_override_the_file() {
         let mut config: ConfigFile =
-            toml::from_str("[input]\npaths = [\"a.jsonl\"]\n[journeys]\nsession-gap = \"10m\"\npath-length = 3").unwrap();
+            toml::from_str("[input]\npaths = [\"a.jsonl\"]\n[journeys]\nsession-gap = \"10m\"\npath-length = 3")
+                .unwrap();
         let mut flags = ConfigFile::default();
         flags.journeys.session_gap = Some("none".into());
         flags.output.dir = Some("elsewhere".into());

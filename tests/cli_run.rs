@@ -40,7 +40,10 @@ fn dead_letters(dir: &Path) -> BTreeMap<u64, (Option<String>, String)> {
             let v: serde_json::Value = serde_json::from_str(line).expect("a JSON dead letter");
             assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()), "a reason: {line}");
             assert!(v["source"].as_str().is_some_and(|s| s.ends_with("events.jsonl.gz")), "the source: {line}");
-            (v["line"].as_u64().unwrap(), (v["field"].as_str().map(str::to_owned), v["raw"].as_str().unwrap().to_owned()))
+            (
+                v["line"].as_u64().unwrap(),
+                (v["field"].as_str().map(str::to_owned), v["raw"].as_str().unwrap().to_owned()),
+            )
         })
         .collect()
 }
@@ -93,8 +96,18 @@ fn demo_outputs_match_an_independent_recomputation() {
         (
             "journeys",
             &[
-                "customer", "first_time", "last_time", "events", "sessions", "session_start", "path", "channels",
-                "converted", "conversions", "last_conversion_time", "value",
+                "customer",
+                "first_time",
+                "last_time",
+                "events",
+                "sessions",
+                "session_start",
+                "path",
+                "channels",
+                "converted",
+                "conversions",
+                "last_conversion_time",
+                "value",
             ][..],
         ),
         ("transitions", &["from", "to", "count", "dwell_ms_total", "dwell_ms_mean", "probability"][..]),
@@ -117,7 +130,8 @@ fn tables_of(dir: &Path) -> Vec<arrow::array::RecordBatch> {
         .iter()
         .map(|t| {
             let batch = read_table(dir, t);
-            let schema = std::sync::Arc::new(batch.schema().as_ref().clone().with_metadata(std::collections::HashMap::new()));
+            let schema =
+                std::sync::Arc::new(batch.schema().as_ref().clone().with_metadata(std::collections::HashMap::new()));
             arrow::array::RecordBatch::try_new(schema, batch.columns().to_vec()).unwrap()
         })
         .collect()
@@ -127,7 +141,9 @@ fn tables_of(dir: &Path) -> Vec<arrow::array::RecordBatch> {
 fn results_do_not_depend_on_workers_or_epochs() {
     let reference = demo(&["-w", "1"]);
     let expected = tables_of(reference.path());
-    for flags in [&["-w", "2"][..], &["-w", "2", "--epoch-events", "777"][..], &["-w", "1", "--epoch-events", "5000"][..]] {
+    for flags in
+        [&["-w", "2"][..], &["-w", "2", "--epoch-events", "777"][..], &["-w", "1", "--epoch-events", "5000"][..]]
+    {
         let out = demo(flags);
         assert_eq!(tables_of(out.path()), expected, "flags {flags:?}");
     }

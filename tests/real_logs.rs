@@ -107,7 +107,11 @@ fn check_log(file: &str, conversion: &str, extra_epochs: &str) {
     let settings: [(&[&str], Option<i64>, bool); 3] = [
         (&["--session-gap", "none"], None, false),
         (&["--session-gap", "30m", "-w", "2"], Some(30 * 60_000), false),
-        (&["--session-gap", "1h", "--conversion", conversion, "-w", "2", "--epoch-events", extra_epochs], Some(3_600_000), true),
+        (
+            &["--session-gap", "1h", "--conversion", conversion, "-w", "2", "--epoch-events", extra_epochs],
+            Some(3_600_000),
+            true,
+        ),
     ];
     for (flags, gap, converting) in settings {
         let events = read_log(&path, |activity| converting && activity == conversion_value);

@@ -48,17 +48,11 @@ impl Rule {
         let end = parser.peek();
         if end.tok != Tok::End {
             return Err(RuleError::new(
-                format!(
-                    "expected `and`, `or` or the end of the rule, found {}",
-                    end.tok.describe()
-                ),
+                format!("expected `and`, `or` or the end of the rule, found {}", end.tok.describe()),
                 end.offset,
             ));
         }
-        Ok(Rule {
-            text: text.to_string(),
-            expr,
-        })
+        Ok(Rule { text: text.to_string(), expr })
     }
 
     /// Whether a journey row satisfies the rule.
@@ -107,10 +101,7 @@ pub struct RuleError {
 
 impl RuleError {
     fn new(message: impl Into<String>, offset: usize) -> Self {
-        RuleError {
-            message: message.into(),
-            offset,
-        }
+        RuleError { message: message.into(), offset }
     }
 }
 
@@ -128,25 +119,11 @@ enum Expr {
     Or(Vec<Expr>),
     And(Vec<Expr>),
     Not(Box<Expr>),
-    Num {
-        field: NumField,
-        op: CmpOp,
-        value: Number,
-    },
+    Num { field: NumField, op: CmpOp, value: Number },
     Converted(bool),
-    Str {
-        field: StrField,
-        equal: bool,
-        value: String,
-    },
-    In {
-        field: StrField,
-        values: Vec<String>,
-    },
-    Contains {
-        field: ListField,
-        value: String,
-    },
+    Str { field: StrField, equal: bool, value: String },
+    In { field: StrField, values: Vec<String> },
+    Contains { field: ListField, value: String },
 }
 
 impl Expr {
@@ -157,25 +134,13 @@ impl Expr {
             Expr::Not(inner) => !inner.eval(row),
             Expr::Num { field, op, value } => op.holds(field.get(row).map(|v| v.compare(value))),
             Expr::Converted(value) => row.converted() == *value,
-            Expr::Str {
-                field,
-                equal,
-                value,
-            } => match field.get(row) {
+            Expr::Str { field, equal, value } => match field.get(row) {
                 Some(s) => (s == value) == *equal,
                 None => !*equal,
             },
-            Expr::In { field, values } => field
-                .get(row)
-                .is_some_and(|s| values.iter().any(|v| v == s)),
-            Expr::Contains {
-                field: ListField::Channels,
-                value,
-            } => row.channels().any(|c| c == value),
-            Expr::Contains {
-                field: ListField::Path,
-                value,
-            } => row.path.iter().any(|c| c == value),
+            Expr::In { field, values } => field.get(row).is_some_and(|s| values.iter().any(|v| v == s)),
+            Expr::Contains { field: ListField::Channels, value } => row.channels().any(|c| c == value),
+            Expr::Contains { field: ListField::Path, value } => row.path.iter().any(|c| c == value),
         }
     }
 }
@@ -272,12 +237,9 @@ impl NumField {
             NumField::LastTime => int(row.last_time),
             NumField::SessionStart => int(row.session_start),
             NumField::LastConversionTime => row.last_conversion_time.and_then(int),
-            NumField::ChannelEvents(channel) => count(
-                row.channel_events
-                    .iter()
-                    .find(|(c, _)| c == channel)
-                    .map_or(0, |(_, n)| *n),
-            ),
+            NumField::ChannelEvents(channel) => {
+                count(row.channel_events.iter().find(|(c, _)| c == channel).map_or(0, |(_, n)| *n))
+            }
         }
     }
 }
@@ -339,9 +301,7 @@ impl Field {
             "channels" => Field::List(ListField::Channels),
             "path" => Field::List(ListField::Path),
             _ => {
-                let channel = name
-                    .strip_prefix(CHANNEL_EVENTS_PREFIX)
-                    .filter(|c| !c.is_empty())?;
+                let channel = name.strip_prefix(CHANNEL_EVENTS_PREFIX).filter(|c| !c.is_empty())?;
                 Field::Num(NumField::ChannelEvents(channel.to_string()))
             }
         })
@@ -471,10 +431,7 @@ fn lex(text: &str) -> Result<Vec<Token>, RuleError> {
         tokens.push(Token { tok, offset: start });
         i += len;
     }
-    tokens.push(Token {
-        tok: Tok::End,
-        offset: chars.len(),
-    });
+    tokens.push(Token { tok: Tok::End, offset: chars.len() });
     Ok(tokens)
 }
 
@@ -501,9 +458,7 @@ fn lex_string(chars: &[char], start: usize) -> Result<(Tok, usize), RuleError> {
                     None => return Err(RuleError::new("unterminated string", start)),
                     Some(c) => {
                         return Err(RuleError::new(
-                            format!(
-                                "unknown escape `\\{c}` (expected \\\", \\', \\\\, \\n or \\t)"
-                            ),
+                            format!("unknown escape `\\{c}` (expected \\\", \\', \\\\, \\n or \\t)"),
                             i,
                         ));
                     }
@@ -545,15 +500,9 @@ fn lex_number(chars: &[char], start: usize) -> Result<(Tok, usize), RuleError> {
         if let Some('+' | '-') = chars.get(exp) {
             exp += 1;
         }
-        let exp_digits = chars[exp..]
-            .iter()
-            .take_while(|c| c.is_ascii_digit())
-            .count();
+        let exp_digits = chars[exp..].iter().take_while(|c| c.is_ascii_digit()).count();
         if exp_digits == 0 {
-            return Err(RuleError::new(
-                "expected digits in the number's exponent",
-                start,
-            ));
+            return Err(RuleError::new("expected digits in the number's exponent", start));
         }
         end = exp + exp_digits;
         float = true;
@@ -562,20 +511,13 @@ fn lex_number(chars: &[char], start: usize) -> Result<(Tok, usize), RuleError> {
         return Err(RuleError::new("expected a number", start));
     }
     let text: String = chars[start..end].iter().collect();
-    let number = if float {
-        None
-    } else {
-        text.parse::<i128>().ok().map(Number::Int)
-    };
+    let number = if float { None } else { text.parse::<i128>().ok().map(Number::Int) };
     let number = match number {
         Some(n) => n,
         None => match text.parse::<f64>() {
             Ok(f) if f.is_finite() => Number::Float(f),
             _ => {
-                return Err(RuleError::new(
-                    format!("number {text} is out of range"),
-                    start,
-                ));
+                return Err(RuleError::new(format!("number {text} is out of range"), start));
             }
         },
     };
@@ -601,10 +543,7 @@ impl Parser {
 
     fn error(&self, expected: &str) -> RuleError {
         let token = self.peek();
-        RuleError::new(
-            format!("expected {expected}, found {}", token.tok.describe()),
-            token.offset,
-        )
+        RuleError::new(format!("expected {expected}, found {}", token.tok.describe()), token.offset)
     }
 
     fn or(&mut self) -> Result<Expr, RuleError> {
@@ -613,11 +552,7 @@ impl Parser {
             self.advance();
             items.push(self.and()?);
         }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Expr::Or(items)
-        })
+        Ok(if items.len() == 1 { items.remove(0) } else { Expr::Or(items) })
     }
 
     fn and(&mut self) -> Result<Expr, RuleError> {
@@ -626,11 +561,7 @@ impl Parser {
             self.advance();
             items.push(self.unary()?);
         }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Expr::And(items)
-        })
+        Ok(if items.len() == 1 { items.remove(0) } else { Expr::And(items) })
     }
 
     fn unary(&mut self) -> Result<Expr, RuleError> {
@@ -660,10 +591,7 @@ impl Parser {
 
     fn condition(&mut self, name: &str, offset: usize) -> Result<Expr, RuleError> {
         let Some(field) = Field::lookup(name) else {
-            return Err(RuleError::new(
-                format!("unknown field `{name}`; known fields: {KNOWN_FIELDS}"),
-                offset,
-            ));
+            return Err(RuleError::new(format!("unknown field `{name}`; known fields: {KNOWN_FIELDS}"), offset));
         };
         let op_token = self.peek();
         let op_offset = op_token.offset;
@@ -684,16 +612,10 @@ impl Parser {
             }
             (Tok::In, Field::Str(field)) => {
                 self.advance();
-                Ok(Expr::In {
-                    field,
-                    values: self.string_list()?,
-                })
+                Ok(Expr::In { field, values: self.string_list()? })
             }
             (Tok::Contains, field) => Err(RuleError::new(
-                format!(
-                    "{name} is {}; `contains` applies to the lists channels and path",
-                    field.kind()
-                ),
+                format!("{name} is {}; `contains` applies to the lists channels and path", field.kind()),
                 op_offset,
             )),
             (Tok::In, field) => Err(RuleError::new(
@@ -704,61 +626,37 @@ impl Parser {
                 op_offset,
             )),
             (_, Field::Converted) => Ok(Expr::Converted(true)),
-            (_, Field::Num(_)) => Err(self.error(&format!(
-                "a comparison (==, !=, <, <=, >, >=) after the number {name}"
-            ))),
-            (_, Field::Str(_)) => {
-                Err(self.error(&format!("==, != or `in` after the string {name}")))
+            (_, Field::Num(_)) => {
+                Err(self.error(&format!("a comparison (==, !=, <, <=, >, >=) after the number {name}")))
             }
+            (_, Field::Str(_)) => Err(self.error(&format!("==, != or `in` after the string {name}"))),
             (_, Field::List(_)) => Err(self.error(&format!("`contains` after the list {name}"))),
         }
     }
 
-    fn comparison(
-        &mut self,
-        name: &str,
-        field: Field,
-        op: CmpOp,
-        op_offset: usize,
-    ) -> Result<Expr, RuleError> {
+    fn comparison(&mut self, name: &str, field: Field, op: CmpOp, op_offset: usize) -> Result<Expr, RuleError> {
         let equality = matches!(op, CmpOp::Eq | CmpOp::Ne);
         match &field {
             Field::Converted if !equality => {
-                return Err(RuleError::new(
-                    format!("{name} is a boolean; only == and != apply"),
-                    op_offset,
-                ));
+                return Err(RuleError::new(format!("{name} is a boolean; only == and != apply"), op_offset));
             }
             Field::Str(_) if !equality => {
-                return Err(RuleError::new(
-                    format!("{name} is a string; only ==, != and `in` apply"),
-                    op_offset,
-                ));
+                return Err(RuleError::new(format!("{name} is a string; only ==, != and `in` apply"), op_offset));
             }
             Field::List(_) => {
-                return Err(RuleError::new(
-                    format!("{name} is a list; use `{name} contains \"…\"`"),
-                    op_offset,
-                ));
+                return Err(RuleError::new(format!("{name} is a list; use `{name} contains \"…\"`"), op_offset));
             }
             _ => {}
         }
         let literal = self.peek();
         let literal_offset = literal.offset;
         let Some(literal_kind) = literal.tok.literal_kind() else {
-            return Err(self.error(&format!(
-                "a value (number, string, true or false) after `{}`",
-                op.symbol()
-            )));
+            return Err(self.error(&format!("a value (number, string, true or false) after `{}`", op.symbol())));
         };
         let expr = match (field, literal.tok.clone()) {
             (Field::Num(field), Tok::Num(value)) => Expr::Num { field, op, value },
             (Field::Converted, Tok::Bool(value)) => Expr::Converted(value == (op == CmpOp::Eq)),
-            (Field::Str(field), Tok::Str(value)) => Expr::Str {
-                field,
-                equal: op == CmpOp::Eq,
-                value,
-            },
+            (Field::Str(field), Tok::Str(value)) => Expr::Str { field, equal: op == CmpOp::Eq, value },
             (field, _) => {
                 return Err(RuleError::new(
                     format!("{name} is {}, compared with {literal_kind}", field.kind()),

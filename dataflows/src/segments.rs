@@ -35,15 +35,16 @@ pub struct Segments<'scope> {
 }
 
 /// Builds the segments view over the journey rows.
-pub fn segments<'scope>(journeys: VecCollection<'scope, u64, JourneyRow, i64>, defs: Vec<SegmentDef>) -> Segments<'scope> {
+pub fn segments<'scope>(
+    journeys: VecCollection<'scope, u64, JourneyRow, i64>,
+    defs: Vec<SegmentDef>,
+) -> Segments<'scope> {
     let members = journeys.flat_map(move |row| {
         let names: Vec<String> = defs.iter().filter(|d| d.rule.matches(&row)).map(|d| d.name.clone()).collect();
         names.into_iter().map(move |name| (name, row.clone()))
     });
-    let stats = members
-        .clone()
-        .explode(|(name, row)| Some((name, (1, row.value, i64::from(row.converted())))))
-        .consolidate();
+    let stats =
+        members.clone().explode(|(name, row)| Some((name, (1, row.value, i64::from(row.converted()))))).consolidate();
     let channels = members
         .clone()
         .explode(|(name, row)| {

@@ -161,7 +161,8 @@ impl Summary {
 
     /// Extends this run with the run that directly follows it.
     pub fn append(&mut self, next: &Summary, params: &Params) {
-        let gap_breaks = params.session.breaks(self.last.time, &self.last.session, next.first.time, &next.first.session);
+        let gap_breaks =
+            params.session.breaks(self.last.time, &self.last.session, next.first.time, &next.first.session);
         if gap_breaks || next.breaks > 0 {
             self.session_start = next.session_start;
             self.session_events = next.session_events;

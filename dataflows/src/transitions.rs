@@ -31,12 +31,7 @@ pub struct Transitions<'scope> {
 /// Probabilities are `count / out-degree(from)`; they depend on every edge out of `from`, so
 /// the sinks derive them from the counts when they read the graph.
 pub fn transitions<'scope>(edges: VecCollection<'scope, u64, Edge, i64>) -> Transitions<'scope> {
-    let contact_points = edges
-        .clone()
-        .explode(|e| Some(((e.from, e.to), (1, e.dwell))))
-        .consolidate();
-    let channels = edges
-        .explode(|e| Some(((e.from_channel, e.to_channel), (1, e.dwell))))
-        .consolidate();
+    let contact_points = edges.clone().explode(|e| Some(((e.from, e.to), (1, e.dwell)))).consolidate();
+    let channels = edges.explode(|e| Some(((e.from_channel, e.to_channel), (1, e.dwell)))).consolidate();
     Transitions { contact_points, channels }
 }

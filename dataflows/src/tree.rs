@@ -94,7 +94,11 @@ pub fn journey_tree<'scope>(events: VecCollection<'scope, u64, Event>, params: P
 }
 
 /// Joins the summaries of consecutive children, reporting the edges between neighbours.
-fn stitch<'a>(children: impl Iterator<Item = &'a Summary>, params: &Params, edge: &mut impl FnMut(Edge)) -> Option<Summary> {
+fn stitch<'a>(
+    children: impl Iterator<Item = &'a Summary>,
+    params: &Params,
+    edge: &mut impl FnMut(Edge),
+) -> Option<Summary> {
     let mut joined: Option<Summary> = None;
     for child in children {
         match joined.as_mut() {

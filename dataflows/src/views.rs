@@ -19,11 +19,11 @@ pub struct Views<'scope> {
 }
 
 /// Builds the journeys, transitions and segments views over `events`.
-pub fn build<'scope>(events: VecCollection<'scope, u64, Event>, params: Params, defs: Vec<SegmentDef>) -> Views<'scope> {
+pub fn build<'scope>(
+    events: VecCollection<'scope, u64, Event>,
+    params: Params,
+    defs: Vec<SegmentDef>,
+) -> Views<'scope> {
     let tree = journey_tree(events, params);
-    Views {
-        journeys: tree.rows.clone(),
-        transitions: transitions(tree.edges),
-        segments: segments(tree.rows, defs),
-    }
+    Views { journeys: tree.rows.clone(), transitions: transitions(tree.edges), segments: segments(tree.rows, defs) }
 }

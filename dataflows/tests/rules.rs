@@ -9,10 +9,7 @@ use stepstone_dataflows::rules::{Rule, RuleError};
 /// A converted journey with two sessions over web and email.
 fn row() -> JourneyRow {
     JourneyRow {
-        journey: JourneyId {
-            customer: "alice".into(),
-            key: Some("k1".into()),
-        },
+        journey: JourneyId { customer: "alice".into(), key: Some("k1".into()) },
         first_time: 1_000,
         last_time: 61_000,
         events: 5,
@@ -46,9 +43,7 @@ fn empty_row() -> JourneyRow {
 }
 
 fn check(rule: &str, row: &JourneyRow) -> bool {
-    Rule::parse(rule)
-        .unwrap_or_else(|e| panic!("{rule:?} does not parse: {e}"))
-        .matches(row)
+    Rule::parse(rule).unwrap_or_else(|e| panic!("{rule:?} does not parse: {e}")).matches(row)
 }
 
 fn assert_rules(row: &JourneyRow, yes: &[&str], no: &[&str]) {
@@ -139,25 +134,10 @@ fn missing_last_conversion_time_is_false_except_not_equal() {
 fn boolean_fields() {
     assert_rules(
         &row(),
-        &[
-            "converted",
-            "converted == true",
-            "converted != false",
-            "not converted == false",
-            "!!converted",
-        ],
-        &[
-            "not converted",
-            "!converted",
-            "converted == false",
-            "converted != true",
-        ],
+        &["converted", "converted == true", "converted != false", "not converted == false", "!!converted"],
+        &["not converted", "!converted", "converted == false", "converted != true"],
     );
-    assert_rules(
-        &empty_row(),
-        &["not converted", "converted == false"],
-        &["converted"],
-    );
+    assert_rules(&empty_row(), &["not converted", "converted == false"], &["converted"]);
 }
 
 #[test]
@@ -190,16 +170,8 @@ fn string_fields() {
     let empty = empty_row();
     assert_rules(
         &empty,
-        &[
-            "journey_key != \"\"",
-            "journey_key != \"k1\"",
-            "last_contact_point == \"\"",
-        ],
-        &[
-            "journey_key == \"\"",
-            "journey_key == \"k1\"",
-            "journey_key in [\"\", \"k1\"]",
-        ],
+        &["journey_key != \"\"", "journey_key != \"k1\"", "last_contact_point == \"\""],
+        &["journey_key == \"\"", "journey_key == \"k1\"", "journey_key in [\"\", \"k1\"]"],
     );
 }
 
@@ -209,10 +181,7 @@ fn string_escapes() {
     row.journey.customer = "say \"hi\" it's \\ ok".into();
     assert_rules(
         &row,
-        &[
-            r#"customer == "say \"hi\" it's \\ ok""#,
-            r#"customer == 'say "hi" it\'s \\ ok'"#,
-        ],
+        &[r#"customer == "say \"hi\" it's \\ ok""#, r#"customer == 'say "hi" it\'s \\ ok'"#],
         &[r#"customer == "say hi""#],
     );
     row.journey.customer = "tab\there\nnewline".into();
@@ -231,17 +200,9 @@ fn list_fields() {
             "path contains \"home\"",
             "not channels contains \"app\"",
         ],
-        &[
-            "channels contains \"app\"",
-            "path contains \"cart\"",
-            "path contains \"Pricing\"",
-        ],
+        &["channels contains \"app\"", "path contains \"cart\"", "path contains \"Pricing\""],
     );
-    assert_rules(
-        &empty_row(),
-        &[],
-        &["channels contains \"web\"", "path contains \"\""],
-    );
+    assert_rules(&empty_row(), &[], &["channels contains \"web\"", "path contains \"\""]);
 }
 
 #[test]
@@ -260,11 +221,7 @@ fn keywords_and_symbols() {
             "!(events == 4)",
             "! events == 4",
         ],
-        &[
-            "events == 5 and not converted",
-            "events == 4 || !converted",
-            "not (events == 5)",
-        ],
+        &["events == 5 and not converted", "events == 4 || !converted", "not (events == 5)"],
     );
 }
 
@@ -285,18 +242,9 @@ fn precedence_and_parentheses() {
     assert!(!check("not (converted or events == 4)", &row));
     // Nesting, long chains, redundant parentheses.
     assert!(check("((((converted))))", &row));
-    assert!(check(
-        "(events == 1 or (events == 2 or (events == 5))) and ((sessions == 2))",
-        &row
-    ));
-    assert!(check(
-        "events == 1 or events == 2 or events == 3 or events == 5",
-        &row
-    ));
-    assert!(!check(
-        "events >= 1 and events >= 2 and events >= 6 and events >= 3",
-        &row
-    ));
+    assert!(check("(events == 1 or (events == 2 or (events == 5))) and ((sessions == 2))", &row));
+    assert!(check("events == 1 or events == 2 or events == 3 or events == 5", &row));
+    assert!(!check("events >= 1 and events >= 2 and events >= 6 and events >= 3", &row));
     assert!(check("not not converted", &row));
 }
 
@@ -304,18 +252,8 @@ fn precedence_and_parentheses() {
 fn error_unknown_field() {
     let e = error("events >= 1 and colour == \"red\"");
     assert_eq!(e.offset, 16);
-    assert!(
-        e.message
-            .starts_with("unknown field `colour`; known fields: events, sessions"),
-        "{e}"
-    );
-    for field in [
-        "last_conversion_time",
-        "journey_key",
-        "channels",
-        "path",
-        "channel_events.<channel>",
-    ] {
+    assert!(e.message.starts_with("unknown field `colour`; known fields: events, sessions"), "{e}");
+    for field in ["last_conversion_time", "journey_key", "channels", "path", "channel_events.<channel>"] {
         assert!(e.message.contains(field), "{e}");
     }
     assert_eq!(error("channel_events. >= 1").offset, 0);
@@ -324,87 +262,32 @@ fn error_unknown_field() {
 #[test]
 fn error_type_mismatch() {
     let e = error("events == \"x\"");
-    assert_eq!(
-        e.to_string(),
-        "events is a number, compared with a string at offset 10"
-    );
-    assert_eq!(
-        e,
-        RuleError {
-            message: "events is a number, compared with a string".into(),
-            offset: 10
-        }
-    );
-    assert_eq!(
-        error("events == true").message,
-        "events is a number, compared with a boolean"
-    );
-    assert_eq!(
-        error("customer == 3").to_string(),
-        "customer is a string, compared with a number at offset 12"
-    );
-    assert_eq!(
-        error("converted == 'yes'").message,
-        "converted is a boolean, compared with a string"
-    );
+    assert_eq!(e.to_string(), "events is a number, compared with a string at offset 10");
+    assert_eq!(e, RuleError { message: "events is a number, compared with a string".into(), offset: 10 });
+    assert_eq!(error("events == true").message, "events is a number, compared with a boolean");
+    assert_eq!(error("customer == 3").to_string(), "customer is a string, compared with a number at offset 12");
+    assert_eq!(error("converted == 'yes'").message, "converted is a boolean, compared with a string");
     let e = error("converted < true");
-    assert_eq!(
-        (e.message.as_str(), e.offset),
-        ("converted is a boolean; only == and != apply", 10)
-    );
+    assert_eq!((e.message.as_str(), e.offset), ("converted is a boolean; only == and != apply", 10));
     let e = error("customer > 'a'");
-    assert_eq!(
-        (e.message.as_str(), e.offset),
-        ("customer is a string; only ==, != and `in` apply", 9)
-    );
+    assert_eq!((e.message.as_str(), e.offset), ("customer is a string; only ==, != and `in` apply", 9));
     let e = error("channels == 'web'");
-    assert_eq!(
-        (e.message.as_str(), e.offset),
-        ("channels is a list; use `channels contains \"…\"`", 9)
-    );
+    assert_eq!((e.message.as_str(), e.offset), ("channels is a list; use `channels contains \"…\"`", 9));
     let e = error("customer contains 'a'");
-    assert!(
-        e.message
-            .starts_with("customer is a string; `contains` applies to the lists"),
-        "{e}"
-    );
+    assert!(e.message.starts_with("customer is a string; `contains` applies to the lists"), "{e}");
     assert_eq!(e.offset, 9);
     let e = error("events in ['a']");
-    assert!(
-        e.message
-            .starts_with("events is a number; `in` applies to the strings"),
-        "{e}"
-    );
+    assert!(e.message.starts_with("events is a number; `in` applies to the strings"), "{e}");
     let e = error("events");
     assert_eq!(
         e.to_string(),
         "expected a comparison (==, !=, <, <=, >, >=) after the number events, found the end of the rule at offset 6"
     );
-    assert!(
-        error("path and converted")
-            .message
-            .starts_with("expected `contains` after the list path")
-    );
-    assert!(
-        error("customer")
-            .message
-            .starts_with("expected ==, != or `in` after the string customer")
-    );
-    assert!(
-        error("last_contact_point in ['a', 3]")
-            .message
-            .starts_with("expected a string or `]` in the list")
-    );
-    assert!(
-        error("last_contact_point in 'a'")
-            .message
-            .starts_with("expected `[`")
-    );
-    assert!(
-        error("channels contains 3")
-            .message
-            .starts_with("expected a string after `contains`")
-    );
+    assert!(error("path and converted").message.starts_with("expected `contains` after the list path"));
+    assert!(error("customer").message.starts_with("expected ==, != or `in` after the string customer"));
+    assert!(error("last_contact_point in ['a', 3]").message.starts_with("expected a string or `]` in the list"));
+    assert!(error("last_contact_point in 'a'").message.starts_with("expected `[`"));
+    assert!(error("channels contains 3").message.starts_with("expected a string after `contains`"));
 }
 
 #[test]
@@ -413,25 +296,15 @@ fn error_unterminated_string() {
     assert_eq!(e.to_string(), "unterminated string at offset 26");
     assert_eq!(error("customer == 'alice\\'").offset, 12);
     assert_eq!(error("customer == \"a\\").message, "unterminated string");
-    assert!(
-        error("customer == \"a\\q\"")
-            .message
-            .starts_with("unknown escape `\\q`")
-    );
+    assert!(error("customer == \"a\\q\"").message.starts_with("unknown escape `\\q`"));
 }
 
 #[test]
 fn error_trailing_garbage() {
     let e = error("events >= 3 converted");
-    assert_eq!(
-        e.to_string(),
-        "expected `and`, `or` or the end of the rule, found `converted` at offset 12"
-    );
+    assert_eq!(e.to_string(), "expected `and`, `or` or the end of the rule, found `converted` at offset 12");
     let e = error("(events >= 3))");
-    assert_eq!(
-        (e.message.as_str(), e.offset),
-        ("expected `and`, `or` or the end of the rule, found `)`", 13)
-    );
+    assert_eq!((e.message.as_str(), e.offset), ("expected `and`, `or` or the end of the rule, found `)`", 13));
     let e = error("converted == true false");
     assert_eq!(e.offset, 18);
 }
@@ -445,24 +318,12 @@ fn error_syntax() {
     );
     assert_eq!(error("   ").offset, 3);
     let e = error("(converted and events > 1");
-    assert_eq!(
-        e.to_string(),
-        "expected `)` to close the `(` at offset 0, found the end of the rule at offset 25"
-    );
+    assert_eq!(e.to_string(), "expected `)` to close the `(` at offset 0, found the end of the rule at offset 25");
     assert_eq!(error("converted and").offset, 13);
     assert_eq!(error("converted or or converted").offset, 13);
-    assert_eq!(
-        error("events = 3").message,
-        "expected `==`, found a single `=`"
-    );
-    assert_eq!(
-        error("converted & converted").message,
-        "expected `&&`, found a single `&`"
-    );
-    assert_eq!(
-        error("converted | converted").message,
-        "expected `||`, found a single `|`"
-    );
+    assert_eq!(error("events = 3").message, "expected `==`, found a single `=`");
+    assert_eq!(error("converted & converted").message, "expected `&&`, found a single `&`");
+    assert_eq!(error("converted | converted").message, "expected `||`, found a single `|`");
     assert_eq!(
         error("events >= ").message,
         "expected a value (number, string, true or false) after `>=`, found the end of the rule"
@@ -471,10 +332,7 @@ fn error_syntax() {
     assert_eq!(error("events >= 3x").offset, 10);
     assert_eq!(error("events >= -").message, "expected a number");
     assert_eq!(error("events >= 1e").offset, 10);
-    assert_eq!(
-        error("events >= 1e999").message,
-        "number 1e999 is out of range"
-    );
+    assert_eq!(error("events >= 1e999").message, "number 1e999 is out of range");
     assert_eq!(error("events # 3").message, "unexpected character '#'");
     // Offsets count characters, not bytes.
     assert_eq!(error("customer == 'é' and nope").offset, 20);
@@ -513,9 +371,7 @@ fn random_row(rng: &mut StdRng) -> JourneyRow {
     JourneyRow {
         journey: JourneyId {
             customer: ["alice", "bob"][rng.random_range(0..2)].into(),
-            key: rng
-                .random_bool(0.5)
-                .then(|| ["k1", "k2"][rng.random_range(0..2)].into()),
+            key: rng.random_bool(0.5).then(|| ["k1", "k2"][rng.random_range(0..2)].into()),
         },
         first_time,
         last_time,
@@ -523,9 +379,7 @@ fn random_row(rng: &mut StdRng) -> JourneyRow {
         sessions: rng.random_range(1..4),
         session_start,
         session_events: rng.random_range(1..5),
-        path: (0..path_len)
-            .map(|_| POINTS[rng.random_range(0..POINTS.len())].to_string())
-            .collect(),
+        path: (0..path_len).map(|_| POINTS[rng.random_range(0..POINTS.len())].to_string()).collect(),
         channel_events,
         conversions,
         last_conversion_time: (conversions > 0).then(|| rng.random_range(first_time..=last_time)),
@@ -559,31 +413,18 @@ fn random_rule(rng: &mut StdRng, depth: u32) -> String {
         0 => {
             let field = num_fields[rng.random_range(0..num_fields.len())];
             let op = ops[rng.random_range(0..ops.len())];
-            let bound =
-                if field.ends_with("time") || field.ends_with("start") || field.ends_with("_ms") {
-                    rng.random_range(-10..3_000)
-                } else {
-                    rng.random_range(-2..10)
-                };
+            let bound = if field.ends_with("time") || field.ends_with("start") || field.ends_with("_ms") {
+                rng.random_range(-10..3_000)
+            } else {
+                rng.random_range(-2..10)
+            };
             format!("{field} {op} {bound}")
         }
         1 => ["converted", "converted == false", "!converted"][rng.random_range(0..3)].into(),
-        2 => format!(
-            "last_contact_point == \"{}\"",
-            POINTS[rng.random_range(0..POINTS.len())]
-        ),
-        3 => format!(
-            "channels contains \"{}\"",
-            CHANNELS[rng.random_range(0..CHANNELS.len())]
-        ),
-        4 => format!(
-            "path contains '{}'",
-            POINTS[rng.random_range(0..POINTS.len())]
-        ),
-        _ => format!(
-            "journey_key in [\"k1\", \"{}\"]",
-            ["k2", "k3"][rng.random_range(0..2)]
-        ),
+        2 => format!("last_contact_point == \"{}\"", POINTS[rng.random_range(0..POINTS.len())]),
+        3 => format!("channels contains \"{}\"", CHANNELS[rng.random_range(0..CHANNELS.len())]),
+        4 => format!("path contains '{}'", POINTS[rng.random_range(0..POINTS.len())]),
+        _ => format!("journey_key in [\"k1\", \"{}\"]", ["k2", "k3"][rng.random_range(0..2)]),
     }
 }
 
@@ -603,16 +444,8 @@ fn randomized_de_morgan() {
             let row = random_row(&mut rng);
             let expected = !(ra.matches(&row) && rb.matches(&row));
             assert_eq!(lhs.matches(&row), expected, "not ({a} and {b}) on {row:?}");
-            assert_eq!(
-                rhs.matches(&row),
-                expected,
-                "(not {a}) or (not {b}) on {row:?}"
-            );
-            assert_eq!(
-                rhs_symbols.matches(&row),
-                expected,
-                "!{a} || !{b} on {row:?}"
-            );
+            assert_eq!(rhs.matches(&row), expected, "(not {a}) or (not {b}) on {row:?}");
+            assert_eq!(rhs_symbols.matches(&row), expected, "!{a} || !{b} on {row:?}");
             seen[expected as usize] += 1;
         }
     }

@@ -63,9 +63,8 @@ pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
     let epoch_receivers = Arc::new(Mutex::new(epoch_receivers));
     let (params, segments) = (pipeline.params, pipeline.segments.clone());
     let workers = timely::execute(timely::Config::process(pipeline.workers), move |w| {
-        let epochs = epoch_receivers.lock().expect("epoch receivers")[w.index()]
-            .take()
-            .expect("one epoch receiver per worker");
+        let epochs =
+            epoch_receivers.lock().expect("epoch receivers")[w.index()].take().expect("one epoch receiver per worker");
         worker::run(w, params, segments.clone(), epochs, completed_tx.clone());
     })
     .map_err(anyhow::Error::msg)
@@ -108,7 +107,10 @@ fn feed(
         for rejection in &cut.rejections {
             dead_letters.write(rejection)?;
             if strict {
-                bail!("bad record at {rejection} (--strict stops at the first bad record; the raw record is in {})", dead_letters.path().display());
+                bail!(
+                    "bad record at {rejection} (--strict stops at the first bad record; the raw record is in {})",
+                    dead_letters.path().display()
+                );
             }
         }
         if cut.events.is_empty() {

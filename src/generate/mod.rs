@@ -72,8 +72,8 @@ const MAX_STEPS: u16 = 60;
 const MEAN_SESSION: f64 = 5.0;
 /// Relative session-start rate per UTC hour of the day.
 const DAY_CYCLE: [f64; 24] = [
-    0.25, 0.15, 0.1, 0.1, 0.1, 0.15, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.9, 0.85, 0.85, 0.9,
-    0.95, 1.0, 1.0, 1.0, 0.9, 0.7, 0.45,
+    0.25, 0.15, 0.1, 0.1, 0.1, 0.15, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.9, 0.85, 0.85, 0.9, 0.95, 1.0, 1.0, 1.0,
+    0.9, 0.7, 0.45,
 ];
 
 /// A session waiting for its next event, ordered by (time, sequence number).
@@ -103,18 +103,9 @@ impl Ord for Pending {
 /// Writes the synthetic stream described by `options`.
 pub fn generate(options: &GenerateOptions) -> anyhow::Result<GenerateSummary> {
     ensure!(options.customers >= 1, "--customers must be at least 1");
-    ensure!(
-        options.customers <= u64::from(u32::MAX),
-        "--customers must fit in 32 bits"
-    );
-    ensure!(
-        (0.0..1.0).contains(&options.out_of_order),
-        "--out-of-order must be in [0, 1)"
-    );
-    ensure!(
-        (0.0..1.0).contains(&options.malformed),
-        "--malformed must be in [0, 1)"
-    );
+    ensure!(options.customers <= u64::from(u32::MAX), "--customers must fit in 32 bits");
+    ensure!((0.0..1.0).contains(&options.out_of_order), "--out-of-order must be in [0, 1)");
+    ensure!((0.0..1.0).contains(&options.malformed), "--malformed must be in [0, 1)");
     let start = chrono::DateTime::parse_from_rfc3339(&options.start)
         .with_context(|| format!("--start {:?} is not RFC 3339", options.start))?
         .timestamp_millis();
@@ -141,15 +132,13 @@ pub fn generate(options: &GenerateOptions) -> anyhow::Result<GenerateSummary> {
     let mean_cycle = DAY_CYCLE.iter().sum::<f64>() / 24.0;
     let interarrival = Exp::new(sessions / span / mean_cycle)?;
     // Zipf rank -> customer index, a seeded bijection so the busiest customer is not c000000.
-    let mut stride = mix(options.seed) % customers | 1;
+    let mut stride = (mix(options.seed) % customers) | 1;
     while gcd(stride, customers) != 1 {
         stride += 1;
     }
     let offset = mix(options.seed ^ 1) % customers;
-    let rank_to_customer = |rank: u64| {
-        ((u128::from(rank - 1) * u128::from(stride) + u128::from(offset)) % u128::from(customers))
-            as u32
-    };
+    let rank_to_customer =
+        |rank: u64| ((u128::from(rank - 1) * u128::from(stride) + u128::from(offset)) % u128::from(customers)) as u32;
 
     // Per customer: when the next session may start (i64::MAX while one is active), and whether
     // the customer has appeared.
@@ -192,19 +181,11 @@ pub fn generate(options: &GenerateOptions) -> anyhow::Result<GenerateSummary> {
                 free_at[c as usize] = i64::MAX;
                 let session = Session::start(&mut rng, c, Profile::new(options.seed, c));
                 seq += 1;
-                active.push(Reverse(Pending {
-                    time: t,
-                    seq,
-                    session,
-                }));
+                active.push(Reverse(Pending { time: t, seq, session }));
             }
             continue;
         }
-        let Reverse(Pending {
-            time,
-            session: mut s,
-            ..
-        }) = active.pop().expect("a pending session");
+        let Reverse(Pending { time, session: mut s, .. }) = active.pop().expect("a pending session");
         let c = s.customer as usize;
         if !seen[c] {
             seen[c] = true;
@@ -213,20 +194,10 @@ pub fn generate(options: &GenerateOptions) -> anyhow::Result<GenerateSummary> {
         let (channel, device) = s.channel_device();
         let kind = s.kind(&mut rng);
         let value = (kind == K_PURCHASE).then(|| {
-            let median = [90.0, 220.0, 70.0, 35.0][s.intent as usize]
-                * Profile::new(options.seed, s.customer).spend();
+            let median = [90.0, 220.0, 70.0, 35.0][s.intent as usize] * Profile::new(options.seed, s.customer).spend();
             ((median * value.sample(&mut rng)).clamp(5.0, 500.0) * 100.0).round() as u32
         });
-        let record = Record {
-            customer: s.customer,
-            time,
-            channel,
-            cp: s.cp,
-            kind,
-            intent: s.intent,
-            device,
-            value,
-        };
+        let record = Record { customer: s.customer, time, channel, cp: s.cp, kind, intent: s.intent, device, value };
         produced += 1;
 
         // Malformed records: exactly `malformed` of them, spread over the event slots.
@@ -251,11 +222,7 @@ pub fn generate(options: &GenerateOptions) -> anyhow::Result<GenerateSummary> {
         }
 
         s.steps += 1;
-        let next = if s.steps < MAX_STEPS {
-            model.step(&mut rng, s.intent, s.cp)
-        } else {
-            None
-        };
+        let next = if s.steps < MAX_STEPS { model.step(&mut rng, s.intent, s.cp) } else { None };
         match next {
             Some(cp) => {
                 s.cp = cp;
@@ -265,11 +232,7 @@ pub fn generate(options: &GenerateOptions) -> anyhow::Result<GenerateSummary> {
                     dwell.sample(&mut rng).clamp(5.0 * SECOND, 10.0 * MINUTE)
                 };
                 seq += 1;
-                active.push(Reverse(Pending {
-                    time: time + wait as i64,
-                    seq,
-                    session: s,
-                }));
+                active.push(Reverse(Pending { time: time + wait as i64, seq, session: s }));
             }
             None => {
                 let pause = gap.sample(&mut rng).clamp(35.0 * MINUTE, 30.0 * DAY);
@@ -281,12 +244,7 @@ pub fn generate(options: &GenerateOptions) -> anyhow::Result<GenerateSummary> {
         writer.write(&r, None)?;
     }
     let bytes = writer.finish()?;
-    Ok(GenerateSummary {
-        events: n,
-        malformed,
-        customers: distinct,
-        bytes,
-    })
+    Ok(GenerateSummary { events: n, malformed, customers: distinct, bytes })
 }
 
 /// A [`Record`] in the reorder buffer; ordering is decided by the release slot and sequence

@@ -26,9 +26,7 @@ pub const INTENTS: [&str; 4] = ["shoes", "electronics", "outdoor", "support"];
 const I_SUPPORT: u8 = 3;
 
 /// Devices (the `device` attribute).
-pub const DEVICES: [&str; 7] = [
-    "desktop", "mobile", "tablet", "ios", "android", "phone", "pos",
-];
+pub const DEVICES: [&str; 7] = ["desktop", "mobile", "tablet", "ios", "android", "phone", "pos"];
 
 /// How a contact point picks its channel.
 #[derive(Clone, Copy, PartialEq)]
@@ -47,11 +45,7 @@ struct Cp {
 }
 
 const fn cp(name: &'static str, medium: Medium, intent: Option<u8>) -> Cp {
-    Cp {
-        name,
-        medium,
-        intent,
-    }
+    Cp { name, medium, intent }
 }
 
 use Medium::{Digital, Fixed};
@@ -149,11 +143,7 @@ fn base_transitions(from: u8) -> Vec<(u8, f64)> {
             t.extend([(SEARCH, 18.0), (LOGIN, 4.0), (FAQ, 3.0), (EXIT, 14.0)]);
             each(&mut t, &CATEGORIES, 8.0);
             each(&mut t, &PRODUCTS, 2.5);
-            t.push(if from == HOME {
-                (CAMPAIGN, 3.0)
-            } else {
-                (CART, 3.0)
-            });
+            t.push(if from == HOME { (CAMPAIGN, 3.0) } else { (CART, 3.0) });
         }
         SEARCH => {
             t.extend([(SEARCH, 5.0), (FAQ, 2.0), (EXIT, 12.0)]);
@@ -186,30 +176,15 @@ fn base_transitions(from: u8) -> Vec<(u8, f64)> {
         }
         COMPARE | REVIEWS => {
             t.extend([(CART, 6.0), (EXIT, 10.0)]);
-            t.push(if from == COMPARE {
-                (REVIEWS, 3.0)
-            } else {
-                (COMPARE, 3.0)
-            });
+            t.push(if from == COMPARE { (REVIEWS, 3.0) } else { (COMPARE, 3.0) });
             each(&mut t, &PRODUCTS, 4.0);
         }
         PRICING => {
-            t.extend([
-                (CART, 8.0),
-                (SIGNUP, 4.0),
-                (CALL_SALES, 2.0),
-                (CHAT, 2.0),
-                (EXIT, 12.0),
-            ]);
+            t.extend([(CART, 8.0), (SIGNUP, 4.0), (CALL_SALES, 2.0), (CHAT, 2.0), (EXIT, 12.0)]);
             each(&mut t, &PRODUCTS, 2.0);
         }
         CART => {
-            t.extend([
-                (CHECKOUT, 20.0),
-                (SEARCH, 3.0),
-                (LOGIN, 4.0),
-                (CALL_SALES, 1.0),
-            ]);
+            t.extend([(CHECKOUT, 20.0), (SEARCH, 3.0), (LOGIN, 4.0), (CALL_SALES, 1.0)]);
             t.push((EXIT, 16.0));
             each(&mut t, &PRODUCTS, 2.0);
         }
@@ -226,19 +201,8 @@ fn base_transitions(from: u8) -> Vec<(u8, f64)> {
         SIGNUP => t.extend([(CHECKOUT, 10.0), (HOME, 6.0), (EXIT, 12.0)]),
         LOGIN => t.extend([(ORDERS, 8.0), (CART, 6.0), (HOME, 6.0), (EXIT, 6.0)]),
         ORDERS => t.extend([(RETURNS, 6.0), (CALL_SUPPORT, 2.0), (EXIT, 15.0)]),
-        FAQ => t.extend([
-            (RETURNS, 6.0),
-            (CHAT, 6.0),
-            (CALL_SUPPORT, 4.0),
-            (SEARCH, 3.0),
-            (EXIT, 15.0),
-        ]),
-        RETURNS => t.extend([
-            (CHAT, 5.0),
-            (CALL_SUPPORT, 4.0),
-            (ORDERS, 3.0),
-            (EXIT, 12.0),
-        ]),
+        FAQ => t.extend([(RETURNS, 6.0), (CHAT, 6.0), (CALL_SUPPORT, 4.0), (SEARCH, 3.0), (EXIT, 15.0)]),
+        RETURNS => t.extend([(CHAT, 5.0), (CALL_SUPPORT, 4.0), (ORDERS, 3.0), (EXIT, 12.0)]),
         CHAT => t.extend([(FAQ, 3.0), (CALL_SUPPORT, 3.0), (EXIT, 15.0)]),
         NEWSLETTER => {
             t.extend([(CAMPAIGN, 10.0), (HOME, 4.0), (EXIT, 8.0)]);
@@ -249,11 +213,7 @@ fn base_transitions(from: u8) -> Vec<(u8, f64)> {
         CAMPAIGN | SOCIAL_AD => {
             t.extend([(SEARCH, 3.0), (EXIT, 13.0)]);
             each(&mut t, &PRODUCTS, 6.0);
-            t.push(if from == CAMPAIGN {
-                (CAT_SHOES, 4.0)
-            } else {
-                (CAMPAIGN, 4.0)
-            });
+            t.push(if from == CAMPAIGN { (CAT_SHOES, 4.0) } else { (CAMPAIGN, 4.0) });
         }
         STORE_BERLIN | STORE_MUNICH => t.extend([(CALL_SUPPORT, 0.5), (EXIT, 30.0)]),
         CALL_SUPPORT => t.extend([(FAQ, 2.0), (ORDERS, 2.0), (EXIT, 20.0)]),
@@ -284,10 +244,8 @@ impl Model {
         let mut jitter = StdRng::seed_from_u64(0x5EED_57E9_570E);
         let mut rows = Vec::with_capacity(INTENTS.len() * N_CP);
         let bases: Vec<_> = (0..N_CP as u8).map(base_transitions).collect();
-        let noise: Vec<Vec<f64>> = bases
-            .iter()
-            .map(|b| b.iter().map(|_| jitter.random_range(0.7..1.3)).collect())
-            .collect();
+        let noise: Vec<Vec<f64>> =
+            bases.iter().map(|b| b.iter().map(|_| jitter.random_range(0.7..1.3)).collect()).collect();
         for intent in 0..INTENTS.len() as u8 {
             for (base, noise) in bases.iter().zip(&noise) {
                 let mut row = Row::default();
@@ -336,9 +294,7 @@ pub fn mix(mut z: u64) -> u64 {
 impl Profile {
     /// The profile of `customer` under `seed`.
     pub fn new(seed: u64, customer: u32) -> Self {
-        Profile {
-            bits: mix(seed ^ mix(u64::from(customer))),
-        }
+        Profile { bits: mix(seed ^ mix(u64::from(customer))) }
     }
 
     /// `n` bits starting at `at`, as a number.
@@ -372,11 +328,7 @@ impl Profile {
     }
 
     fn store(self) -> u8 {
-        if self.field(32, 8) < 160 {
-            STORE_BERLIN
-        } else {
-            STORE_MUNICH
-        }
+        if self.field(32, 8) < 160 { STORE_BERLIN } else { STORE_MUNICH }
     }
 
     /// Multiplier of the customer's basket values, 0.5 – 2.
@@ -408,27 +360,15 @@ impl Session {
     /// Starts a session of `customer`: entry channel, entry contact point, intent and devices.
     pub fn start(rng: &mut impl Rng, customer: u32, profile: Profile) -> Self {
         let app_user = profile.app_user();
-        let entry_weights: [u32; 5] = if app_user {
-            [25, 60, 10, 3, 2]
-        } else {
-            [63, 2, 22, 8, 5]
-        };
+        let entry_weights: [u32; 5] = if app_user { [25, 60, 10, 3, 2] } else { [63, 2, 22, 8, 5] };
         let mut pick = rng.random_range(0..entry_weights.iter().sum::<u32>());
         let mut channel = 0u8;
         while pick >= entry_weights[channel as usize] {
             pick -= entry_weights[channel as usize];
             channel += 1;
         }
-        let digital = if channel == CH_APP || (app_user && rng.random_bool(0.5)) {
-            CH_APP
-        } else {
-            CH_WEB
-        };
-        let intent = if rng.random_bool(0.7) {
-            profile.intent()
-        } else {
-            rng.random_range(0..INTENTS.len() as u8)
-        };
+        let digital = if channel == CH_APP || (app_user && rng.random_bool(0.5)) { CH_APP } else { CH_WEB };
+        let intent = if rng.random_bool(0.7) { profile.intent() } else { rng.random_range(0..INTENTS.len() as u8) };
         let cp = match channel {
             CH_APP => APP_HOME,
             CH_EMAIL if rng.random_bool(0.3) => CART_REMINDER,
@@ -437,16 +377,10 @@ impl Session {
             CH_CALL if intent == I_SUPPORT || rng.random_bool(0.5) => CALL_SUPPORT,
             CH_CALL => CALL_SALES,
             _ => {
-                const WEB_ENTRIES: [u8; 12] = [
-                    HOME, HOME, HOME, HOME, SEARCH, SEARCH, CAMPAIGN, SOCIAL_AD, P101, P201,
-                    CAT_SHOES, FAQ,
-                ];
+                const WEB_ENTRIES: [u8; 12] =
+                    [HOME, HOME, HOME, HOME, SEARCH, SEARCH, CAMPAIGN, SOCIAL_AD, P101, P201, CAT_SHOES, FAQ];
                 let e = WEB_ENTRIES[rng.random_range(0..WEB_ENTRIES.len())];
-                if intent == I_SUPPORT && e != HOME {
-                    FAQ
-                } else {
-                    e
-                }
+                if intent == I_SUPPORT && e != HOME { FAQ } else { e }
             }
         };
         Session {
@@ -454,11 +388,7 @@ impl Session {
             cp,
             intent,
             digital,
-            digital_device: if digital == CH_APP {
-                profile.app_device()
-            } else {
-                profile.web_device()
-            },
+            digital_device: if digital == CH_APP { profile.app_device() } else { profile.web_device() },
             email_device: if rng.random_bool(0.6) { 1 } else { 0 },
             steps: 0,
         }
@@ -468,25 +398,11 @@ impl Session {
     pub fn channel_device(&self) -> (u8, u8) {
         match CPS[self.cp as usize].medium {
             Digital => (self.digital, self.digital_device),
-            Fixed(CH_APP) => (
-                CH_APP,
-                if self.digital == CH_APP {
-                    self.digital_device
-                } else {
-                    3
-                },
-            ),
+            Fixed(CH_APP) => (CH_APP, if self.digital == CH_APP { self.digital_device } else { 3 }),
             Fixed(CH_EMAIL) => (CH_EMAIL, self.email_device),
             Fixed(CH_CALL) => (CH_CALL, 5),
             Fixed(CH_STORE) => (CH_STORE, 6),
-            Fixed(c) => (
-                c,
-                if self.digital == CH_WEB {
-                    self.digital_device
-                } else {
-                    1
-                },
-            ),
+            Fixed(c) => (c, if self.digital == CH_WEB { self.digital_device } else { 1 }),
         }
     }
 

@@ -6,9 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use arrow::array::{
-    ArrayRef, Float64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder,
-};
+use arrow::array::{ArrayRef, Float64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::ipc::writer::FileWriter;
 
@@ -52,11 +50,7 @@ impl Malformed {
     /// The malformations the output format can represent.
     pub fn choices(arrow: bool) -> &'static [Malformed] {
         use Malformed::*;
-        if arrow {
-            &[MissingCustomer, BadTime]
-        } else {
-            &[MissingCustomer, BadTime, BadValue, Broken]
-        }
+        if arrow { &[MissingCustomer, BadTime] } else { &[MissingCustomer, BadTime, BadValue, Broken] }
     }
 }
 
@@ -149,16 +143,9 @@ impl Writer {
     pub fn open(out: &Path) -> anyhow::Result<Self> {
         let counting = |inner: Box<dyn Write>| Counting { inner, bytes: 0 };
         if out.as_os_str() == "-" {
-            return Ok(Writer::Text(TextWriter::new(
-                false,
-                Sink::Plain(counting(Box::new(io::stdout().lock()))),
-            )?));
+            return Ok(Writer::Text(TextWriter::new(false, Sink::Plain(counting(Box::new(io::stdout().lock()))))?));
         }
-        let name = out
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let name = out.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
         let (stem, compression) = match name.rsplit_once('.') {
             Some((stem, "gz")) => (stem, "gz"),
             Some((stem, "zst")) => (stem, "zst"),
@@ -168,16 +155,10 @@ impl Writer {
             Some("jsonl" | "ndjson" | "json") => "jsonl",
             Some("csv") => "csv",
             Some("arrow" | "ipc" | "feather") => "arrow",
-            _ => bail!(
-                "{}: unknown output format (use .jsonl, .csv or .arrow, optionally .gz/.zst)",
-                out.display()
-            ),
+            _ => bail!("{}: unknown output format (use .jsonl, .csv or .arrow, optionally .gz/.zst)", out.display()),
         };
         if format == "arrow" && !compression.is_empty() {
-            bail!(
-                "{}: Arrow IPC output cannot be compressed with .{compression}",
-                out.display()
-            );
+            bail!("{}: Arrow IPC output cannot be compressed with .{compression}", out.display());
         }
         let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
         let file = counting(Box::new(io::BufWriter::with_capacity(1 << 18, file)));
@@ -185,10 +166,7 @@ impl Writer {
             return Ok(Writer::Arrow(Box::new(ArrowWriter::new(file)?)));
         }
         let sink = match compression {
-            "gz" => Sink::Gzip(flate2::write::GzEncoder::new(
-                file,
-                flate2::Compression::default(),
-            )),
+            "gz" => Sink::Gzip(flate2::write::GzEncoder::new(file, flate2::Compression::default())),
             "zst" => Sink::Zstd(zstd::Encoder::new(file, 3)?),
             _ => Sink::Plain(file),
         };
@@ -222,13 +200,7 @@ const HEADER: &[u8] = b"customer,time,channel,contact_point,kind,value,intent,de
 
 impl TextWriter {
     fn new(csv: bool, sink: Sink) -> io::Result<Self> {
-        let mut w = TextWriter {
-            csv,
-            sink,
-            buf: Vec::with_capacity(CHUNK + 512),
-            day: i64::MIN,
-            date: [0; 11],
-        };
+        let mut w = TextWriter { csv, sink, buf: Vec::with_capacity(CHUNK + 512), day: i64::MIN, date: [0; 11] };
         if csv {
             w.buf.extend_from_slice(HEADER);
         }
@@ -242,12 +214,12 @@ impl TextWriter {
         } else {
             self.json_line(r, malformed)
         }
-        if let Some(Malformed::Broken) = malformed {
-            if !self.csv {
-                // Cut the line in the middle of the time string.
-                self.buf.truncate(start + 40);
-                self.buf.push(b'\n');
-            }
+        if let Some(Malformed::Broken) = malformed
+            && !self.csv
+        {
+            // Cut the line in the middle of the time string.
+            self.buf.truncate(start + 40);
+            self.buf.push(b'\n');
         }
         if self.buf.len() >= CHUNK {
             self.sink.write_all(&self.buf)?;
@@ -266,13 +238,11 @@ impl TextWriter {
         }
         self.push_time(r.time, malformed);
         self.buf.extend_from_slice(b"\",\"channel\":\"");
-        self.buf
-            .extend_from_slice(CHANNELS[r.channel as usize].as_bytes());
+        self.buf.extend_from_slice(CHANNELS[r.channel as usize].as_bytes());
         self.buf.extend_from_slice(b"\",\"contact_point\":\"");
         self.buf.extend_from_slice(cp_name(r.cp).as_bytes());
         self.buf.extend_from_slice(b"\",\"kind\":\"");
-        self.buf
-            .extend_from_slice(KINDS[r.kind as usize].as_bytes());
+        self.buf.extend_from_slice(KINDS[r.kind as usize].as_bytes());
         self.buf.push(b'"');
         if let Some(Malformed::BadValue) = malformed {
             self.buf.extend_from_slice(b",\"value\":\"abc\"");
@@ -281,11 +251,9 @@ impl TextWriter {
             push_cents(&mut self.buf, cents);
         }
         self.buf.extend_from_slice(b",\"intent\":\"");
-        self.buf
-            .extend_from_slice(INTENTS[r.intent as usize].as_bytes());
+        self.buf.extend_from_slice(INTENTS[r.intent as usize].as_bytes());
         self.buf.extend_from_slice(b"\",\"device\":\"");
-        self.buf
-            .extend_from_slice(DEVICES[r.device as usize].as_bytes());
+        self.buf.extend_from_slice(DEVICES[r.device as usize].as_bytes());
         self.buf.extend_from_slice(b"\"}\n");
     }
 
@@ -296,13 +264,11 @@ impl TextWriter {
         self.buf.push(b',');
         self.push_time(r.time, malformed);
         self.buf.push(b',');
-        self.buf
-            .extend_from_slice(CHANNELS[r.channel as usize].as_bytes());
+        self.buf.extend_from_slice(CHANNELS[r.channel as usize].as_bytes());
         self.buf.push(b',');
         self.buf.extend_from_slice(cp_name(r.cp).as_bytes());
         self.buf.push(b',');
-        self.buf
-            .extend_from_slice(KINDS[r.kind as usize].as_bytes());
+        self.buf.extend_from_slice(KINDS[r.kind as usize].as_bytes());
         if let Some(Malformed::Broken) = malformed {
             // A row with five of the eight fields.
             self.buf.push(b'\n');
@@ -315,11 +281,9 @@ impl TextWriter {
             push_cents(&mut self.buf, cents);
         }
         self.buf.push(b',');
-        self.buf
-            .extend_from_slice(INTENTS[r.intent as usize].as_bytes());
+        self.buf.extend_from_slice(INTENTS[r.intent as usize].as_bytes());
         self.buf.push(b',');
-        self.buf
-            .extend_from_slice(DEVICES[r.device as usize].as_bytes());
+        self.buf.extend_from_slice(DEVICES[r.device as usize].as_bytes());
         self.buf.push(b'\n');
     }
 
@@ -400,11 +364,7 @@ impl ArrowWriter {
         let utf8 = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
         let schema = Arc::new(Schema::new(vec![
             utf8("customer", true),
-            Field::new(
-                "time",
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                true,
-            ),
+            Field::new("time", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
             utf8("channel", false),
             utf8("contact_point", false),
             utf8("kind", false),
@@ -443,8 +403,7 @@ impl ArrowWriter {
         self.channel.append_value(CHANNELS[r.channel as usize]);
         self.cp.append_value(cp_name(r.cp));
         self.kind.append_value(KINDS[r.kind as usize]);
-        self.value
-            .append_option(r.value.map(|c| f64::from(c) / 100.0));
+        self.value.append_option(r.value.map(|c| f64::from(c) / 100.0));
         self.intent.append_value(INTENTS[r.intent as usize]);
         self.device.append_value(DEVICES[r.device as usize]);
         self.rows += 1;
@@ -465,8 +424,7 @@ impl ArrowWriter {
             Arc::new(self.intent.finish()),
             Arc::new(self.device.finish()),
         ];
-        self.writer
-            .write(&RecordBatch::try_new(self.schema.clone(), columns)?)?;
+        self.writer.write(&RecordBatch::try_new(self.schema.clone(), columns)?)?;
         self.rows = 0;
         Ok(())
     }

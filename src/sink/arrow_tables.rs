@@ -169,8 +169,9 @@ fn journeys_batch(tables: &Tables, metadata: &HashMap<String, String>) -> anyhow
     let mut rows: Vec<&JourneyRow> = tables.journeys().values().collect();
     rows.sort_by(|a, b| a.journey.cmp(&b.journey));
 
-    let timestamps =
-        |f: fn(&JourneyRow) -> i64| TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| f(r))).with_timezone(UTC);
+    let timestamps = |f: fn(&JourneyRow) -> i64| {
+        TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| f(r))).with_timezone(UTC)
+    };
     let int64s = |f: fn(&JourneyRow) -> i64| Int64Array::from_iter_values(rows.iter().map(|r| f(r)));
 
     let channel_events = {

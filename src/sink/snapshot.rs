@@ -12,6 +12,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::{SecondsFormat, Utc};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use super::arrow_tables::SnapshotBatches;
@@ -107,11 +108,7 @@ impl SnapshotWriter {
 fn write_atomically(path: &Path, fill: impl FnOnce(File) -> anyhow::Result<File>) -> anyhow::Result<()> {
     let dir = path.parent().context("snapshot path has no directory")?;
     let name = path.file_name().context("snapshot path has no file name")?.to_string_lossy();
-    let temp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let temp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
     let result = (|| {
         let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
         let file = fill(file).with_context(|| format!("writing {}", path.display()))?;
@@ -135,10 +132,17 @@ fn write_ipc(file: File, batch: &RecordBatch) -> anyhow::Result<File> {
     buffered.into_inner().map_err(|e| e.into_error()).context("flushing the IPC file")
 }
 
-/// Writes `batch` to `file` as zstd-compressed Parquet, with the Arrow schema embedded.
+/// Writes `batch` to `file` as zstd-compressed Parquet, with the Arrow schema embedded. The
+/// schema metadata (logical and wall-clock time) is also written as Parquet key-value metadata,
+/// for readers that do not decode the embedded Arrow schema.
 fn write_parquet(file: File, batch: &RecordBatch) -> anyhow::Result<File> {
-    let properties =
-        WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+    let mut metadata: Vec<KeyValue> =
+        batch.schema().metadata().iter().map(|(key, value)| KeyValue::new(key.clone(), value.clone())).collect();
+    metadata.sort_by(|a, b| a.key.cmp(&b.key));
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_key_value_metadata(Some(metadata))
+        .build();
     let mut writer =
         ArrowWriter::try_new(file, batch.schema(), Some(properties)).context("starting the Parquet file")?;
     writer.write(batch).context("writing the Parquet record batch")?;

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int64Array, LargeStringArray, RecordBatch,
-    StringArray, StringViewArray, UInt64Array,
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, LargeStringArray, RecordBatch, StringArray, StringViewArray,
+    UInt64Array,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{
@@ -76,11 +76,7 @@ pub(crate) fn open_parquet(
         .build()
         .with_context(|| format!("cannot read Parquet file {path}"))?;
     let bytes_read = Arc::new(AtomicU64::new(0));
-    let progress = RowProgress {
-        bytes_read: bytes_read.clone(),
-        total_bytes,
-        total_rows,
-    };
+    let progress = RowProgress { bytes_read: bytes_read.clone(), total_bytes, total_rows };
     let decoder = BatchDecoder::new(Box::new(reader), decoder, slots, path.to_string(), Some(progress));
     Ok((decoder, bytes_read, Some(total_bytes)))
 }
@@ -90,12 +86,23 @@ pub(crate) fn open_parquet(
 pub(crate) fn open_arrow(opened: Opened, decoder: RowDecoder, source: String) -> anyhow::Result<BatchDecoder> {
     let mut reader = opened.reader;
     let mut head = Vec::with_capacity(8);
-    (&mut reader)
-        .take(8)
-        .read_to_end(&mut head)
-        .with_context(|| format!("cannot read Arrow input {source}"))?;
+    (&mut reader).take(8).read_to_end(&mut head).with_context(|| format!("cannot read Arrow input {source}"))?;
     let rest: Box<dyn Read + Send> = if head.starts_with(b"ARROW1") && head.len() == 8 {
-        reader
+        // The file format pads the magic with zeros to the writer's alignment (8 bytes for
+        // most writers, 64 for arrow-rs); skip the padding word by word, since no message
+        // starts with a zero word.
+        let mut word = Vec::with_capacity(4);
+        loop {
+            word.clear();
+            (&mut reader)
+                .take(4)
+                .read_to_end(&mut word)
+                .with_context(|| format!("cannot read Arrow input {source}"))?;
+            if word != [0; 4] {
+                break;
+            }
+        }
+        Box::new(Cursor::new(word).chain(reader))
     } else {
         Box::new(Cursor::new(head).chain(reader))
     };
@@ -114,17 +121,7 @@ impl BatchDecoder {
         source: String,
         progress: Option<RowProgress>,
     ) -> BatchDecoder {
-        BatchDecoder {
-            batches,
-            decoder,
-            slots,
-            source,
-            progress,
-            batch: None,
-            index: 0,
-            row: 0,
-            done: false,
-        }
+        BatchDecoder { batches, decoder, slots, source, progress, batch: None, index: 0, row: 0, done: false }
     }
 
     /// The next record or rejection.
@@ -139,9 +136,8 @@ impl BatchDecoder {
                 let i = self.index;
                 self.index += 1;
                 self.row += 1;
-                let result = decode_row(&self.decoder, columns, i).map_err(|fault| {
-                    Rejection::from_fault(&self.source, self.row, fault, row_json(batch, i))
-                });
+                let result = decode_row(&self.decoder, columns, i)
+                    .map_err(|fault| Rejection::from_fault(&self.source, self.row, fault, row_json(batch, i)));
                 return Some(result);
             }
             match self.batches.next() {
@@ -158,8 +154,7 @@ impl BatchDecoder {
                     if let Some(p) = &self.progress {
                         let rows = self.row + batch.num_rows() as u64;
                         let estimate = p.total_bytes as u128 * rows as u128 / p.total_rows.max(1) as u128;
-                        p.bytes_read
-                            .store(estimate.min(p.total_bytes as u128) as u64, Ordering::Relaxed);
+                        p.bytes_read.store(estimate.min(p.total_bytes as u128) as u64, Ordering::Relaxed);
                     }
                     self.batch = Some((batch, columns));
                     self.index = 0;
@@ -211,23 +206,19 @@ impl Column {
             Float16 | Float32 | Decimal32(..) | Decimal64(..) | Decimal128(..) | Decimal256(..) => casted(&Float64),
             Dictionary(_, values) => casted(values),
             Date32 => casted(&Date64),
-            Date64 => Ok(Column::Time(
-                array.as_primitive::<Date64Type>().reinterpret_cast::<Int64Type>(),
-                Scale::Div(1),
-            )),
+            Date64 => {
+                Ok(Column::Time(array.as_primitive::<Date64Type>().reinterpret_cast::<Int64Type>(), Scale::Div(1)))
+            }
             Timestamp(unit, _) => Ok(match unit {
-                TimeUnit::Second => Column::Time(
-                    array.as_primitive::<TimestampSecondType>().reinterpret_cast(),
-                    Scale::Mul(1000),
-                ),
-                TimeUnit::Millisecond => Column::Time(
-                    array.as_primitive::<TimestampMillisecondType>().reinterpret_cast(),
-                    Scale::Div(1),
-                ),
-                TimeUnit::Microsecond => Column::Time(
-                    array.as_primitive::<TimestampMicrosecondType>().reinterpret_cast(),
-                    Scale::Div(1000),
-                ),
+                TimeUnit::Second => {
+                    Column::Time(array.as_primitive::<TimestampSecondType>().reinterpret_cast(), Scale::Mul(1000))
+                }
+                TimeUnit::Millisecond => {
+                    Column::Time(array.as_primitive::<TimestampMillisecondType>().reinterpret_cast(), Scale::Div(1))
+                }
+                TimeUnit::Microsecond => {
+                    Column::Time(array.as_primitive::<TimestampMicrosecondType>().reinterpret_cast(), Scale::Div(1000))
+                }
                 TimeUnit::Nanosecond => Column::Time(
                     array.as_primitive::<TimestampNanosecondType>().reinterpret_cast(),
                     Scale::Div(1_000_000),
@@ -289,9 +280,8 @@ fn row_json(batch: &RecordBatch, i: usize) -> String {
         let value = if column.is_null(i) {
             serde_json::Value::Null
         } else {
-            let text = ArrayFormatter::try_new(column.as_ref(), &options)
-                .map(|f| f.value(i).to_string())
-                .unwrap_or_default();
+            let text =
+                ArrayFormatter::try_new(column.as_ref(), &options).map(|f| f.value(i).to_string()).unwrap_or_default();
             match column.data_type() {
                 t if t.is_numeric() => text
                     .parse::<serde_json::Number>()

@@ -48,11 +48,7 @@ impl DeadLetterWriter {
     }
 
     fn with_file(path: &Path, file: File) -> DeadLetterWriter {
-        DeadLetterWriter {
-            path: path.to_path_buf(),
-            out: BufWriter::new(file),
-            counts: BTreeMap::new(),
-        }
+        DeadLetterWriter { path: path.to_path_buf(), out: BufWriter::new(file), counts: BTreeMap::new() }
     }
 
     /// Appends one rejection as a JSON line and counts it.
@@ -89,8 +85,6 @@ impl DeadLetterWriter {
 
     /// Flushes buffered lines to the file.
     pub fn flush(&mut self) -> anyhow::Result<()> {
-        self.out
-            .flush()
-            .with_context(|| format!("cannot write to dead-letter file {}", self.path.display()))
+        self.out.flush().with_context(|| format!("cannot write to dead-letter file {}", self.path.display()))
     }
 }

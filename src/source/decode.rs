@@ -46,11 +46,7 @@ pub(crate) struct Fault {
 impl Fault {
     /// A fault not tied to a field.
     pub fn malformed(reason: String) -> Fault {
-        Fault {
-            kind: ReasonKind::Malformed,
-            field: None,
-            reason,
-        }
+        Fault { kind: ReasonKind::Malformed, field: None, reason }
     }
 }
 
@@ -68,10 +64,7 @@ impl RowDecoder {
             Some(&field) => Some(options.mapping.column(field).to_string()),
             None => options.journey_key.clone(),
         });
-        RowDecoder {
-            columns,
-            options: options.clone(),
-        }
+        RowDecoder { columns, options: options.clone() }
     }
 
     /// Finds each slot's column among `available` (a header or schema). A missing required column
@@ -109,22 +102,8 @@ impl RowDecoder {
         let value = self.value(&cells[5])?;
         let session = self.optional_text(Field::Session.name(), &cells[6])?;
         let journey_key = self.optional_text("journey_key", &cells[JOURNEY_SLOT])?;
-        let converting = self
-            .options
-            .conversion
-            .as_ref()
-            .is_some_and(|c| c.matches(&contact_point, kind.as_deref()));
-        Ok(Record {
-            customer,
-            journey_key,
-            time,
-            contact_point,
-            channel,
-            kind,
-            session,
-            converting,
-            value,
-        })
+        let converting = self.options.conversion.as_ref().is_some_and(|c| c.matches(&contact_point, kind.as_deref()));
+        Ok(Record { customer, journey_key, time, contact_point, channel, kind, session, converting, value })
     }
 
     fn missing(&self, field: Field) -> Fault {
@@ -137,8 +116,7 @@ impl RowDecoder {
     }
 
     fn required_text(&self, field: Field, cell: &Cell<'_>) -> Result<String, Fault> {
-        self.optional_text(field.name(), cell)?
-            .ok_or_else(|| self.missing(field))
+        self.optional_text(field.name(), cell)?.ok_or_else(|| self.missing(field))
     }
 
     fn optional_text(&self, name: &'static str, cell: &Cell<'_>) -> Result<Option<String>, Fault> {
@@ -198,18 +176,10 @@ impl RowDecoder {
 }
 
 fn bad_type(field: &'static str, expected: &str, got: &str) -> Fault {
-    Fault {
-        kind: ReasonKind::BadType,
-        field: Some(field),
-        reason: format!("{field}: expected {expected}, got {got}"),
-    }
+    Fault { kind: ReasonKind::BadType, field: Some(field), reason: format!("{field}: expected {expected}, got {got}") }
 }
 
 /// Renders a float id as text: integral values without a fraction (`173688.0` → `"173688"`).
 fn render_float(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 1e15 {
-        format!("{}", f as i64)
-    } else {
-        f.to_string()
-    }
+    if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { f.to_string() }
 }

@@ -70,13 +70,7 @@ pub(crate) fn open_stream(path: &str, compression: Compression) -> anyhow::Resul
         let size = file.metadata().ok().map(|m| m.len());
         (Box::new(file), size)
     };
-    let counted = BufReader::with_capacity(
-        BUFFER,
-        Counting {
-            inner: raw,
-            count: bytes_read.clone(),
-        },
-    );
+    let counted = BufReader::with_capacity(BUFFER, Counting { inner: raw, count: bytes_read.clone() });
     let reader: Box<dyn Read + Send> = match compression {
         Compression::None => Box::new(counted),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(counted)),
@@ -84,11 +78,7 @@ pub(crate) fn open_stream(path: &str, compression: Compression) -> anyhow::Resul
             zstd::Decoder::with_buffer(counted).with_context(|| format!("cannot start zstd decoding of {path}"))?,
         ),
     };
-    Ok(Opened {
-        reader,
-        bytes_read,
-        total_bytes,
-    })
+    Ok(Opened { reader, bytes_read, total_bytes })
 }
 
 /// Opens a file, with an error naming the path.

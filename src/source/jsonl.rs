@@ -35,7 +35,7 @@ impl JsonlDecoder {
         }
     }
 
-    /// The next record or rejection; blank lines are skipped.
+    /// The next record or rejection; blank lines and a UTF-8 byte order mark are skipped.
     pub fn next_item(&mut self) -> Option<Result<Record, Rejection>> {
         loop {
             if self.done {
@@ -51,7 +51,11 @@ impl JsonlDecoder {
                 }
             }
             self.line += 1;
-            let line = self.buf.trim_ascii();
+            let mut line = self.buf.as_slice();
+            if self.line == 1 {
+                line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+            }
+            let line = line.trim_ascii();
             if line.is_empty() {
                 continue;
             }

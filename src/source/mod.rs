@@ -181,9 +181,7 @@ impl FromStr for Format {
             "csv" => Ok(Format::Csv),
             "parquet" | "pq" => Ok(Format::Parquet),
             "arrow" | "arrows" | "ipc" | "feather" => Ok(Format::Arrow),
-            other => Err(format!(
-                "unknown input format {other:?}; expected one of jsonl, csv, parquet, arrow"
-            )),
+            other => Err(format!("unknown input format {other:?}; expected one of jsonl, csv, parquet, arrow")),
         }
     }
 }
@@ -211,11 +209,7 @@ pub fn open(path: &str, format: Option<Format>, options: &DecodeOptions) -> anyh
             "{path}: compressed Parquet files are not supported (Parquet compresses internally)"
         );
         let (decoder, bytes_read, total_bytes) = columnar::open_parquet(path, decoder)?;
-        return Ok(Source {
-            inner: Inner::Batches(decoder),
-            bytes_read,
-            total_bytes,
-        });
+        return Ok(Source { inner: Inner::Batches(decoder), bytes_read, total_bytes });
     }
     let opened = input::open_stream(path, compression)?;
     let (bytes_read, total_bytes) = (opened.bytes_read.clone(), opened.total_bytes);
@@ -224,11 +218,7 @@ pub fn open(path: &str, format: Option<Format>, options: &DecodeOptions) -> anyh
         Format::Csv => Inner::Csv(delimited::CsvDecoder::new(opened.reader, decoder, source)?),
         Format::Arrow | Format::Parquet => Inner::Batches(columnar::open_arrow(opened, decoder, source)?),
     };
-    Ok(Source {
-        inner,
-        bytes_read,
-        total_bytes,
-    })
+    Ok(Source { inner, bytes_read, total_bytes })
 }
 
 /// An opened input: an iterator of decoded records and rejections.

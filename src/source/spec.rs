@@ -61,15 +61,8 @@ pub enum Field {
 
 impl Field {
     /// All fields, in slot order.
-    pub const ALL: [Field; 7] = [
-        Field::Customer,
-        Field::Time,
-        Field::ContactPoint,
-        Field::Channel,
-        Field::Kind,
-        Field::Value,
-        Field::Session,
-    ];
+    pub const ALL: [Field; 7] =
+        [Field::Customer, Field::Time, Field::ContactPoint, Field::Channel, Field::Kind, Field::Value, Field::Session];
 
     const NAMES: &'static str = "customer, time, contact_point, channel, kind, value, session";
 
@@ -96,14 +89,11 @@ impl FromStr for Field {
     type Err = SpecError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Field::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| SpecError::UnknownField {
-                spec: "--map",
-                field: s.to_string(),
-                expected: Field::NAMES,
-            })
+        Field::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| SpecError::UnknownField {
+            spec: "--map",
+            field: s.to_string(),
+            expected: Field::NAMES,
+        })
     }
 }
 
@@ -149,10 +139,9 @@ impl Mapping {
         let mut mapping = Mapping::default();
         let mut seen = Vec::new();
         for item in spec.split(',').filter(|item| !item.trim().is_empty()) {
-            let (field, column) = item.split_once('=').ok_or_else(|| SpecError::MissingEquals {
-                spec: "--map",
-                item: item.to_string(),
-            })?;
+            let (field, column) = item
+                .split_once('=')
+                .ok_or_else(|| SpecError::MissingEquals { spec: "--map", item: item.to_string() })?;
             let field = field.trim();
             if seen.contains(&field) {
                 return Err(SpecError::Duplicate(field.to_string()));
@@ -167,10 +156,7 @@ impl Mapping {
     pub fn set(&mut self, field: &str, column: &str) -> Result<(), SpecError> {
         let field: Field = field.trim().parse()?;
         if column.is_empty() {
-            return Err(SpecError::Empty {
-                spec: "--map",
-                item: format!("{field}="),
-            });
+            return Err(SpecError::Empty { spec: "--map", item: format!("{field}=") });
         }
         *self.column_mut(field) = column.to_string();
         Ok(())
@@ -233,10 +219,9 @@ pub struct Conversion {
 impl Conversion {
     /// Parses `FIELD=VALUE[|VALUE…]` where FIELD is `kind` or `contact_point`.
     pub fn parse(spec: &str) -> Result<Conversion, SpecError> {
-        let (field, values) = spec.split_once('=').ok_or_else(|| SpecError::MissingEquals {
-            spec: "--conversion",
-            item: spec.to_string(),
-        })?;
+        let (field, values) = spec
+            .split_once('=')
+            .ok_or_else(|| SpecError::MissingEquals { spec: "--conversion", item: spec.to_string() })?;
         let field = match field.trim() {
             "kind" => ConversionField::Kind,
             "contact_point" => ConversionField::ContactPoint,
@@ -250,10 +235,7 @@ impl Conversion {
         };
         let values: Vec<String> = values.split('|').map(|v| v.trim().to_string()).collect();
         if values.iter().any(String::is_empty) {
-            return Err(SpecError::Empty {
-                spec: "--conversion",
-                item: spec.to_string(),
-            });
+            return Err(SpecError::Empty { spec: "--conversion", item: spec.to_string() });
         }
         Ok(Conversion { field, values })
     }

@@ -30,9 +30,7 @@ impl FromStr for TimeFormat {
             "rfc3339" => Ok(TimeFormat::Rfc3339),
             "epoch_s" => Ok(TimeFormat::EpochS),
             "epoch_ms" => Ok(TimeFormat::EpochMs),
-            other => Err(format!(
-                "unknown time format {other:?}; expected one of auto, rfc3339, epoch_s, epoch_ms"
-            )),
+            other => Err(format!("unknown time format {other:?}; expected one of auto, rfc3339, epoch_s, epoch_ms")),
         }
     }
 }
@@ -78,8 +76,17 @@ impl TimeFormat {
         match number {
             Number::Int(i) => i.checked_mul(millis_per_unit),
             Number::Float(f) => {
-                let ms = (f * millis_per_unit as f64).floor();
-                (ms.is_finite() && ms.abs() < 9.0e18).then_some(ms as i64)
+                let ms = f * millis_per_unit as f64;
+                // Round to whole microseconds before truncating, so that a decimal fraction
+                // f64 cannot hold exactly keeps its last millisecond (1076801537.222 s is
+                // 1076801537221.9999 ms as f64).
+                let micros = (ms * 1000.0).round();
+                if micros.abs() < 9.0e18 {
+                    Some((micros as i64).div_euclid(1000))
+                } else {
+                    let ms = ms.floor();
+                    (ms.is_finite() && ms.abs() < 9.0e18).then_some(ms as i64)
+                }
             }
         }
     }
@@ -112,11 +119,7 @@ pub(crate) fn parse_number(text: &str) -> Option<Number> {
 /// `YYYY-MM-DD[( |T)HH:MM[:SS[.fraction]]][Z|±HH:MM|±HHMM|±HH]` (no offset means UTC) by hand,
 /// then RFC 2822 through chrono.
 pub(crate) fn parse_datetime(text: &str) -> Option<i64> {
-    parse_iso(text.as_bytes()).or_else(|| {
-        chrono::DateTime::parse_from_rfc2822(text)
-            .ok()
-            .map(|t| t.timestamp_millis())
-    })
+    parse_iso(text.as_bytes()).or_else(|| chrono::DateTime::parse_from_rfc2822(text).ok().map(|t| t.timestamp_millis()))
 }
 
 /// The hand-written fast path for ISO-8601-like timestamps.
@@ -196,9 +199,7 @@ fn parse_iso(b: &[u8]) -> Option<i64> {
 /// The number formed by the `count` ASCII digits at `start`, if they are all digits.
 fn digits(b: &[u8], start: usize, count: usize) -> Option<i64> {
     let slice = b.get(start..start + count)?;
-    slice.iter().try_fold(0i64, |acc, &d| {
-        d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
-    })
+    slice.iter().try_fold(0i64, |acc, &d| d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0')))
 }
 
 fn is_leap(year: i64) -> bool {
@@ -261,6 +262,8 @@ mod tests {
         assert_eq!(TimeFormat::Auto.parse_text("1700000000123"), Some(1_700_000_000_123));
         assert_eq!(TimeFormat::Auto.parse_text("1.5"), Some(1500));
         assert_eq!(TimeFormat::EpochMs.parse_text("-0.5"), Some(-1));
+        assert_eq!(TimeFormat::EpochS.parse_text("1076801537.222"), Some(1_076_801_537_222));
+        assert_eq!(TimeFormat::EpochS.parse_text("1.001"), Some(1001));
         assert_eq!(TimeFormat::EpochS.parse_text("2024-01-01"), None);
         assert_eq!(TimeFormat::Rfc3339.parse_text("1700000000"), None);
         assert_eq!(TimeFormat::EpochS.from_number(Number::Int(i64::MAX)), None);

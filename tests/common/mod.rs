@@ -38,11 +38,7 @@ pub fn stepstone(args: &[&str]) -> Output {
 /// Runs `stepstone` with `args` and panics with its stderr unless it succeeds.
 pub fn stepstone_ok(args: &[&str]) -> Output {
     let output = stepstone(args);
-    assert!(
-        output.status.success(),
-        "stepstone {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "stepstone {args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
     output
 }
 
