@@ -1,5 +1,5 @@
 //! The dead-letter output of the input side: every rejected record is appended to a JSON Lines
-//! file (`{"source","line","field","reason","raw"}`) and counted by reason, so nothing is lost.
+//! file (`{"source","line","field","kind","reason","raw"}`) and counted by reason, so nothing is lost.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -24,6 +24,7 @@ struct Line<'a> {
     source: &'a str,
     line: u64,
     field: Option<&'a str>,
+    kind: &'static str,
     reason: &'a str,
     raw: &'a str,
 }
@@ -57,6 +58,7 @@ impl DeadLetterWriter {
             source: &rejection.source,
             line: rejection.line,
             field: rejection.field.as_deref(),
+            kind: rejection.reason_kind(),
             reason: &rejection.reason,
             raw: &rejection.raw,
         };

@@ -121,7 +121,8 @@ impl RowDecoder {
 
     fn optional_text(&self, name: &'static str, cell: &Cell<'_>) -> Result<Option<String>, Fault> {
         Ok(match *cell {
-            Cell::Absent | Cell::Null | Cell::Str("") => None,
+            Cell::Absent | Cell::Null => None,
+            Cell::Str(s) if s.trim().is_empty() => None,
             Cell::Str(s) => Some(s.to_string()),
             Cell::Num(Number::Int(i)) | Cell::TimeMs(i) => Some(i.to_string()),
             Cell::Num(Number::Float(f)) => Some(render_float(f)),

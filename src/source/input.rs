@@ -26,10 +26,11 @@ pub(crate) enum Compression {
 impl Compression {
     /// The compression of `path` and the path with the compression extension stripped.
     pub fn detect(path: &str) -> (Compression, &str) {
-        if let Some(stem) = path.strip_suffix(".gz") {
-            (Compression::Gzip, stem)
-        } else if let Some(stem) = path.strip_suffix(".zst") {
-            (Compression::Zstd, stem)
+        let lower = path.to_ascii_lowercase();
+        if lower.ends_with(".gz") {
+            (Compression::Gzip, &path[..path.len() - 3])
+        } else if lower.ends_with(".zst") {
+            (Compression::Zstd, &path[..path.len() - 4])
         } else {
             (Compression::None, path)
         }

@@ -174,9 +174,14 @@ fn parse_iso(b: &[u8]) -> Option<i64> {
         }
         ms += fraction_ms;
     }
+    // One space may separate the offset (`… 09:00:00 +02:00`, `… 09:00:00 UTC`).
+    if b.get(pos) == Some(&b' ') && pos + 1 < b.len() {
+        pos += 1;
+    }
     let offset_minutes = match b.get(pos) {
         None => 0,
         Some(b'Z' | b'z') if pos + 1 == b.len() => 0,
+        Some(b'U') if &b[pos..] == b"UTC" => 0,
         Some(&sign @ (b'+' | b'-')) => {
             let hours = digits(b, pos + 1, 2)?;
             let minutes = match b.len() - (pos + 3) {
@@ -237,6 +242,9 @@ mod tests {
         assert_eq!(parse_datetime("2011-10-11 11:45:40.2769"), Some(1318333540276));
         assert_eq!(parse_datetime("2011-10-11 13:45:40.276+0200"), Some(1318333540276));
         assert_eq!(parse_datetime("2011-10-11 13:45:40.276+02"), Some(1318333540276));
+        assert_eq!(parse_datetime("2011-10-11 13:45:40.276 +02:00"), Some(1318333540276));
+        assert_eq!(parse_datetime("2011-10-11 11:45:40.276 UTC"), Some(1318333540276));
+        assert_eq!(parse_datetime("2011-10-11 11:45:40.276 "), None);
         assert_eq!(parse_datetime("2011-10-11 09:45:40.276-02:00"), Some(1318333540276));
         assert_eq!(parse_datetime("1970-01-01"), Some(0));
         assert_eq!(parse_datetime("1969-12-31 23:59:59.999"), Some(-1));
