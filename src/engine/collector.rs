@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use super::handle::Frontier;
 use super::worker::Completed;
 use crate::sink::update::Update;
 use crate::sink::{DeltaWriter, SnapshotInfo, SnapshotWriter, Tables};
@@ -50,7 +51,8 @@ impl Collector {
     }
 
     /// Runs until every worker has hung up, then writes the final snapshot.
-    pub fn run(mut self, completed: Receiver<Completed>) -> anyhow::Result<Collected> {
+    /// Each applied time is announced on `frontier`.
+    pub fn run(mut self, completed: Receiver<Completed>, frontier: &Frontier) -> anyhow::Result<Collected> {
         let mut pending: BTreeMap<u64, (usize, Vec<Update>)> = BTreeMap::new();
         let mut last_snapshot = Instant::now();
         let mut epochs = 0;
@@ -75,6 +77,7 @@ impl Collector {
                     snapshots += 1;
                     last_snapshot = Instant::now();
                 }
+                frontier.advance(time);
             }
         }
         if !pending.is_empty() {

@@ -9,23 +9,22 @@
 //! their inputs together.
 
 mod collector;
+mod handle;
 mod reader;
 mod summary;
 mod worker;
 
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use crossbeam_channel::Sender;
 
 use crate::config::Pipeline;
 use crate::sink::{DeltaWriter, SnapshotWriter, Tables};
 use crate::source::DeadLetterWriter;
-use collector::{Collected, Collector};
 use reader::EpochCutter;
-use worker::Epoch;
 
+pub use collector::{Collected, Collector};
+pub use handle::{Engine, Frontier};
 pub use summary::RunSummary;
 
 /// Runs `pipeline` to the end of its inputs and returns what it did.
@@ -47,44 +46,18 @@ pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
         deltas,
     );
 
-    let (completed_tx, completed_rx) = crossbeam_channel::unbounded();
-    let collector = std::thread::Builder::new()
-        .name("stepstone-collector".into())
-        .spawn(move || collector.run(completed_rx))
-        .context("spawning the collector thread")?;
-
-    let mut epoch_senders: Vec<Sender<Epoch>> = Vec::with_capacity(pipeline.workers);
-    let mut epoch_receivers = Vec::with_capacity(pipeline.workers);
-    for _ in 0..pipeline.workers {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        epoch_senders.push(tx);
-        epoch_receivers.push(Some(rx));
-    }
-    let epoch_receivers = Arc::new(Mutex::new(epoch_receivers));
-    let (params, segments) = (pipeline.params, pipeline.segments.clone());
-    let workers = timely::execute(timely::Config::process(pipeline.workers), move |w| {
-        let epochs =
-            epoch_receivers.lock().expect("epoch receivers")[w.index()].take().expect("one epoch receiver per worker");
-        worker::run(w, params, segments.clone(), epochs, completed_tx.clone());
-    })
-    .map_err(anyhow::Error::msg)
-    .context("starting the timely workers")?;
+    let mut engine = Engine::start(pipeline.params, pipeline.segments.clone(), pipeline.workers, collector)?;
 
     let live = pipeline.inputs.iter().any(|p| p == "-");
     let (decoded, decoder) = reader::spawn_decoder(pipeline.inputs.clone(), pipeline.format, pipeline.decode.clone());
     let mut cutter = EpochCutter::new(decoded, pipeline.epoch_events, live);
-    let fed = feed(&mut cutter, &mut dead_letters, &epoch_senders, pipeline.strict);
+    let fed = feed(&mut cutter, &mut dead_letters, &mut engine, pipeline.strict);
     drop(cutter);
-    drop(epoch_senders);
-    let worker_results = workers.join();
-    let collected = collector.join().map_err(|_| anyhow::anyhow!("the collector thread panicked"))?;
+    let collected = engine.finish();
     decoder.join().map_err(|_| anyhow::anyhow!("the decoder thread panicked"))?;
     dead_letters.flush()?;
 
     let events = fed?;
-    for result in worker_results {
-        result.map_err(anyhow::Error::msg).context("a timely worker failed")?;
-    }
     let Collected { tables, snapshot, epochs, snapshots } = collected?;
     let summary = RunSummary::new(events, &dead_letters, &tables, snapshot, epochs, snapshots, started.elapsed());
     let path = pipeline.out_dir.join("summary.json");
@@ -98,11 +71,10 @@ pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
 fn feed(
     cutter: &mut EpochCutter,
     dead_letters: &mut DeadLetterWriter,
-    workers: &[Sender<Epoch>],
+    engine: &mut Engine,
     strict: bool,
 ) -> anyhow::Result<u64> {
     let mut events = 0u64;
-    let mut time = 0u64;
     while let Some(cut) = cutter.next_cut()? {
         for rejection in &cut.rejections {
             dead_letters.write(rejection)?;
@@ -117,14 +89,7 @@ fn feed(
             continue;
         }
         events += cut.events.len() as u64;
-        let share = cut.events.len().div_ceil(workers.len());
-        let mut rest = cut.events;
-        for worker in workers {
-            let tail = rest.split_off(share.min(rest.len()));
-            let mine = std::mem::replace(&mut rest, tail);
-            worker.send(Epoch { time, events: mine }).map_err(|_| anyhow::anyhow!("a timely worker stopped early"))?;
-        }
-        time += 1;
+        engine.submit(cut.events)?;
     }
     Ok(events)
 }

@@ -1,0 +1,138 @@
+//! A running engine: timely workers holding the views, fed one logical time at a time, and the
+//! collector thread applying their output to the sink tables. Both `stepstone run` and the
+//! benchmarks drive the dataflows through this handle.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use crossbeam_channel::Sender;
+use stepstone_dataflows::event::{Event, Params};
+use stepstone_dataflows::segments::SegmentDef;
+use timely::communication::WorkerGuards;
+
+use super::collector::{Collected, Collector};
+use super::worker::{self, Epoch};
+
+/// The latest logical time the collector has applied, for callers that wait on it.
+#[derive(Default)]
+pub struct Frontier {
+    /// `(latest applied time, whether the collector has stopped)`.
+    state: Mutex<(Option<u64>, bool)>,
+    /// Signalled on every change of `state`.
+    changed: Condvar,
+}
+
+impl Frontier {
+    /// Records that `time` has been applied.
+    pub fn advance(&self, time: u64) {
+        self.state.lock().expect("frontier lock").0 = Some(time);
+        self.changed.notify_all();
+    }
+
+    /// Records that no further time will be applied.
+    pub fn close(&self) {
+        self.state.lock().expect("frontier lock").1 = true;
+        self.changed.notify_all();
+    }
+
+    /// Blocks until `time` has been applied; `false` if the collector stopped before that.
+    pub fn wait_for(&self, time: u64) -> bool {
+        let mut state = self.state.lock().expect("frontier lock");
+        loop {
+            if state.0.is_some_and(|applied| applied >= time) {
+                return true;
+            }
+            if state.1 {
+                return false;
+            }
+            state = self.changed.wait(state).expect("frontier lock");
+        }
+    }
+}
+
+/// A running engine.
+pub struct Engine {
+    /// One epoch channel per worker.
+    workers: Vec<Sender<Epoch>>,
+    /// The timely workers.
+    guards: WorkerGuards<()>,
+    /// The collector thread.
+    collector: JoinHandle<anyhow::Result<Collected>>,
+    /// What the collector has applied.
+    frontier: Arc<Frontier>,
+    /// The logical time of the next submitted batch.
+    next_time: u64,
+}
+
+impl Engine {
+    /// Starts `workers` timely workers running the views for `params` and `segments`, and a
+    /// thread running `collector` on their output.
+    pub fn start(
+        params: Params,
+        segments: Vec<SegmentDef>,
+        workers: usize,
+        collector: Collector,
+    ) -> anyhow::Result<Engine> {
+        let frontier = Arc::new(Frontier::default());
+        let (completed_tx, completed_rx) = crossbeam_channel::unbounded();
+        let collector_frontier = frontier.clone();
+        let collector = std::thread::Builder::new()
+            .name("stepstone-collector".into())
+            .spawn(move || {
+                let result = collector.run(completed_rx, &collector_frontier);
+                collector_frontier.close();
+                result
+            })
+            .context("spawning the collector thread")?;
+
+        let mut senders = Vec::with_capacity(workers);
+        let mut receivers = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            senders.push(tx);
+            receivers.push(Some(rx));
+        }
+        let receivers = Arc::new(Mutex::new(receivers));
+        let guards = timely::execute(timely::Config::process(workers), move |w| {
+            let epochs =
+                receivers.lock().expect("epoch receivers")[w.index()].take().expect("one epoch receiver per worker");
+            worker::run(w, params, segments.clone(), epochs, completed_tx.clone());
+        })
+        .map_err(anyhow::Error::msg)
+        .context("starting the timely workers")?;
+        Ok(Engine { workers: senders, guards, collector, frontier, next_time: 0 })
+    }
+
+    /// Submits `events` as the next logical time, split evenly over the workers, and returns
+    /// that time. Blocks while the workers are still busy with the time before the previous one.
+    pub fn submit(&mut self, mut events: Vec<Event>) -> anyhow::Result<u64> {
+        let time = self.next_time;
+        let share = events.len().div_ceil(self.workers.len());
+        for worker in &self.workers {
+            let rest = events.split_off(share.min(events.len()));
+            let mine = std::mem::replace(&mut events, rest);
+            worker.send(Epoch { time, events: mine }).map_err(|_| anyhow::anyhow!("a timely worker stopped early"))?;
+        }
+        self.next_time += 1;
+        Ok(time)
+    }
+
+    /// Blocks until `time` is reflected in the collector's tables (and deltas).
+    pub fn wait_for(&self, time: u64) -> anyhow::Result<()> {
+        anyhow::ensure!(self.frontier.wait_for(time), "the engine stopped before logical time {time} completed");
+        Ok(())
+    }
+
+    /// Closes the input, waits for every submitted time to be applied and the final snapshot
+    /// to be written, and returns what the collector ends with.
+    pub fn finish(self) -> anyhow::Result<Collected> {
+        drop(self.workers);
+        let worker_results = self.guards.join();
+        let collected = self.collector.join().map_err(|_| anyhow::anyhow!("the collector thread panicked"))?;
+        for result in worker_results {
+            result.map_err(anyhow::Error::msg).context("a timely worker failed")?;
+        }
+        collected
+    }
+}
