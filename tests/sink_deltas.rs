@@ -4,48 +4,51 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use stepstone::sink::update::Update;
 use stepstone::sink::{DeltaWriter, Tables};
 use stepstone_dataflows::event::JourneyId;
 use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::symbols::Symbols;
 
 /// 2026-01-01T00:00:00Z in ms.
 const T0: i64 = 1_767_225_600_000;
 
 /// A journey row of `customer` over `path`, one event per second, each `converting`-th event a
-/// conversion worth 2.5.
-fn row(customer: &str, path: &[&str], converting: usize) -> JourneyRow {
+/// conversion worth 2.5. The channel `web` is interned before `app`, so that the id order of the
+/// channels is not their name order.
+fn row(s: &Symbols, customer: &str, path: &[&str], converting: usize) -> JourneyRow {
     let events = path.len() as u64;
     let last_time = T0 + (events as i64 - 1) * 1_000;
     let conversions = path.len().checked_div(converting).unwrap_or(0) as u64;
     JourneyRow {
-        journey: JourneyId::customer(customer),
+        journey: JourneyId::customer(s.intern(customer)),
         first_time: T0,
         last_time,
         events,
         sessions: 1,
         session_start: T0,
         session_events: events,
-        path: path.iter().map(|&p| p.to_owned()).collect(),
-        channel_events: vec![("app".into(), 1), ("web".into(), events - 1)],
+        path: path.iter().map(|&p| s.intern(p)).collect(),
+        channel_events: vec![(s.intern("web"), events - 1), (s.intern("app"), 1)],
         conversions,
         last_conversion_time: (conversions > 0).then_some(last_time),
         value: conversions as i64 * 2_500_000,
     }
 }
 
-fn member(segment: &str, customer: &str, diff: i64) -> Update {
-    Update::Membership((segment.into(), JourneyId::customer(customer)), diff)
+fn member(s: &Symbols, segment: &str, customer: &str, diff: i64) -> Update {
+    Update::Membership((s.intern(segment), JourneyId::customer(s.intern(customer))), diff)
 }
 
 /// Applies each `(time, updates)` to fresh tables, writes the changes to a delta file in
 /// `dir`, and returns the tables and the parsed lines.
-fn run(dir: &Path, steps: &[(u64, Vec<Update>)]) -> (Tables, Vec<Value>) {
+fn run(s: &Arc<Symbols>, dir: &Path, steps: &[(u64, Vec<Update>)]) -> (Tables, Vec<Value>) {
     let path = dir.join("deltas.jsonl");
-    let mut tables = Tables::new(vec!["buyers".into(), "engaged".into()]);
-    let mut writer = DeltaWriter::create(&path).unwrap();
+    let mut tables = Tables::new(vec![s.intern("buyers"), s.intern("engaged")]);
+    let mut writer = DeltaWriter::create(&path, s.clone()).unwrap();
     for (time, updates) in steps {
         writer.write(&tables.apply(*time, updates)).unwrap();
     }
@@ -68,16 +71,19 @@ fn summary(lines: &[Value]) -> Vec<(u64, &str, &str, i64)> {
 #[test]
 fn lines_carry_the_journey_context() {
     let dir = tempfile::tempdir().unwrap();
-    let mut keyed = row("c2", &["home"], 0);
-    keyed.journey.key = Some("order-9".into());
+    let s = Arc::new(Symbols::new());
+    // Interned in reverse name order, so that sorting by id would put `c2` first.
+    let mut keyed = row(&s, "c2", &["home"], 0);
+    keyed.journey.key = Some(s.intern("order-9"));
     let (_, lines) = run(
+        &s,
         dir.path(),
         &[(
             4,
             vec![
-                Update::Journey(row("c1", &["home", "cart", "checkout"], 3), 1),
+                Update::Journey(row(&s, "c1", &["home", "cart", "checkout"], 3), 1),
                 Update::Journey(keyed, 1),
-                member("buyers", "c1", 1),
+                member(&s, "buyers", "c1", 1),
             ],
         )],
     );
@@ -106,9 +112,16 @@ fn lines_carry_the_journey_context() {
 #[test]
 fn removals_come_before_insertions_within_a_time() {
     let dir = tempfile::tempdir().unwrap();
-    let (a1, a2) = (row("a", &["home"], 0), row("a", &["home", "cart"], 0));
-    let (b1, c1) = (row("b", &["search"], 0), row("c", &["store/berlin"], 1));
+    let s = Arc::new(Symbols::new());
+    // Interned in reverse name order, so that sorting by id would give other orders.
+    for name in ["engaged", "c", "buyers", "b", "a"] {
+        s.intern(name);
+    }
+    let (a1, a2) = (row(&s, "a", &["home"], 0), row(&s, "a", &["home", "cart"], 0));
+    let (b1, c1) = (row(&s, "b", &["search"], 0), row(&s, "c", &["store/berlin"], 1));
+    let member = |segment: &str, customer: &str, diff: i64| member(&s, segment, customer, diff);
     let (_, lines) = run(
+        &s,
         dir.path(),
         &[
             (1, vec![Update::Journey(a1.clone(), 1), Update::Journey(b1.clone(), 1), member("engaged", "b", 1)]),
@@ -153,8 +166,11 @@ fn removals_come_before_insertions_within_a_time() {
 #[test]
 fn what_did_not_change_writes_no_line() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b1, b2) = (row("a", &["home"], 0), row("b", &["home"], 0), row("b", &["home", "faq"], 0));
+    let s = Arc::new(Symbols::new());
+    let (a, b1, b2) = (row(&s, "a", &["home"], 0), row(&s, "b", &["home"], 0), row(&s, "b", &["home", "faq"], 0));
+    let member = |segment: &str, customer: &str, diff: i64| member(&s, segment, customer, diff);
     let (tables, lines) = run(
+        &s,
         dir.path(),
         &[
             (0, vec![Update::Journey(a.clone(), 1), Update::Journey(b1.clone(), 1), member("engaged", "a", 1)]),
@@ -194,13 +210,14 @@ fn what_did_not_change_writes_no_line() {
     );
     assert_eq!(tables.journeys().len(), 2);
     assert_eq!(tables.journeys()[&b2.journey], b2);
-    assert_eq!(tables.members("engaged").collect::<Vec<_>>(), [&a.journey]);
-    assert_eq!(tables.members("buyers").count(), 0);
+    assert_eq!(tables.members(s.intern("engaged")).collect::<Vec<_>>(), [&a.journey]);
+    assert_eq!(tables.members(s.intern("buyers")).count(), 0);
 }
 
 #[test]
 fn replaying_the_lines_rebuilds_the_journeys_table() {
     let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(Symbols::new());
     // Ten customers whose rows grow by one contact point at some times and disappear at others.
     let pages = ["home", "search", "cart", "checkout", "faq"];
     let path = |customer: usize, len: usize| -> Vec<&str> { (0..len).map(|i| pages[(customer + i) % 5]).collect() };
@@ -219,16 +236,16 @@ fn replaying_the_lines_rebuilds_the_journeys_table() {
             if old == new {
                 // Unchanged rows may still travel through the updates as a retraction and assertion.
                 if let Some(len) = old.filter(|_| customer % 2 == 0) {
-                    let unchanged = row(&name, &path(customer, len), 2);
+                    let unchanged = row(&s, &name, &path(customer, len), 2);
                     updates.extend([Update::Journey(unchanged.clone(), 1), Update::Journey(unchanged, -1)]);
                 }
                 continue;
             }
             if let Some(len) = old {
-                updates.push(Update::Journey(row(&name, &path(customer, len), 2), -1));
+                updates.push(Update::Journey(row(&s, &name, &path(customer, len), 2), -1));
             }
             if let Some(len) = new {
-                updates.push(Update::Journey(row(&name, &path(customer, len), 2), 1));
+                updates.push(Update::Journey(row(&s, &name, &path(customer, len), 2), 1));
                 current.insert(customer, len);
             } else {
                 current.remove(&customer);
@@ -236,7 +253,7 @@ fn replaying_the_lines_rebuilds_the_journeys_table() {
         }
         steps.push((time, updates));
     }
-    let (tables, lines) = run(dir.path(), &steps);
+    let (tables, lines) = run(&s, dir.path(), &steps);
 
     // A removal must name the row that the latest insertion of the journey reported.
     let row_of = |line: &Value| {
@@ -262,9 +279,10 @@ fn replaying_the_lines_rebuilds_the_journeys_table() {
     assert!(lines.iter().filter(|l| l["diff"] == -1).count() > 5, "the scenario removes rows");
     assert_eq!(replayed.len(), tables.journeys().len());
     for (customer, line) in &replayed {
-        let row = &tables.journeys()[&JourneyId::customer(customer.as_str())];
+        let row = &tables.journeys()[&JourneyId::customer(s.get(customer).unwrap())];
         assert_eq!(line["events"], row.events, "{customer}");
-        assert_eq!(line["path"], json!(row.path), "{customer}");
+        let path: Vec<String> = row.path.iter().map(|&p| s.name(p).to_string()).collect();
+        assert_eq!(line["path"], json!(path), "{customer}");
         assert_eq!(line["conversions"], row.conversions, "{customer}");
         assert_eq!(line["type"], "journey");
     }
@@ -273,11 +291,13 @@ fn replaying_the_lines_rebuilds_the_journeys_table() {
 #[test]
 fn a_time_out_of_range_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(Symbols::new());
     let mut tables = Tables::new(vec![]);
-    let mut broken = row("a", &["home"], 0);
+    let mut broken = row(&s, "a", &["home"], 0);
     broken.last_time = i64::MAX;
-    let mut writer = DeltaWriter::create(&dir.path().join("deltas.jsonl")).unwrap();
+    let mut writer = DeltaWriter::create(&dir.path().join("deltas.jsonl"), s.clone()).unwrap();
     let error = writer.write(&tables.apply(0, &[Update::Journey(broken, 1)])).unwrap_err();
     assert!(format!("{error:#}").contains("out of range"), "{error:#}");
-    assert!(DeltaWriter::create(&dir.path().join("missing/deltas.jsonl")).is_err());
+    assert!(format!("{error:#}").contains("\"a\""), "the error names the customer: {error:#}");
+    assert!(DeltaWriter::create(&dir.path().join("missing/deltas.jsonl"), s).is_err());
 }

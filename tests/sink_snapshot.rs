@@ -14,10 +14,12 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, TimeUnit, TimestampMillisecondType};
 use arrow::ipc::reader::FileReader;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use stepstone::sink::arrow_tables::SnapshotBatches;
 use stepstone::sink::update::Update;
-use stepstone::sink::{SnapshotWriter, Tables};
+use stepstone::sink::{DeltaWriter, SnapshotWriter, Tables};
 use stepstone_dataflows::event::JourneyId;
 use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::symbols::{Sym, Symbols};
 
 /// 2026-01-01T00:00:00Z in ms.
 const T0: i64 = 1_767_225_600_000;
@@ -26,59 +28,81 @@ const T0: i64 = 1_767_225_600_000;
 const TABLES: [&str; 5] = ["journeys", "transitions", "channel_transitions", "segments", "segment_channels"];
 
 /// A journey row of `customer` (with journey key `key`) over `path`, one event per minute,
-/// with `conversions` conversions worth `value_micros` in total.
-fn row(customer: &str, key: Option<&str>, path: &[&str], conversions: u64, value_micros: i64) -> JourneyRow {
+/// with `conversions` conversions worth `value_micros` in total. The channel `web` is interned
+/// before `email`, so that the id order of the channels is not their name order.
+fn row(
+    s: &Symbols,
+    customer: &str,
+    key: Option<&str>,
+    path: &[&str],
+    conversions: u64,
+    value_micros: i64,
+) -> JourneyRow {
     let events = path.len() as u64;
     let last_time = T0 + (events as i64 - 1) * 60_000;
+    let web = s.intern("web");
     JourneyRow {
-        journey: JourneyId { customer: customer.into(), key: key.map(str::to_owned) },
+        journey: JourneyId { customer: s.intern(customer), key: key.map(|k| s.intern(k)) },
         first_time: T0,
         last_time,
         events,
         sessions: 1,
         session_start: T0,
         session_events: events,
-        path: path.iter().map(|&p| p.to_owned()).collect(),
-        channel_events: vec![("email".into(), 1), ("web".into(), events - 1)],
+        path: path.iter().map(|&p| s.intern(p)).collect(),
+        channel_events: vec![(web, events - 1), (s.intern("email"), 1)],
         conversions,
         last_conversion_time: (conversions > 0).then_some(last_time),
         value: value_micros,
     }
 }
 
-fn pair(a: &str, b: &str) -> (String, String) {
+/// The interned pair `(a, b)`.
+fn pair(s: &Symbols, a: &str, b: &str) -> (Sym, Sym) {
+    (s.intern(a), s.intern(b))
+}
+
+/// The pair `(a, b)` of names, as read back.
+fn names(a: &str, b: &str) -> (String, String) {
     (a.to_owned(), b.to_owned())
 }
 
+/// A fresh symbol table (shared with the writers).
+fn symbols() -> Arc<Symbols> {
+    Arc::new(Symbols::new())
+}
+
 /// The updates of a small world at one time, in a scrambled order.
-fn updates() -> Vec<Update> {
+fn updates(s: &Symbols) -> Vec<Update> {
     let journey = |r: JourneyRow| Update::Journey(r, 1);
-    let member = |segment: &str, customer: &str| Update::Membership((segment.into(), JourneyId::customer(customer)), 1);
+    let member = |segment: &str, customer: &str| {
+        Update::Membership((s.intern(segment), JourneyId::customer(s.intern(customer))), 1)
+    };
     vec![
-        Update::Transition(pair("search", "cart"), (2, 10_000)),
-        journey(row("c2", None, &["home", "search", "cart", "checkout"], 1, 42_500_000)),
-        Update::Transition(pair("home", "search"), (3, 3_000)),
-        journey(row("c1", Some("k2"), &["home"], 0, 0)),
-        Update::Transition(pair("home", "cart"), (1, 500)),
-        journey(row("c1", None, &["home", "search"], 0, 0)),
-        Update::Transition(pair("cart", "checkout"), (1, 60_000)),
-        journey(row("c1", Some("k1"), &["search", "cart"], 2, 10_000_000)),
-        Update::ChannelTransition(pair("web", "email"), (1, 250)),
-        Update::ChannelTransition(pair("email", "web"), (3, 900)),
+        Update::Transition(pair(s, "search", "cart"), (2, 10_000)),
+        journey(row(s, "c2", None, &["home", "search", "cart", "checkout"], 1, 42_500_000)),
+        Update::Transition(pair(s, "home", "search"), (3, 3_000)),
+        journey(row(s, "c1", Some("k2"), &["home"], 0, 0)),
+        Update::Transition(pair(s, "home", "cart"), (1, 500)),
+        journey(row(s, "c1", None, &["home", "search"], 0, 0)),
+        Update::Transition(pair(s, "cart", "checkout"), (1, 60_000)),
+        journey(row(s, "c1", Some("k1"), &["search", "cart"], 2, 10_000_000)),
+        Update::ChannelTransition(pair(s, "web", "email"), (1, 250)),
+        Update::ChannelTransition(pair(s, "email", "web"), (3, 900)),
         member("buyers", "c2"),
         member("buyers", "c1"),
-        Update::Segment("buyers".into(), (2, 52_500_000, 1)),
-        Update::Segment("browsers".into(), (3, 0, 0)),
-        Update::SegmentChannel(pair("buyers", "web"), 2),
-        Update::SegmentChannel(pair("buyers", "email"), 1),
-        Update::SegmentChannel(pair("browsers", "web"), 3),
+        Update::Segment(s.intern("buyers"), (2, 52_500_000, 1)),
+        Update::Segment(s.intern("browsers"), (3, 0, 0)),
+        Update::SegmentChannel(pair(s, "buyers", "web"), 2),
+        Update::SegmentChannel(pair(s, "buyers", "email"), 1),
+        Update::SegmentChannel(pair(s, "browsers", "web"), 3),
     ]
 }
 
 /// Tables with [`updates`] applied at logical time 7; `idle` is declared but has no members.
-fn tables() -> Tables {
-    let mut tables = Tables::new(vec!["idle".into(), "buyers".into()]);
-    tables.apply(7, &updates());
+fn tables(s: &Symbols) -> Tables {
+    let mut tables = Tables::new(vec![s.intern("idle"), s.intern("buyers")]);
+    tables.apply(7, &updates(s));
     tables
 }
 
@@ -198,7 +222,8 @@ fn check_contract(table: &str, file: &str, batch: &RecordBatch) {
 #[test]
 fn arrow_files_hold_the_tables_under_the_contract_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let info = SnapshotWriter::new(dir.path(), false).write(&tables()).unwrap();
+    let s = symbols();
+    let info = SnapshotWriter::new(dir.path(), false, s.clone()).write(&tables(&s)).unwrap();
     assert_eq!(info.time, Some(7));
     assert_eq!(
         (info.journeys, info.transitions, info.channel_transitions, info.segments, info.segment_channels),
@@ -257,7 +282,8 @@ fn arrow_files_hold_the_tables_under_the_contract_schema() {
 #[test]
 fn transitions_carry_dwell_means_and_probabilities_per_from() {
     let dir = tempfile::tempdir().unwrap();
-    SnapshotWriter::new(dir.path(), false).write(&tables()).unwrap();
+    let s = symbols();
+    SnapshotWriter::new(dir.path(), false, s.clone()).write(&tables(&s)).unwrap();
 
     let transitions = read_arrow(dir.path(), "transitions");
     let edges: Vec<(String, String)> = strings(&transitions, "from")
@@ -265,7 +291,10 @@ fn transitions_carry_dwell_means_and_probabilities_per_from() {
         .zip(strings(&transitions, "to"))
         .map(|(from, to)| (from.unwrap(), to.unwrap()))
         .collect();
-    assert_eq!(edges, [pair("cart", "checkout"), pair("home", "cart"), pair("home", "search"), pair("search", "cart")]);
+    assert_eq!(
+        edges,
+        [names("cart", "checkout"), names("home", "cart"), names("home", "search"), names("search", "cart")]
+    );
     assert_eq!(ints(&transitions, "count"), [1, 1, 3, 2]);
     assert_eq!(ints(&transitions, "dwell_ms_total"), [60_000, 500, 3_000, 10_000]);
     assert_eq!(floats(&transitions, "dwell_ms_mean"), [60_000.0, 500.0, 1_000.0, 5_000.0]);
@@ -281,10 +310,12 @@ fn transitions_carry_dwell_means_and_probabilities_per_from() {
     let updates: Vec<Update> = (0..12)
         .flat_map(|from| (0..7).map(move |to| (from, to)))
         .filter(|(from, to)| (from * 7 + to) % 5 != 0)
-        .map(|(from, to)| Update::Transition(pair(&format!("p{from}"), &format!("p{to}")), (from + to + 1, 1_000 * to)))
+        .map(|(from, to)| {
+            Update::Transition(pair(&s, &format!("p{from}"), &format!("p{to}")), (from + to + 1, 1_000 * to))
+        })
         .collect();
     big.apply(1, &updates);
-    SnapshotWriter::new(dir.path(), false).write(&big).unwrap();
+    SnapshotWriter::new(dir.path(), false, s.clone()).write(&big).unwrap();
     let transitions = read_arrow(dir.path(), "transitions");
     let from = strings(&transitions, "from");
     let (count, dwell) = (ints(&transitions, "count"), ints(&transitions, "dwell_ms_total"));
@@ -308,7 +339,8 @@ fn transitions_carry_dwell_means_and_probabilities_per_from() {
 #[test]
 fn parquet_files_hold_the_same_tables() {
     let dir = tempfile::tempdir().unwrap();
-    let info = SnapshotWriter::new(dir.path(), true).write(&tables()).unwrap();
+    let s = symbols();
+    let info = SnapshotWriter::new(dir.path(), true, s.clone()).write(&tables(&s)).unwrap();
     assert_eq!(info.files.len(), 10);
     assert_eq!(listing(dir.path()), file_names(&["arrow", "parquet"]));
     for table in TABLES {
@@ -327,30 +359,31 @@ fn parquet_files_hold_the_same_tables() {
 #[test]
 fn row_order_does_not_depend_on_update_order() {
     // Enough rows that hash-map iteration orders differ between the two tables.
+    let s = symbols();
     let many = |reverse: bool| {
         let mut updates: Vec<Update> = (0..40)
             .flat_map(|i| {
                 let customer = format!("c{:02}", i % 13);
                 let key = (i % 3 != 0).then(|| format!("k{i}"));
                 [
-                    Update::Journey(row(&customer, key.as_deref(), &["home", "search"], (i % 2) as u64, i), 1),
-                    Update::Transition(pair(&format!("p{}", i % 7), &format!("p{}", i % 5)), (1, i)),
-                    Update::ChannelTransition(pair(&format!("ch{}", i % 4), &format!("ch{}", i % 3)), (1, i)),
-                    Update::Segment(format!("s{}", i % 6), (1, i, i % 2)),
-                    Update::SegmentChannel(pair(&format!("s{}", i % 6), &format!("ch{}", i % 4)), 1),
+                    Update::Journey(row(&s, &customer, key.as_deref(), &["home", "search"], (i % 2) as u64, i), 1),
+                    Update::Transition(pair(&s, &format!("p{}", i % 7), &format!("p{}", i % 5)), (1, i)),
+                    Update::ChannelTransition(pair(&s, &format!("ch{}", i % 4), &format!("ch{}", i % 3)), (1, i)),
+                    Update::Segment(s.intern(&format!("s{}", i % 6)), (1, i, i % 2)),
+                    Update::SegmentChannel(pair(&s, &format!("s{}", i % 6), &format!("ch{}", i % 4)), 1),
                 ]
             })
             .collect();
         if reverse {
             updates.reverse();
         }
-        let mut tables = Tables::new(vec!["s9".into()]);
+        let mut tables = Tables::new(vec![s.intern("s9")]);
         tables.apply(3, &updates);
         tables
     };
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    SnapshotWriter::new(a.path(), false).write(&many(false)).unwrap();
-    SnapshotWriter::new(b.path(), false).write(&many(true)).unwrap();
+    SnapshotWriter::new(a.path(), false, s.clone()).write(&many(false)).unwrap();
+    SnapshotWriter::new(b.path(), false, s.clone()).write(&many(true)).unwrap();
     for table in TABLES {
         let (first, second) = (read_arrow(a.path(), table), read_arrow(b.path(), table));
         assert!(first.num_rows() > 3, "{table}");
@@ -371,23 +404,24 @@ fn row_order_does_not_depend_on_update_order() {
 #[test]
 fn a_second_write_replaces_the_first_atomically() {
     let dir = tempfile::tempdir().unwrap();
-    let writer = SnapshotWriter::new(dir.path().join("snapshots"), true);
+    let s = symbols();
+    let writer = SnapshotWriter::new(dir.path().join("snapshots"), true, s.clone());
     assert_eq!(writer.dir(), dir.path().join("snapshots"));
-    let mut tables = tables();
+    let mut tables = tables(&s);
     writer.write(&tables).unwrap();
     // A reader holding the first file keeps reading it whole while it is replaced.
     let held = File::open(writer.dir().join("journeys.arrow")).unwrap();
 
-    let old = row("c2", None, &["home", "search", "cart", "checkout"], 1, 42_500_000);
-    let new = row("c2", None, &["home", "search", "cart", "checkout", "home"], 1, 42_500_000);
+    let old = row(&s, "c2", None, &["home", "search", "cart", "checkout"], 1, 42_500_000);
+    let new = row(&s, "c2", None, &["home", "search", "cart", "checkout", "home"], 1, 42_500_000);
     tables.apply(
         8,
         &[
             Update::Journey(old, -1),
             Update::Journey(new, 1),
-            Update::Journey(row("c1", Some("k2"), &["home"], 0, 0), -1),
-            Update::Transition(pair("checkout", "home"), (1, 2_000)),
-            Update::Transition(pair("cart", "checkout"), (-1, -60_000)),
+            Update::Journey(row(&s, "c1", Some("k2"), &["home"], 0, 0), -1),
+            Update::Transition(pair(&s, "checkout", "home"), (1, 2_000)),
+            Update::Transition(pair(&s, "cart", "checkout"), (-1, -60_000)),
         ],
     );
     let info = writer.write(&tables).unwrap();
@@ -413,7 +447,8 @@ fn a_second_write_replaces_the_first_atomically() {
 #[test]
 fn empty_tables_write_empty_snapshots_without_a_logical_time() {
     let dir = tempfile::tempdir().unwrap();
-    let info = SnapshotWriter::new(dir.path(), true).write(&Tables::new(vec!["idle".into()])).unwrap();
+    let s = symbols();
+    let info = SnapshotWriter::new(dir.path(), true, s.clone()).write(&Tables::new(vec![s.intern("idle")])).unwrap();
     assert_eq!(info.time, None);
     for table in TABLES {
         let (parquet, key_values) = read_parquet(dir.path(), table);
@@ -424,6 +459,106 @@ fn empty_tables_write_empty_snapshots_without_a_logical_time() {
             assert_eq!(batch.num_rows(), usize::from(table == "segments"), "{table}");
         }
     }
+}
+
+/// Every name that [`updates`] and [`later_updates`] use, sorted.
+const NAMES: [&str; 14] =
+    ["browsers", "buyers", "c1", "c2", "cart", "checkout", "email", "faq", "home", "idle", "k1", "k2", "search", "web"];
+
+/// Changes after [`updates`]: rows of `c1` and `c2` change, `c1`/`k2` leaves, memberships end
+/// and begin (one of a keyed journey), an edge appears and one disappears.
+fn later_updates(s: &Symbols) -> Vec<Update> {
+    let member = |segment: &str, customer: &str, key: Option<&str>, diff: i64| {
+        Update::Membership(
+            (s.intern(segment), JourneyId { customer: s.intern(customer), key: key.map(|k| s.intern(k)) }),
+            diff,
+        )
+    };
+    vec![
+        member("browsers", "c2", None, 1),
+        Update::Journey(row(s, "c2", None, &["home", "search", "cart", "checkout", "home"], 1, 42_500_000), 1),
+        Update::Journey(row(s, "c1", None, &["home", "search", "faq"], 0, 0), 1),
+        member("browsers", "c1", Some("k1"), 1),
+        member("browsers", "c1", None, 1),
+        Update::Journey(row(s, "c2", None, &["home", "search", "cart", "checkout"], 1, 42_500_000), -1),
+        Update::Journey(row(s, "c1", Some("k2"), &["home"], 0, 0), -1),
+        Update::Journey(row(s, "c1", None, &["home", "search"], 0, 0), -1),
+        member("buyers", "c2", None, -1),
+        member("buyers", "c1", None, -1),
+        Update::Transition(pair(s, "search", "faq"), (1, 4_000)),
+        Update::Transition(pair(s, "cart", "checkout"), (-1, -60_000)),
+        Update::SegmentChannel(pair(s, "browsers", "email"), 2),
+        Update::Segment(s.intern("browsers"), (2, 0, 0)),
+    ]
+}
+
+#[test]
+fn output_does_not_depend_on_the_interning_order() {
+    // The same names interned in opposite orders, so that their ids order oppositely.
+    let (forward, backward) = (symbols(), symbols());
+    for name in NAMES {
+        forward.intern(name);
+    }
+    for name in NAMES.iter().rev() {
+        backward.intern(name);
+    }
+    for (a, b) in [("c1", "c2"), ("k1", "k2"), ("email", "web"), ("browsers", "buyers"), ("cart", "home")] {
+        assert!(forward.get(a) < forward.get(b) && backward.get(a) > backward.get(b), "{a} {b}");
+    }
+
+    // Applies both times, writing deltas, then builds the snapshot batches.
+    let dir = tempfile::tempdir().unwrap();
+    let run = |s: &Arc<Symbols>, file: &str| {
+        let path = dir.path().join(file);
+        let mut tables = Tables::new(vec![s.intern("idle"), s.intern("buyers")]);
+        let mut deltas = DeltaWriter::create(&path, s.clone()).unwrap();
+        for (time, updates) in [(7, updates(s)), (8, later_updates(s))] {
+            deltas.write(&tables.apply(time, &updates)).unwrap();
+        }
+        deltas.flush().unwrap();
+        let batches = SnapshotBatches::build(&tables, s, "2026-01-01T00:00:00.000Z").unwrap();
+        (batches, std::fs::read_to_string(&path).unwrap())
+    };
+    let (forward_batches, forward_lines) = run(&forward, "forward.jsonl");
+    let (backward_batches, backward_lines) = run(&backward, "backward.jsonl");
+
+    for ((table, a), (_, b)) in forward_batches.named().into_iter().zip(backward_batches.named()) {
+        assert!(a.num_rows() > 1, "{table}");
+        assert_eq!(a, b, "{table}");
+    }
+    assert_eq!(forward_lines, backward_lines);
+
+    // And the order is the names': at time 8, removals (journeys, then memberships), then
+    // insertions, each sorted by segment, customer and journey key names.
+    let lines: Vec<serde_json::Value> = forward_lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let text = |l: &serde_json::Value, key: &str| l[key].as_str().map(str::to_owned);
+    let at_8: Vec<_> = lines
+        .iter()
+        .filter(|l| l["time"] == 8)
+        .map(|l| {
+            (l["diff"].as_i64().unwrap(), text(l, "segment"), text(l, "customer").unwrap(), text(l, "journey_key"))
+        })
+        .collect();
+    let line = |diff: i64, segment: Option<&str>, customer: &str, key: Option<&str>| {
+        (diff, segment.map(str::to_owned), customer.to_owned(), key.map(str::to_owned))
+    };
+    assert_eq!(
+        at_8,
+        [
+            line(-1, None, "c1", None),
+            line(-1, None, "c1", Some("k2")),
+            line(-1, None, "c2", None),
+            line(-1, Some("buyers"), "c1", None),
+            line(-1, Some("buyers"), "c2", None),
+            line(1, None, "c1", None),
+            line(1, None, "c2", None),
+            line(1, Some("browsers"), "c1", None),
+            line(1, Some("browsers"), "c1", Some("k1")),
+            line(1, Some("browsers"), "c2", None),
+        ]
+    );
+    assert_eq!(lines[0]["channels"], serde_json::json!(["email", "web"]));
+    assert_eq!(string_lists(&forward_batches.journeys, "channels")[0], ["email", "web"]);
 }
 
 /// Reads a snapshot with pyarrow, duckdb and polars and prints what they see as JSON.
@@ -468,7 +603,8 @@ fn python_tools_read_the_snapshot() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    SnapshotWriter::new(dir.path(), true).write(&tables()).unwrap();
+    let s = symbols();
+    SnapshotWriter::new(dir.path(), true, s.clone()).write(&tables(&s)).unwrap();
     let output = Command::new("python3").args(["-c", PYTHON_CHECK]).arg(dir.path()).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();

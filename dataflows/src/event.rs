@@ -2,27 +2,29 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::symbols::Sym;
+
 /// Identifies one journey: a customer, and the journey key when journeys are split by one.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct JourneyId {
     /// The customer (or device) id.
-    pub customer: String,
+    pub customer: Sym,
     /// The journey key (`--journey-key`), when journeys are split by one; `None` otherwise or when
     /// the event has no value for it.
-    pub key: Option<String>,
+    pub key: Option<Sym>,
 }
 
 impl JourneyId {
     /// A journey of `customer` without a journey key.
-    pub fn customer(customer: impl Into<String>) -> Self {
-        JourneyId { customer: customer.into(), key: None }
+    pub fn customer(customer: Sym) -> Self {
+        JourneyId { customer, key: None }
     }
 }
 
 /// One interaction event, as the dataflows see it.
 ///
 /// Events of a journey are ordered by `(time, seq)`: event time first, then input order.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Event {
     /// The journey the event belongs to.
     pub journey: JourneyId,
@@ -31,11 +33,11 @@ pub struct Event {
     /// Input order (file row or arrival sequence): decides between events of equal time.
     pub seq: u64,
     /// Where the interaction happened: page, campaign, ticket, store, …
-    pub contact_point: String,
+    pub contact_point: Sym,
     /// The channel (web, app, email, …), if known.
-    pub channel: Option<String>,
-    /// A session id given by the source, if any.
-    pub session: Option<String>,
+    pub channel: Option<Sym>,
+    /// A session id given by the source, if any (only kept when sessions are [`SessionRule::ById`]).
+    pub session: Option<Sym>,
     /// Whether the event is a conversion (decided at decode time by the conversion rule).
     pub converting: bool,
     /// The event's value in micro-units (see [`value_to_micros`]), so sums are exact.
@@ -56,7 +58,7 @@ pub enum SessionRule {
 
 impl SessionRule {
     /// Whether a new session starts between two consecutive events `a` then `b`.
-    pub fn breaks(&self, a_time: i64, a_session: &Option<String>, b_time: i64, b_session: &Option<String>) -> bool {
+    pub fn breaks(&self, a_time: i64, a_session: Option<Sym>, b_time: i64, b_session: Option<Sym>) -> bool {
         match self {
             SessionRule::Gap(gap) => b_time - a_time > *gap,
             SessionRule::Never => false,

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::JourneyId;
+use crate::symbols::Sym;
 
 /// The current context of one journey.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -22,9 +23,10 @@ pub struct JourneyRow {
     /// Number of events in the current session.
     pub session_events: u64,
     /// The last `path_len` contact points, oldest first.
-    pub path: Vec<String>,
-    /// Events per channel, sorted by channel; events without a channel are not counted.
-    pub channel_events: Vec<(String, u64)>,
+    pub path: Vec<Sym>,
+    /// Events per channel, sorted by channel id (not name); events without a channel are not
+    /// counted.
+    pub channel_events: Vec<(Sym, u64)>,
     /// Number of converting events.
     pub conversions: u64,
     /// Time of the last converting event.
@@ -39,14 +41,14 @@ impl JourneyRow {
         self.conversions > 0
     }
 
-    /// The distinct channels, sorted.
-    pub fn channels(&self) -> impl Iterator<Item = &str> {
-        self.channel_events.iter().map(|(c, _)| c.as_str())
+    /// The distinct channels, in id order.
+    pub fn channels(&self) -> impl Iterator<Item = Sym> + '_ {
+        self.channel_events.iter().map(|(c, _)| *c)
     }
 
-    /// The last contact point.
-    pub fn last_contact_point(&self) -> &str {
-        self.path.last().map(String::as_str).unwrap_or("")
+    /// The last contact point (`None` only for a row without events, which the views never make).
+    pub fn last_contact_point(&self) -> Option<Sym> {
+        self.path.last().copied()
     }
 
     /// Duration of the current session in milliseconds.

@@ -9,6 +9,7 @@ pub mod journeys;
 pub mod rules;
 pub mod segments;
 pub mod summary;
+pub mod symbols;
 pub mod transitions;
 pub mod tree;
 pub mod views;

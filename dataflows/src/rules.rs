@@ -18,6 +18,9 @@
 //!
 //! Numbers are integers or decimals (`-3`, `2.5`, `1e3`); strings are double- or single-quoted
 //! with `\"`, `\'`, `\\`, `\n` and `\t` escapes.
+//!
+//! A parsed [`Rule`] holds strings; [`Rule::bind`] interns them in the [`Symbols`] table that
+//! interns the event data, giving a [`BoundRule`] that compares ids only.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -27,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::micros_to_value;
 use crate::journeys::JourneyRow;
+use crate::symbols::{Sym, Symbols};
 
 /// A parsed segment rule: a boolean expression over the fields of a [`JourneyRow`].
 ///
@@ -36,7 +40,7 @@ use crate::journeys::JourneyRow;
 #[serde(try_from = "String", into = "String")]
 pub struct Rule {
     text: String,
-    expr: Expr,
+    expr: Expr<String>,
 }
 
 impl Rule {
@@ -55,6 +59,24 @@ impl Rule {
         Ok(Rule { text: text.to_string(), expr })
     }
 
+    /// Interns the rule's string literals (and channel names of `channel_events.X` fields) in
+    /// `symbols`, so that evaluation compares ids only.
+    ///
+    /// `symbols` must be the table that interns the rows' strings: then string equality is id
+    /// equality. A literal the data never holds gets an id no row carries, so it matches nothing.
+    pub fn bind(&self, symbols: &Symbols) -> BoundRule {
+        BoundRule { expr: self.expr.bind(symbols) }
+    }
+}
+
+/// A rule ready to evaluate on journey rows: a [`Rule`] whose strings are interned by
+/// [`Rule::bind`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoundRule {
+    expr: Expr<Sym>,
+}
+
+impl BoundRule {
     /// Whether a journey row satisfies the rule.
     pub fn matches(&self, row: &JourneyRow) -> bool {
         self.expr.eval(row)
@@ -113,20 +135,40 @@ impl fmt::Display for RuleError {
 
 impl std::error::Error for RuleError {}
 
-/// The rule's expression tree.
-#[derive(Clone, Debug, PartialEq)]
-enum Expr {
-    Or(Vec<Expr>),
-    And(Vec<Expr>),
-    Not(Box<Expr>),
-    Num { field: NumField, op: CmpOp, value: Number },
+/// The rule's expression tree, with its strings as `S`: [`String`] when parsed, [`Sym`] when bound.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum Expr<S> {
+    Or(Vec<Expr<S>>),
+    And(Vec<Expr<S>>),
+    Not(Box<Expr<S>>),
+    Num { field: NumField<S>, op: CmpOp, value: Number },
     Converted(bool),
-    Str { field: StrField, equal: bool, value: String },
-    In { field: StrField, values: Vec<String> },
-    Contains { field: ListField, value: String },
+    Str { field: StrField, equal: bool, value: S },
+    In { field: StrField, values: Vec<S> },
+    Contains { field: ListField, value: S },
 }
 
-impl Expr {
+impl Expr<String> {
+    fn bind(&self, symbols: &Symbols) -> Expr<Sym> {
+        let bind_all = |items: &[Expr<String>]| items.iter().map(|e| e.bind(symbols)).collect();
+        match self {
+            Expr::Or(items) => Expr::Or(bind_all(items)),
+            Expr::And(items) => Expr::And(bind_all(items)),
+            Expr::Not(inner) => Expr::Not(Box::new(inner.bind(symbols))),
+            Expr::Num { field, op, value } => Expr::Num { field: field.bind(symbols), op: *op, value: *value },
+            Expr::Converted(value) => Expr::Converted(*value),
+            Expr::Str { field, equal, value } => {
+                Expr::Str { field: *field, equal: *equal, value: symbols.intern(value) }
+            }
+            Expr::In { field, values } => {
+                Expr::In { field: *field, values: values.iter().map(|v| symbols.intern(v)).collect() }
+            }
+            Expr::Contains { field, value } => Expr::Contains { field: *field, value: symbols.intern(value) },
+        }
+    }
+}
+
+impl Expr<Sym> {
     fn eval(&self, row: &JourneyRow) -> bool {
         match self {
             Expr::Or(items) => items.iter().any(|e| e.eval(row)),
@@ -135,18 +177,18 @@ impl Expr {
             Expr::Num { field, op, value } => op.holds(field.get(row).map(|v| v.compare(value))),
             Expr::Converted(value) => row.converted() == *value,
             Expr::Str { field, equal, value } => match field.get(row) {
-                Some(s) => (s == value) == *equal,
+                Some(s) => (s == *value) == *equal,
                 None => !*equal,
             },
-            Expr::In { field, values } => field.get(row).is_some_and(|s| values.iter().any(|v| v == s)),
-            Expr::Contains { field: ListField::Channels, value } => row.channels().any(|c| c == value),
-            Expr::Contains { field: ListField::Path, value } => row.path.iter().any(|c| c == value),
+            Expr::In { field, values } => field.get(row).is_some_and(|s| values.contains(&s)),
+            Expr::Contains { field: ListField::Channels, value } => row.channels().any(|c| c == *value),
+            Expr::Contains { field: ListField::Path, value } => row.path.contains(value),
         }
     }
 }
 
 /// A numeric literal or field value: integers compare exactly, anything with a float as floats.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 enum Number {
     Int(i128),
     Float(f64),
@@ -168,7 +210,7 @@ impl Number {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum CmpOp {
     Eq,
     Ne,
@@ -207,8 +249,9 @@ impl CmpOp {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum NumField {
+/// A numeric field; `S` names the channel of `channel_events.<channel>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum NumField<S> {
     Events,
     Sessions,
     SessionEvents,
@@ -219,10 +262,28 @@ enum NumField {
     LastTime,
     SessionStart,
     LastConversionTime,
-    ChannelEvents(String),
+    ChannelEvents(S),
 }
 
-impl NumField {
+impl NumField<String> {
+    fn bind(&self, symbols: &Symbols) -> NumField<Sym> {
+        match self {
+            NumField::Events => NumField::Events,
+            NumField::Sessions => NumField::Sessions,
+            NumField::SessionEvents => NumField::SessionEvents,
+            NumField::Conversions => NumField::Conversions,
+            NumField::Value => NumField::Value,
+            NumField::SessionDurationMs => NumField::SessionDurationMs,
+            NumField::FirstTime => NumField::FirstTime,
+            NumField::LastTime => NumField::LastTime,
+            NumField::SessionStart => NumField::SessionStart,
+            NumField::LastConversionTime => NumField::LastConversionTime,
+            NumField::ChannelEvents(channel) => NumField::ChannelEvents(symbols.intern(channel)),
+        }
+    }
+}
+
+impl NumField<Sym> {
     fn get(&self, row: &JourneyRow) -> Option<Number> {
         let int = |i: i64| Some(Number::Int(i.into()));
         let count = |n: u64| Some(Number::Int(n.into()));
@@ -244,7 +305,7 @@ impl NumField {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum StrField {
     Customer,
     JourneyKey,
@@ -252,16 +313,16 @@ enum StrField {
 }
 
 impl StrField {
-    fn get(self, row: &JourneyRow) -> Option<&str> {
+    fn get(self, row: &JourneyRow) -> Option<Sym> {
         match self {
-            StrField::Customer => Some(&row.journey.customer),
-            StrField::JourneyKey => row.journey.key.as_deref(),
-            StrField::LastContactPoint => Some(row.last_contact_point()),
+            StrField::Customer => Some(row.journey.customer),
+            StrField::JourneyKey => row.journey.key,
+            StrField::LastContactPoint => row.last_contact_point(),
         }
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum ListField {
     Channels,
     Path,
@@ -269,7 +330,7 @@ enum ListField {
 
 /// A field name resolved to its type.
 enum Field {
-    Num(NumField),
+    Num(NumField<String>),
     Converted,
     Str(StrField),
     List(ListField),
@@ -546,7 +607,7 @@ impl Parser {
         RuleError::new(format!("expected {expected}, found {}", token.tok.describe()), token.offset)
     }
 
-    fn or(&mut self) -> Result<Expr, RuleError> {
+    fn or(&mut self) -> Result<Expr<String>, RuleError> {
         let mut items = vec![self.and()?];
         while self.peek().tok == Tok::Or {
             self.advance();
@@ -555,7 +616,7 @@ impl Parser {
         Ok(if items.len() == 1 { items.remove(0) } else { Expr::Or(items) })
     }
 
-    fn and(&mut self) -> Result<Expr, RuleError> {
+    fn and(&mut self) -> Result<Expr<String>, RuleError> {
         let mut items = vec![self.unary()?];
         while self.peek().tok == Tok::And {
             self.advance();
@@ -564,7 +625,7 @@ impl Parser {
         Ok(if items.len() == 1 { items.remove(0) } else { Expr::And(items) })
     }
 
-    fn unary(&mut self) -> Result<Expr, RuleError> {
+    fn unary(&mut self) -> Result<Expr<String>, RuleError> {
         let token = self.peek();
         let offset = token.offset;
         match token.tok.clone() {
@@ -589,7 +650,7 @@ impl Parser {
         }
     }
 
-    fn condition(&mut self, name: &str, offset: usize) -> Result<Expr, RuleError> {
+    fn condition(&mut self, name: &str, offset: usize) -> Result<Expr<String>, RuleError> {
         let Some(field) = Field::lookup(name) else {
             return Err(RuleError::new(format!("unknown field `{name}`; known fields: {KNOWN_FIELDS}"), offset));
         };
@@ -634,7 +695,7 @@ impl Parser {
         }
     }
 
-    fn comparison(&mut self, name: &str, field: Field, op: CmpOp, op_offset: usize) -> Result<Expr, RuleError> {
+    fn comparison(&mut self, name: &str, field: Field, op: CmpOp, op_offset: usize) -> Result<Expr<String>, RuleError> {
         let equality = matches!(op, CmpOp::Eq | CmpOp::Ne);
         match &field {
             Field::Converted if !equality => {

@@ -12,21 +12,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, JourneyId, Params, SessionRule};
 use crate::journeys::JourneyRow;
-use crate::transitions::{CONVERSION, EXIT, NO_CHANNEL, START};
+use crate::symbols::{CONVERSION, EXIT, NO_CHANNEL, START, Sym};
 
 /// An event as the journey tree keeps it: everything but the journey, ordered by `(time, seq)`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Step {
     /// Event time (ms since the epoch).
     pub time: i64,
     /// Input order, to break ties of equal time.
     pub seq: u64,
     /// The contact point.
-    pub contact_point: String,
+    pub contact_point: Sym,
     /// The channel, if any.
-    pub channel: Option<String>,
+    pub channel: Option<Sym>,
     /// The session id given by the source, if any.
-    pub session: Option<String>,
+    pub session: Option<Sym>,
     /// Whether the event converts.
     pub converting: bool,
     /// Value in micro-units.
@@ -40,43 +40,33 @@ impl Step {
         (journey, Step { time, seq, contact_point, channel, session, converting, value })
     }
 
-    fn channel_name(&self) -> &str {
-        self.channel.as_deref().unwrap_or(NO_CHANNEL)
+    fn channel_or_none(&self) -> Sym {
+        self.channel.unwrap_or(NO_CHANNEL)
     }
 }
 
 /// One transition between two states of the journey graph, with its dwell time.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Edge {
     /// Source contact point (or synthetic state).
-    pub from: String,
+    pub from: Sym,
     /// Target contact point (or synthetic state).
-    pub to: String,
+    pub to: Sym,
     /// Source channel (or synthetic state).
-    pub from_channel: String,
+    pub from_channel: Sym,
     /// Target channel (or synthetic state).
-    pub to_channel: String,
+    pub to_channel: Sym,
     /// Time between the two events in ms; 0 when either end is synthetic.
     pub dwell: i64,
 }
 
 impl Edge {
     fn from_start(to: &Step) -> Edge {
-        Edge::synthetic(START, START, &to.contact_point, to.channel_name())
+        Edge { from: START, to: to.contact_point, from_channel: START, to_channel: to.channel_or_none(), dwell: 0 }
     }
 
-    fn to_state(from: &Step, state: &str) -> Edge {
-        Edge::synthetic(&from.contact_point, from.channel_name(), state, state)
-    }
-
-    fn synthetic(from: &str, from_channel: &str, to: &str, to_channel: &str) -> Edge {
-        Edge {
-            from: from.to_owned(),
-            to: to.to_owned(),
-            from_channel: from_channel.to_owned(),
-            to_channel: to_channel.to_owned(),
-            dwell: 0,
-        }
+    fn to_state(from: &Step, state: Sym) -> Edge {
+        Edge { from: from.contact_point, to: state, from_channel: from.channel_or_none(), to_channel: state, dwell: 0 }
     }
 }
 
@@ -90,16 +80,16 @@ pub fn event_edges(step: &Step) -> Option<Edge> {
 /// Across a session break: `a → (exit)` unless `a` converted, then `(start) → b`. Inside a
 /// session: `(start) → b` when `a` converted (its path ended), otherwise `a → b`.
 pub fn pair_edges(a: &Step, b: &Step, rule: &SessionRule) -> impl Iterator<Item = Edge> {
-    let (first, second) = if rule.breaks(a.time, &a.session, b.time, &b.session) {
+    let (first, second) = if rule.breaks(a.time, a.session, b.time, b.session) {
         ((!a.converting).then(|| Edge::to_state(a, EXIT)), Edge::from_start(b))
     } else if a.converting {
         (None, Edge::from_start(b))
     } else {
         let edge = Edge {
-            from: a.contact_point.clone(),
-            to: b.contact_point.clone(),
-            from_channel: a.channel_name().to_owned(),
-            to_channel: b.channel_name().to_owned(),
+            from: a.contact_point,
+            to: b.contact_point,
+            from_channel: a.channel_or_none(),
+            to_channel: b.channel_or_none(),
             dwell: b.time - a.time,
         };
         (None, edge)
@@ -130,9 +120,9 @@ pub struct Summary {
     /// Events in the run's last session.
     pub session_events: u64,
     /// The run's last `path_len` contact points, oldest first.
-    pub path: Vec<String>,
-    /// Events per channel, sorted by channel.
-    pub channel_events: Vec<(String, u64)>,
+    pub path: Vec<Sym>,
+    /// Events per channel, sorted by channel id.
+    pub channel_events: Vec<(Sym, u64)>,
     /// Converting events.
     pub conversions: u64,
     /// Time of the last converting event.
@@ -145,14 +135,14 @@ impl Summary {
     /// The summary of a run of one event.
     pub fn of_step(step: &Step) -> Summary {
         Summary {
-            first: step.clone(),
-            last: step.clone(),
+            first: *step,
+            last: *step,
             events: 1,
             breaks: 0,
             session_start: step.time,
             session_events: 1,
-            path: vec![step.contact_point.clone()],
-            channel_events: step.channel.iter().map(|c| (c.clone(), 1)).collect(),
+            path: vec![step.contact_point],
+            channel_events: step.channel.iter().map(|c| (*c, 1)).collect(),
             conversions: u64::from(step.converting),
             last_conversion_time: step.converting.then_some(step.time),
             value: step.value,
@@ -161,8 +151,7 @@ impl Summary {
 
     /// Extends this run with the run that directly follows it.
     pub fn append(&mut self, next: &Summary, params: &Params) {
-        let gap_breaks =
-            params.session.breaks(self.last.time, &self.last.session, next.first.time, &next.first.session);
+        let gap_breaks = params.session.breaks(self.last.time, self.last.session, next.first.time, next.first.session);
         if gap_breaks || next.breaks > 0 {
             self.session_start = next.session_start;
             self.session_events = next.session_events;
@@ -170,9 +159,9 @@ impl Summary {
             self.session_events += next.session_events;
         }
         self.breaks += next.breaks + u64::from(gap_breaks);
-        self.last = next.last.clone();
+        self.last = next.last;
         self.events += next.events;
-        self.path.extend(next.path.iter().cloned());
+        self.path.extend_from_slice(&next.path);
         if self.path.len() > params.path_len {
             self.path.drain(..self.path.len() - params.path_len);
         }
@@ -203,12 +192,12 @@ impl Summary {
     }
 }
 
-/// Adds the sorted `(name, count)` list `more` into the sorted list `into`.
-fn merge_counts(into: &mut Vec<(String, u64)>, more: &[(String, u64)]) {
-    for (name, count) in more {
-        match into.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+/// Adds the sorted `(symbol, count)` list `more` into the sorted list `into`.
+fn merge_counts(into: &mut Vec<(Sym, u64)>, more: &[(Sym, u64)]) {
+    for (sym, count) in more {
+        match into.binary_search_by(|(s, _)| s.cmp(sym)) {
             Ok(i) => into[i].1 += count,
-            Err(i) => into.insert(i, (name.clone(), *count)),
+            Err(i) => into.insert(i, (*sym, *count)),
         }
     }
 }

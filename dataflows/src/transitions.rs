@@ -1,14 +1,5 @@
 //! The transitions view: the contact-point transition graph with synthetic start, conversion
-//! and exit states, and the same graph between channels.
-
-/// The synthetic state every path starts from.
-pub const START: &str = "(start)";
-/// The synthetic state a converting event leads to.
-pub const CONVERSION: &str = "(conversion)";
-/// The synthetic state the last event of a session without conversion leads to.
-pub const EXIT: &str = "(exit)";
-/// The channel name used for events that have none, in the channel graph.
-pub const NO_CHANNEL: &str = "(none)";
+//! and exit states (the reserved symbols of [`crate::symbols`]), and the same graph between channels.
 
 /// An aggregate edge update: `(count, dwell_ms_total)`, used as the difference type of the
 /// transition collections so that sums need no reduce.
@@ -17,13 +8,14 @@ pub type EdgeStats = (i64, i64);
 use differential_dataflow::VecCollection;
 
 use crate::summary::Edge;
+use crate::symbols::Sym;
 
 /// The outputs of the transitions view.
 pub struct Transitions<'scope> {
     /// Per contact-point edge `(from, to)`, its `(count, dwell_ms_total)` as the difference.
-    pub contact_points: VecCollection<'scope, u64, (String, String), EdgeStats>,
+    pub contact_points: VecCollection<'scope, u64, (Sym, Sym), EdgeStats>,
     /// Per channel edge `(from, to)`, likewise.
-    pub channels: VecCollection<'scope, u64, (String, String), EdgeStats>,
+    pub channels: VecCollection<'scope, u64, (Sym, Sym), EdgeStats>,
 }
 
 /// Aggregates journey edges into the contact-point and channel transition graphs.

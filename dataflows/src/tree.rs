@@ -81,7 +81,7 @@ pub fn journey_tree<'scope>(events: VecCollection<'scope, u64, Event>, params: P
             let children = children.iter().map(|((_, summary), _)| summary);
             if let Some(summary) = stitch(children, &params, &mut |e| output.push((Part::Edge(e), 1))) {
                 output.extend(boundary_edges(&summary).map(|e| (Part::Edge(e), 1)));
-                output.push((Part::Row(summary.into_row(journey.clone())), 1));
+                output.push((Part::Row(summary.into_row(*journey)), 1));
             }
         });
 

@@ -4,7 +4,7 @@ use differential_dataflow::VecCollection;
 
 use crate::event::{Event, Params};
 use crate::journeys::JourneyRow;
-use crate::segments::{SegmentDef, Segments, segments};
+use crate::segments::{BoundSegment, Segments, segments};
 use crate::transitions::{Transitions, transitions};
 use crate::tree::journey_tree;
 
@@ -22,7 +22,7 @@ pub struct Views<'scope> {
 pub fn build<'scope>(
     events: VecCollection<'scope, u64, Event>,
     params: Params,
-    defs: Vec<SegmentDef>,
+    defs: Vec<BoundSegment>,
 ) -> Views<'scope> {
     let tree = journey_tree(events, params);
     Views { journeys: tree.rows.clone(), transitions: transitions(tree.edges), segments: segments(tree.rows, defs) }

@@ -1,40 +1,54 @@
-//! Tests of the segment rule language: parsing, evaluation on journey rows, error messages.
+//! Tests of the segment rule language: parsing, binding, evaluation on journey rows, error
+//! messages.
+
+use std::sync::LazyLock;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use stepstone_dataflows::event::JourneyId;
 use stepstone_dataflows::journeys::JourneyRow;
 use stepstone_dataflows::rules::{Rule, RuleError};
+use stepstone_dataflows::symbols::{Sym, Symbols};
+
+/// The table that interns the test rows' strings and binds the rules, as one table does for the
+/// event data and the segment rules of a pipeline.
+static SYMBOLS: LazyLock<Symbols> = LazyLock::new(Symbols::new);
+
+fn sym(name: &str) -> Sym {
+    SYMBOLS.intern(name)
+}
 
 /// A converted journey with two sessions over web and email.
 fn row() -> JourneyRow {
+    let mut channel_events = vec![(sym("email"), 1), (sym("web"), 4)];
+    channel_events.sort();
     JourneyRow {
-        journey: JourneyId { customer: "alice".into(), key: Some("k1".into()) },
+        journey: JourneyId { customer: sym("alice"), key: Some(sym("k1")) },
         first_time: 1_000,
         last_time: 61_000,
         events: 5,
         sessions: 2,
         session_start: 31_000,
         session_events: 3,
-        path: vec!["home".into(), "pricing".into(), "checkout".into()],
-        channel_events: vec![("email".into(), 1), ("web".into(), 4)],
+        path: vec![sym("home"), sym("pricing"), sym("checkout")],
+        channel_events,
         conversions: 1,
         last_conversion_time: Some(60_000),
         value: 12_500_000,
     }
 }
 
-/// An unconverted journey without key, path or channels.
+/// An unconverted one-event journey without key or channels (a path is never empty).
 fn empty_row() -> JourneyRow {
     JourneyRow {
-        journey: JourneyId::customer("bob"),
+        journey: JourneyId::customer(sym("bob")),
         first_time: 0,
         last_time: 0,
         events: 1,
         sessions: 1,
         session_start: 0,
         session_events: 1,
-        path: vec![],
+        path: vec![sym("home")],
         channel_events: vec![],
         conversions: 0,
         last_conversion_time: None,
@@ -42,8 +56,12 @@ fn empty_row() -> JourneyRow {
     }
 }
 
+fn parse(rule: &str) -> Rule {
+    Rule::parse(rule).unwrap_or_else(|e| panic!("{rule:?} does not parse: {e}"))
+}
+
 fn check(rule: &str, row: &JourneyRow) -> bool {
-    Rule::parse(rule).unwrap_or_else(|e| panic!("{rule:?} does not parse: {e}")).matches(row)
+    parse(rule).bind(&SYMBOLS).matches(row)
 }
 
 fn assert_rules(row: &JourneyRow, yes: &[&str], no: &[&str]) {
@@ -170,7 +188,12 @@ fn string_fields() {
     let empty = empty_row();
     assert_rules(
         &empty,
-        &["journey_key != \"\"", "journey_key != \"k1\"", "last_contact_point == \"\""],
+        &[
+            "journey_key != \"\"",
+            "journey_key != \"k1\"",
+            "last_contact_point == \"home\"",
+            "last_contact_point != \"\"",
+        ],
         &["journey_key == \"\"", "journey_key == \"k1\"", "journey_key in [\"\", \"k1\"]"],
     );
 }
@@ -178,13 +201,13 @@ fn string_fields() {
 #[test]
 fn string_escapes() {
     let mut row = row();
-    row.journey.customer = "say \"hi\" it's \\ ok".into();
+    row.journey.customer = sym("say \"hi\" it's \\ ok");
     assert_rules(
         &row,
         &[r#"customer == "say \"hi\" it's \\ ok""#, r#"customer == 'say "hi" it\'s \\ ok'"#],
         &[r#"customer == "say hi""#],
     );
-    row.journey.customer = "tab\there\nnewline".into();
+    row.journey.customer = sym("tab\there\nnewline");
     assert!(check(r#"customer == "tab\there\nnewline""#, &row));
 }
 
@@ -202,7 +225,7 @@ fn list_fields() {
         ],
         &["channels contains \"app\"", "path contains \"cart\"", "path contains \"Pricing\""],
     );
-    assert_rules(&empty_row(), &[], &["channels contains \"web\"", "path contains \"\""]);
+    assert_rules(&empty_row(), &["path contains \"home\""], &["channels contains \"web\"", "path contains \"\""]);
 }
 
 #[test]
@@ -352,6 +375,53 @@ fn from_str_display_and_string_round_trip() {
     assert!(e.to_string().ends_with("at offset 0"));
 }
 
+#[test]
+fn literals_absent_from_the_data_match_nothing() {
+    // A table of its own, so that the literals below are interned by `bind` only.
+    let symbols = Symbols::new();
+    let intern = |name: &str| symbols.intern(name);
+    let row = JourneyRow {
+        journey: JourneyId { customer: intern("alice"), key: Some(intern("k1")) },
+        path: vec![intern("home"), intern("pricing")],
+        channel_events: vec![(intern("web"), 2)],
+        ..empty_row()
+    };
+    let yes = [
+        "customer != \"carol\"",
+        "journey_key != \"k9\"",
+        "not last_contact_point in [\"faq\", \"cart\"]",
+        "not channels contains \"sms\"",
+        "not path contains \"faq\"",
+        "channel_events.sms == 0",
+        "customer == \"alice\" and channel_events.web == 2",
+    ];
+    let no = [
+        "customer == \"carol\"",
+        "journey_key == \"k9\"",
+        "last_contact_point in [\"faq\", \"cart\"]",
+        "channels contains \"sms\"",
+        "path contains \"faq\"",
+        "channel_events.sms >= 1",
+    ];
+    for name in ["carol", "k9", "faq", "cart", "sms"] {
+        assert_eq!(symbols.get(name), None, "{name:?} is not in the data");
+    }
+    for rule in yes {
+        assert!(parse(rule).bind(&symbols).matches(&row), "{rule:?} should match {row:?}");
+    }
+    for rule in no {
+        assert!(!parse(rule).bind(&symbols).matches(&row), "{rule:?} should not match {row:?}");
+    }
+    // Binding interned the literals; binding again reuses their ids.
+    assert!(symbols.get("carol").is_some());
+    let len = symbols.len();
+    let rule = parse("customer in ['carol', 'alice'] and channel_events.sms == 0 or path contains 'faq'");
+    let bound = rule.bind(&symbols);
+    assert_eq!(rule.bind(&symbols), bound);
+    assert_eq!(symbols.len(), len);
+    assert!(bound.matches(&row));
+}
+
 const CHANNELS: [&str; 3] = ["web", "email", "app"];
 const POINTS: [&str; 4] = ["home", "pricing", "checkout", "cart"];
 
@@ -359,19 +429,19 @@ fn random_row(rng: &mut StdRng) -> JourneyRow {
     let first_time = rng.random_range(0..1_000);
     let session_start = first_time + rng.random_range(0..1_000);
     let last_time = session_start + rng.random_range(0..1_000);
-    let mut channel_events: Vec<(String, u64)> = Vec::new();
+    let mut channel_events = Vec::new();
     for channel in CHANNELS {
         if rng.random_bool(0.5) {
-            channel_events.push((channel.to_string(), rng.random_range(1..5)));
+            channel_events.push((sym(channel), rng.random_range(1..5)));
         }
     }
     channel_events.sort();
-    let path_len = rng.random_range(0..4);
+    let path_len = rng.random_range(1..4);
     let conversions = rng.random_range(0..3);
     JourneyRow {
         journey: JourneyId {
-            customer: ["alice", "bob"][rng.random_range(0..2)].into(),
-            key: rng.random_bool(0.5).then(|| ["k1", "k2"][rng.random_range(0..2)].into()),
+            customer: sym(["alice", "bob"][rng.random_range(0..2)]),
+            key: rng.random_bool(0.5).then(|| sym(["k1", "k2"][rng.random_range(0..2)])),
         },
         first_time,
         last_time,
@@ -379,7 +449,7 @@ fn random_row(rng: &mut StdRng) -> JourneyRow {
         sessions: rng.random_range(1..4),
         session_start,
         session_events: rng.random_range(1..5),
-        path: (0..path_len).map(|_| POINTS[rng.random_range(0..POINTS.len())].to_string()).collect(),
+        path: (0..path_len).map(|_| sym(POINTS[rng.random_range(0..POINTS.len())])).collect(),
         channel_events,
         conversions,
         last_conversion_time: (conversions > 0).then(|| rng.random_range(first_time..=last_time)),
@@ -435,11 +505,12 @@ fn randomized_de_morgan() {
     for _ in 0..2_000 {
         let a = random_rule(&mut rng, 2);
         let b = random_rule(&mut rng, 2);
-        let lhs = Rule::parse(&format!("not ({a} and {b})")).unwrap();
-        let rhs = Rule::parse(&format!("(not {a}) or (not {b})")).unwrap();
-        let rhs_symbols = Rule::parse(&format!("!{a} || !{b}")).unwrap();
-        let ra = Rule::parse(&a).unwrap();
-        let rb = Rule::parse(&b).unwrap();
+        let bind = |rule: &str| parse(rule).bind(&SYMBOLS);
+        let lhs = bind(&format!("not ({a} and {b})"));
+        let rhs = bind(&format!("(not {a}) or (not {b})"));
+        let rhs_symbols = bind(&format!("!{a} || !{b}"));
+        let ra = bind(&a);
+        let rb = bind(&b);
         for _ in 0..5 {
             let row = random_row(&mut rng);
             let expected = !(ra.matches(&row) && rb.matches(&row));

@@ -15,7 +15,8 @@ use rand::{Rng, SeedableRng};
 use stepstone_dataflows::event::{Event, JourneyId, Params, SessionRule};
 use stepstone_dataflows::journeys::JourneyRow;
 use stepstone_dataflows::rules::Rule;
-use stepstone_dataflows::segments::SegmentDef;
+use stepstone_dataflows::segments::{BoundSegment, SegmentDef};
+use stepstone_dataflows::symbols::{CONVERSION, EXIT, NO_CHANNEL, START, Sym, Symbols};
 use stepstone_dataflows::views;
 
 const MINUTE: i64 = 60_000;
@@ -24,15 +25,15 @@ const MINUTE: i64 = 60_000;
 #[derive(Debug, Default, PartialEq, Eq, Clone)]
 struct Outputs {
     journeys: BTreeMap<JourneyRow, i64>,
-    transitions: BTreeMap<(String, String), (i64, i64)>,
-    channel_transitions: BTreeMap<(String, String), (i64, i64)>,
-    memberships: BTreeMap<(String, JourneyId), i64>,
-    segments: BTreeMap<String, (i64, i64, i64)>,
-    segment_channels: BTreeMap<(String, String), i64>,
+    transitions: BTreeMap<(Sym, Sym), (i64, i64)>,
+    channel_transitions: BTreeMap<(Sym, Sym), (i64, i64)>,
+    memberships: BTreeMap<(Sym, JourneyId), i64>,
+    segments: BTreeMap<Sym, (i64, i64, i64)>,
+    segment_channels: BTreeMap<(Sym, Sym), i64>,
 }
 
-fn add2(map: &mut BTreeMap<(String, String), (i64, i64)>, key: (String, String), diff: (i64, i64)) {
-    let entry = map.entry(key.clone()).or_default();
+fn add2(map: &mut BTreeMap<(Sym, Sym), (i64, i64)>, key: (Sym, Sym), diff: (i64, i64)) {
+    let entry = map.entry(key).or_default();
     entry.0 += diff.0;
     entry.1 += diff.1;
     if *entry == (0, 0) {
@@ -51,12 +52,12 @@ fn add1<K: Ord + Clone>(map: &mut BTreeMap<K, i64>, key: K, diff: i64) {
 // ---------------------------------------------------------------------------------------------
 // The oracle.
 
-fn oracle(events: &BTreeMap<Event, i64>, params: &Params, defs: &[SegmentDef]) -> Outputs {
+fn oracle(events: &BTreeMap<Event, i64>, params: &Params, defs: &[BoundSegment]) -> Outputs {
     let mut out = Outputs::default();
     let mut by_journey: BTreeMap<JourneyId, Vec<Event>> = BTreeMap::new();
     for (event, count) in events {
         for _ in 0..*count {
-            by_journey.entry(event.journey.clone()).or_default().push(event.clone());
+            by_journey.entry(event.journey).or_default().push(*event);
         }
     }
     for (journey, mut list) in by_journey {
@@ -66,10 +67,10 @@ fn oracle(events: &BTreeMap<Event, i64>, params: &Params, defs: &[SegmentDef]) -
             SessionRule::Never => false,
             SessionRule::ById => a.session != b.session,
         };
-        let channel = |e: &Event| e.channel.clone().unwrap_or_else(|| "(none)".to_owned());
-        let mut edge = |from: &str, from_ch: &str, to: &str, to_ch: &str, dwell: i64| {
-            add2(&mut out.transitions, (from.into(), to.into()), (1, dwell));
-            add2(&mut out.channel_transitions, (from_ch.into(), to_ch.into()), (1, dwell));
+        let channel = |e: &Event| e.channel.unwrap_or(NO_CHANNEL);
+        let mut edge = |from: Sym, from_ch: Sym, to: Sym, to_ch: Sym, dwell: i64| {
+            add2(&mut out.transitions, (from, to), (1, dwell));
+            add2(&mut out.channel_transitions, (from_ch, to_ch), (1, dwell));
         };
 
         let mut sessions = 0;
@@ -80,46 +81,46 @@ fn oracle(events: &BTreeMap<Event, i64>, params: &Params, defs: &[SegmentDef]) -
             if new_session {
                 if i > 0 && !list[i - 1].converting {
                     let p = &list[i - 1];
-                    edge(&p.contact_point, &channel(p), "(exit)", "(exit)", 0);
+                    edge(p.contact_point, channel(p), EXIT, EXIT, 0);
                 }
-                edge("(start)", "(start)", &e.contact_point, &channel(e), 0);
+                edge(START, START, e.contact_point, channel(e), 0);
                 sessions += 1;
                 session_start = e.time;
                 session_events = 0;
             } else {
                 let p = &list[i - 1];
                 if p.converting {
-                    edge("(start)", "(start)", &e.contact_point, &channel(e), 0);
+                    edge(START, START, e.contact_point, channel(e), 0);
                 } else {
-                    edge(&p.contact_point, &channel(p), &e.contact_point, &channel(e), e.time - p.time);
+                    edge(p.contact_point, channel(p), e.contact_point, channel(e), e.time - p.time);
                 }
             }
             session_events += 1;
             if e.converting {
-                edge(&e.contact_point, &channel(e), "(conversion)", "(conversion)", 0);
+                edge(e.contact_point, channel(e), CONVERSION, CONVERSION, 0);
             }
         }
         let last = list.last().unwrap();
         if !last.converting {
-            edge(&last.contact_point, &channel(last), "(exit)", "(exit)", 0);
+            edge(last.contact_point, channel(last), EXIT, EXIT, 0);
         }
 
-        let mut channel_events: BTreeMap<String, u64> = BTreeMap::new();
+        let mut channel_events: BTreeMap<Sym, u64> = BTreeMap::new();
         for e in &list {
-            if let Some(c) = &e.channel {
-                *channel_events.entry(c.clone()).or_default() += 1;
+            if let Some(c) = e.channel {
+                *channel_events.entry(c).or_default() += 1;
             }
         }
         let skip = list.len().saturating_sub(params.path_len);
         let row = JourneyRow {
-            journey: journey.clone(),
+            journey,
             first_time: list[0].time,
             last_time: last.time,
             events: list.len() as u64,
             sessions,
             session_start,
             session_events,
-            path: list[skip..].iter().map(|e| e.contact_point.clone()).collect(),
+            path: list[skip..].iter().map(|e| e.contact_point).collect(),
             channel_events: channel_events.into_iter().collect(),
             conversions: list.iter().filter(|e| e.converting).count() as u64,
             last_conversion_time: list.iter().filter(|e| e.converting).map(|e| e.time).last(),
@@ -127,13 +128,13 @@ fn oracle(events: &BTreeMap<Event, i64>, params: &Params, defs: &[SegmentDef]) -
         };
         for def in defs {
             if def.rule.matches(&row) {
-                add1(&mut out.memberships, (def.name.clone(), journey.clone()), 1);
-                let stats = out.segments.entry(def.name.clone()).or_default();
+                add1(&mut out.memberships, (def.name, journey), 1);
+                let stats = out.segments.entry(def.name).or_default();
                 stats.0 += 1;
                 stats.1 += row.value;
                 stats.2 += i64::from(row.conversions > 0);
                 for (c, _) in &row.channel_events {
-                    add1(&mut out.segment_channels, (def.name.clone(), c.clone()), 1);
+                    add1(&mut out.segment_channels, (def.name, *c), 1);
                 }
             }
         }
@@ -149,7 +150,7 @@ type Rounds = Vec<Vec<(Event, isize)>>;
 
 /// Runs the views over `rounds` of input on `workers` workers, returning the outputs after
 /// each round.
-fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<SegmentDef>, workers: usize) -> Vec<Outputs> {
+fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers: usize) -> Vec<Outputs> {
     type Log = Arc<Mutex<Vec<(u64, Box<dyn FnOnce(&mut Outputs) + Send>)>>>;
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let rounds = Arc::new(rounds);
@@ -180,8 +181,8 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<SegmentDef>, workers: 
             capture!(views.transitions.channels, |o: &mut Outputs, d, r| add2(&mut o.channel_transitions, d, r));
             capture!(views.segments.memberships, |o: &mut Outputs, d, r| add1(&mut o.memberships, d, r));
             capture!(views.segments.stats, |o: &mut Outputs, d, r: (i64, i64, i64)| {
-                let key: String = d;
-                let entry = o.segments.entry(key.clone()).or_default();
+                let key: Sym = d;
+                let entry = o.segments.entry(key).or_default();
                 entry.0 += r.0;
                 entry.1 += r.1;
                 entry.2 += r.2;
@@ -232,11 +233,11 @@ struct Shape {
     span: i64,
 }
 
-fn random_event(rng: &mut StdRng, shape: &Shape, anchors: &[i64]) -> Event {
-    let customer = format!("c{}", rng.random_range(0..shape.customers));
+fn random_event(rng: &mut StdRng, shape: &Shape, anchors: &[i64], symbols: &Symbols) -> Event {
+    let customer = symbols.intern(&format!("c{}", rng.random_range(0..shape.customers)));
     let key = match shape.keys {
         0 => None,
-        n => Some(format!("k{}", rng.random_range(0..n))),
+        n => Some(symbols.intern(&format!("k{}", rng.random_range(0..n)))),
     };
     // Cluster times around anchors so that events share leaves and sessions, with ties.
     let anchor = anchors[rng.random_range(0..anchors.len())];
@@ -251,15 +252,15 @@ fn random_event(rng: &mut StdRng, shape: &Shape, anchors: &[i64]) -> Event {
         journey: JourneyId { customer, key },
         time,
         seq: rng.random(),
-        contact_point: ["home", "pricing", "checkout", "help", "search"][rng.random_range(0..5)].to_owned(),
-        channel: channels[rng.random_range(0..channels.len())].map(str::to_owned),
-        session: Some(format!("s{}", rng.random_range(0..2))),
+        contact_point: symbols.intern(["home", "pricing", "checkout", "help", "search"][rng.random_range(0..5)]),
+        channel: channels[rng.random_range(0..channels.len())].map(|c| symbols.intern(c)),
+        session: Some(symbols.intern(&format!("s{}", rng.random_range(0..2)))),
         converting: rng.random_bool(0.15),
         value: rng.random_range(-5..100) * 10_000,
     }
 }
 
-fn random_rounds(seed: u64, shape: &Shape) -> Rounds {
+fn random_rounds(seed: u64, shape: &Shape, symbols: &Symbols) -> Rounds {
     let mut rng = StdRng::seed_from_u64(seed);
     let anchors: Vec<i64> = (0..6).map(|_| rng.random_range(0..shape.span)).collect();
     let mut present: Vec<Event> = Vec::new();
@@ -271,8 +272,8 @@ fn random_rounds(seed: u64, shape: &Shape) -> Rounds {
                 let gone = present.swap_remove(rng.random_range(0..present.len()));
                 updates.push((gone, -1));
             } else {
-                let event = random_event(&mut rng, shape, &anchors);
-                present.push(event.clone());
+                let event = random_event(&mut rng, shape, &anchors, symbols);
+                present.push(event);
                 updates.push((event, 1));
             }
         }
@@ -281,7 +282,7 @@ fn random_rounds(seed: u64, shape: &Shape) -> Rounds {
     rounds
 }
 
-fn segment_defs() -> Vec<SegmentDef> {
+fn segment_defs(symbols: &Symbols) -> Vec<BoundSegment> {
     [
         ("engaged", "events >= 3"),
         ("unconverted", "converted == false"),
@@ -289,18 +290,21 @@ fn segment_defs() -> Vec<SegmentDef> {
         ("at_pricing", "last_contact_point == \"pricing\" or sessions > 2"),
     ]
     .into_iter()
-    .map(|(name, rule)| SegmentDef { name: name.to_owned(), rule: Rule::parse(rule).expect("rule parses") })
+    .map(|(name, rule)| {
+        SegmentDef { name: name.to_owned(), rule: Rule::parse(rule).expect("rule parses") }.bind(symbols)
+    })
     .collect()
 }
 
 fn check(seed: u64, shape: Shape, params: Params, workers: usize) {
-    let rounds = random_rounds(seed, &shape);
-    let defs = segment_defs();
+    let symbols = Symbols::new();
+    let rounds = random_rounds(seed, &shape, &symbols);
+    let defs = segment_defs(&symbols);
     let states = run_dataflow(rounds.clone(), params, defs.clone(), workers);
     let mut events: BTreeMap<Event, i64> = BTreeMap::new();
     for (round, updates) in rounds.iter().enumerate() {
         for (event, diff) in updates {
-            add1(&mut events, event.clone(), *diff as i64);
+            add1(&mut events, *event, *diff as i64);
         }
         let expected = oracle(&events, &params, &defs);
         let actual = &states[round];

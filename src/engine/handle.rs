@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 use crossbeam_channel::Sender;
 use stepstone_dataflows::event::{Event, Params};
-use stepstone_dataflows::segments::SegmentDef;
+use stepstone_dataflows::segments::BoundSegment;
 use timely::communication::WorkerGuards;
 
 use super::collector::{Collected, Collector};
@@ -70,7 +70,7 @@ impl Engine {
     /// thread running `collector` on their output.
     pub fn start(
         params: Params,
-        segments: Vec<SegmentDef>,
+        segments: Vec<BoundSegment>,
         workers: usize,
         collector: Collector,
     ) -> anyhow::Result<Engine> {

@@ -14,9 +14,13 @@ mod reader;
 mod summary;
 mod worker;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use stepstone_dataflows::event::SessionRule;
+use stepstone_dataflows::segments::BoundSegment;
+use stepstone_dataflows::symbols::Symbols;
 
 use crate::config::Pipeline;
 use crate::sink::{DeltaWriter, SnapshotWriter, Tables};
@@ -36,21 +40,24 @@ pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
     std::fs::create_dir_all(&pipeline.out_dir)
         .with_context(|| format!("creating the output directory {}", pipeline.out_dir.display()))?;
     let mut dead_letters = DeadLetterWriter::create(&pipeline.rejected)?;
-    let deltas = pipeline.deltas.as_deref().map(DeltaWriter::create).transpose()?;
-    let tables = Tables::new(pipeline.segments.iter().map(|s| s.name.clone()).collect());
+    let symbols = Arc::new(Symbols::new());
+    let segments: Vec<BoundSegment> = pipeline.segments.iter().map(|s| s.bind(&symbols)).collect();
+    let deltas = pipeline.deltas.as_deref().map(|path| DeltaWriter::create(path, symbols.clone())).transpose()?;
+    let tables = Tables::new(segments.iter().map(|s| s.name).collect());
     let collector = Collector::new(
         pipeline.workers,
         tables,
-        SnapshotWriter::new(&pipeline.out_dir, pipeline.parquet),
+        SnapshotWriter::new(&pipeline.out_dir, pipeline.parquet, symbols.clone()),
         pipeline.snapshot_interval,
         deltas,
     );
 
-    let mut engine = Engine::start(pipeline.params, pipeline.segments.clone(), pipeline.workers, collector)?;
+    let mut engine = Engine::start(pipeline.params, segments, pipeline.workers, collector)?;
 
     let live = pipeline.inputs.iter().any(|p| p == "-");
+    let keep_sessions = pipeline.params.session == SessionRule::ById;
     let (decoded, decoder) = reader::spawn_decoder(pipeline.inputs.clone(), pipeline.format, pipeline.decode.clone());
-    let mut cutter = EpochCutter::new(decoded, pipeline.epoch_events, live);
+    let mut cutter = EpochCutter::new(decoded, symbols.clone(), keep_sessions, pipeline.epoch_events, live);
     let fed = feed(&mut cutter, &mut dead_letters, &mut engine, pipeline.strict);
     drop(cutter);
     let collected = engine.finish();
@@ -59,7 +66,8 @@ pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
 
     let events = fed?;
     let Collected { tables, snapshot, epochs, snapshots } = collected?;
-    let summary = RunSummary::new(events, &dead_letters, &tables, snapshot, epochs, snapshots, started.elapsed());
+    let summary =
+        RunSummary::new(events, &dead_letters, &tables, &symbols, snapshot, epochs, snapshots, started.elapsed());
     let path = pipeline.out_dir.join("summary.json");
     let json = serde_json::to_string_pretty(&summary).context("serializing the run summary")?;
     std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;

@@ -3,6 +3,7 @@
 //! and groups good ones into logical times (epochs) for the workers.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use indicatif::{ProgressBar, ProgressStyle};
 use stepstone_dataflows::event::{Event, JourneyId};
+use stepstone_dataflows::symbols::Symbols;
 
 use crate::source::{self, DecodeOptions, Format, Record, Rejection};
 
@@ -97,8 +99,13 @@ fn progress_bar(inputs: &[String]) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Cuts the decoded stream into epochs of events, numbering events in arrival order.
+/// Cuts the decoded stream into epochs of events, numbering events in arrival order and
+/// interning their strings.
 pub struct EpochCutter {
+    /// Where strings are interned.
+    symbols: Arc<Symbols>,
+    /// Whether events keep their session ids (only when sessions are decided by id).
+    keep_sessions: bool,
     /// Decoded chunks.
     decoded: Receiver<Decoded>,
     /// Events per epoch.
@@ -121,9 +128,16 @@ pub struct Cut {
 }
 
 impl EpochCutter {
-    /// A cutter over `decoded` producing epochs of at most `epoch_events` events.
-    pub fn new(decoded: Receiver<Decoded>, epoch_events: usize, live: bool) -> Self {
-        EpochCutter { decoded, epoch_events, live, next_seq: 0, finished: false }
+    /// A cutter over `decoded` producing epochs of about `epoch_events` events (whole decoded
+    /// chunks), interning strings in `symbols`.
+    pub fn new(
+        decoded: Receiver<Decoded>,
+        symbols: Arc<Symbols>,
+        keep_sessions: bool,
+        epoch_events: usize,
+        live: bool,
+    ) -> Self {
+        EpochCutter { symbols, keep_sessions, decoded, epoch_events, live, next_seq: 0, finished: false }
     }
 
     /// The next cut, or `None` once the input has ended and everything was handed out.
@@ -175,13 +189,18 @@ impl EpochCutter {
     fn event(&mut self, record: Record) -> Event {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let symbols = &self.symbols;
+        let session = if self.keep_sessions { record.session.map(|s| symbols.intern(&s)) } else { None };
         Event {
-            journey: JourneyId { customer: record.customer, key: record.journey_key },
+            journey: JourneyId {
+                customer: symbols.intern(&record.customer),
+                key: record.journey_key.map(|k| symbols.intern(&k)),
+            },
             time: record.time,
             seq,
-            contact_point: record.contact_point,
-            channel: record.channel,
-            session: record.session,
+            contact_point: symbols.intern(&record.contact_point),
+            channel: record.channel.map(|c| symbols.intern(&c)),
+            session,
             converting: record.converting,
             value: record.value,
         }

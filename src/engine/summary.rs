@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use stepstone_dataflows::symbols::{Sym, Symbols};
+
 use crate::sink::{SnapshotInfo, Tables};
 use crate::source::DeadLetterWriter;
 
@@ -47,12 +49,14 @@ impl RunSummary {
         events: u64,
         dead_letters: &DeadLetterWriter,
         tables: &Tables,
+        symbols: &Symbols,
         snapshot: SnapshotInfo,
         epochs: u64,
         snapshots: u64,
         elapsed: Duration,
     ) -> Self {
-        let customers: BTreeSet<&str> = tables.journeys().keys().map(|j| j.customer.as_str()).collect();
+        let customers: BTreeSet<Sym> = tables.journeys().keys().map(|j| j.customer).collect();
+        let names = symbols.names();
         let elapsed_seconds = elapsed.as_secs_f64();
         RunSummary {
             events,
@@ -62,7 +66,11 @@ impl RunSummary {
             customers: customers.len(),
             journeys: tables.journeys().len(),
             edges: tables.transitions().len(),
-            segments: tables.segments().into_iter().map(|(name, stats)| (name.to_owned(), stats.0)).collect(),
+            segments: tables
+                .segments()
+                .into_iter()
+                .map(|(name, stats)| (names.get(name).to_owned(), stats.0))
+                .collect(),
             epochs,
             snapshots,
             logical_time: snapshot.time,

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use crossbeam_channel::{Receiver, Sender};
 use differential_dataflow::input::InputSession;
 use stepstone_dataflows::event::{Event, Params};
-use stepstone_dataflows::segments::SegmentDef;
+use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::views;
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
@@ -36,7 +36,7 @@ pub struct Completed {
 pub fn run(
     worker: &mut Worker,
     params: Params,
-    segments: Vec<SegmentDef>,
+    segments: Vec<BoundSegment>,
     epochs: Receiver<Epoch>,
     done: Sender<Completed>,
 ) {

@@ -1,7 +1,11 @@
 //! Arrow record batches of the output tables: the schemas of the snapshot files and the
 //! conversion of [`Tables`] into them, with rows in a deterministic order.
+//!
+//! The tables hold interned [`Sym`]s; every batch resolves them through one read view of the
+//! [`Symbols`] table, held while that batch is built, and sorts its rows by the resolved names,
+//! so the batches do not depend on the order in which names were interned.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -13,6 +17,8 @@ use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
 use stepstone_dataflows::event::micros_to_value;
 use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::segments::SegmentStats;
+use stepstone_dataflows::symbols::{Names, Sym, Symbols};
 use stepstone_dataflows::transitions::EdgeStats;
 
 use super::tables::{EdgeKey, Tables};
@@ -28,35 +34,41 @@ const UTC: &str = "UTC";
 /// The record batches of one snapshot, all for the same logical time.
 #[derive(Clone, Debug)]
 pub struct SnapshotBatches {
-    /// One row per journey, sorted by customer, then journey key (no key first).
+    /// One row per journey, sorted by customer, then journey key (no key first), by name.
     pub journeys: RecordBatch,
-    /// The contact-point transition graph, sorted by `from`, then `to`.
+    /// The contact-point transition graph, sorted by `from`, then `to`, by name.
     pub transitions: RecordBatch,
-    /// The channel transition graph, sorted by `from`, then `to`.
+    /// The channel transition graph, sorted by `from`, then `to`, by name.
     pub channel_transitions: RecordBatch,
-    /// One row per segment, sorted by segment.
+    /// One row per segment, sorted by segment name.
     pub segments: RecordBatch,
-    /// Members per segment and channel, sorted by segment, then channel.
+    /// Members per segment and channel, sorted by segment, then channel, by name.
     pub segment_channels: RecordBatch,
 }
 
 impl SnapshotBatches {
-    /// Builds all batches from `tables`. Every schema carries [`LOGICAL_TIME_KEY`] (omitted
-    /// while no time has been applied) and [`WALL_TIME_KEY`] = `wall_time`.
-    pub fn build(tables: &Tables, wall_time: &str) -> anyhow::Result<Self> {
+    /// Builds all batches from `tables`, resolving names through `symbols`. Every schema carries
+    /// [`LOGICAL_TIME_KEY`] (omitted while no time has been applied) and [`WALL_TIME_KEY`] =
+    /// `wall_time`.
+    ///
+    /// Each batch takes one read view of `symbols` while it is built (interning waits meanwhile);
+    /// the caller must not hold one on this thread.
+    pub fn build(tables: &Tables, symbols: &Symbols, wall_time: &str) -> anyhow::Result<Self> {
         let mut metadata = HashMap::from([(WALL_TIME_KEY.to_owned(), wall_time.to_owned())]);
         if let Some(time) = tables.time() {
             metadata.insert(LOGICAL_TIME_KEY.to_owned(), time.to_string());
         }
-        Ok(SnapshotBatches {
-            journeys: journeys_batch(tables, &metadata).context("building the journeys batch")?,
-            transitions: edges_batch(tables.transitions(), &metadata).context("building the transitions batch")?,
-            channel_transitions: edges_batch(tables.channel_transitions(), &metadata)
-                .context("building the channel_transitions batch")?,
-            segments: segments_batch(tables, &metadata).context("building the segments batch")?,
-            segment_channels: segment_channels_batch(tables, &metadata)
-                .context("building the segment_channels batch")?,
-        })
+        // One statement per batch, so that each read view is released before the next is taken
+        // (a second read lock on this thread could deadlock behind a waiting writer).
+        let journeys = journeys_batch(tables, &symbols.names(), &metadata).context("building the journeys batch")?;
+        let transitions =
+            edges_batch(tables.transitions(), &symbols.names(), &metadata).context("building the transitions batch")?;
+        let channel_transitions = edges_batch(tables.channel_transitions(), &symbols.names(), &metadata)
+            .context("building the channel_transitions batch")?;
+        let segments = segments_batch(tables, &symbols.names(), &metadata).context("building the segments batch")?;
+        let segment_channels = segment_channels_batch(tables, &symbols.names(), &metadata)
+            .context("building the segment_channels batch")?;
+        Ok(SnapshotBatches { journeys, transitions, channel_transitions, segments, segment_channels })
     }
 
     /// The batches with their table names, in a fixed order.
@@ -156,29 +168,53 @@ fn count(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// A `List<Utf8>` array with one list of `items` per row.
-fn string_lists<'a, R>(rows: &'a [R], items: impl Fn(&'a R) -> Vec<&'a str>) -> anyhow::Result<ListArray> {
-    let lists: Vec<Vec<&str>> = rows.iter().map(items).collect();
-    let offsets = OffsetBuffer::from_lengths(lists.iter().map(Vec::len));
-    let values = StringArray::from_iter_values(lists.into_iter().flatten());
+/// A `List<Utf8>` array with the lists of `values` that `lengths` delimit, one per row.
+fn string_lists<'a>(
+    lengths: impl IntoIterator<Item = usize>,
+    values: impl IntoIterator<Item = &'a str>,
+) -> anyhow::Result<ListArray> {
+    let offsets = OffsetBuffer::from_lengths(lengths);
+    let values = StringArray::from_iter_values(values);
     Ok(ListArray::try_new(utf8_item(), offsets, Arc::new(values), None)?)
 }
 
-/// The `journeys` batch, sorted by journey id (customer, then journey key).
-fn journeys_batch(tables: &Tables, metadata: &HashMap<String, String>) -> anyhow::Result<RecordBatch> {
-    let mut rows: Vec<&JourneyRow> = tables.journeys().values().collect();
-    rows.sort_by(|a, b| a.journey.cmp(&b.journey));
+/// The `journeys` batch, sorted by customer name, then journey key name (no key first).
+///
+/// `path` keeps the stored order (oldest first); `channels` and `channel_events` are sorted by
+/// channel name (the rows keep them in id order).
+fn journeys_batch(
+    tables: &Tables,
+    names: &Names<'_>,
+    metadata: &HashMap<String, String>,
+) -> anyhow::Result<RecordBatch> {
+    let mut sorted: Vec<((&str, Option<&str>), &JourneyRow)> = tables
+        .journeys()
+        .values()
+        .map(|r| ((names.get(r.journey.customer), r.journey.key.map(|k| names.get(k))), r))
+        .collect();
+    // Journey ids are unique and so are their resolved names: no ties.
+    sorted.sort_unstable_by_key(|(id, _)| *id);
+    let ids: Vec<(&str, Option<&str>)> = sorted.iter().map(|(id, _)| *id).collect();
+    let rows: Vec<&JourneyRow> = sorted.into_iter().map(|(_, r)| r).collect();
+
+    // The channel events of all rows, each row's sorted by channel name.
+    let mut channel_events: Vec<(&str, u64)> = Vec::new();
+    for row in &rows {
+        let start = channel_events.len();
+        channel_events.extend(row.channel_events.iter().map(|&(channel, n)| (names.get(channel), n)));
+        channel_events[start..].sort_unstable();
+    }
+    let channel_lengths = || rows.iter().map(|r| r.channel_events.len());
 
     let timestamps = |f: fn(&JourneyRow) -> i64| {
         TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| f(r))).with_timezone(UTC)
     };
     let int64s = |f: fn(&JourneyRow) -> i64| Int64Array::from_iter_values(rows.iter().map(|r| f(r)));
 
-    let channel_events = {
-        let offsets = OffsetBuffer::from_lengths(rows.iter().map(|r| r.channel_events.len()));
-        let entries = rows.iter().flat_map(|r| r.channel_events.iter());
-        let channels = StringArray::from_iter_values(entries.clone().map(|(channel, _)| channel));
-        let events = Int64Array::from_iter_values(entries.map(|(_, events)| count(*events)));
+    let channel_events_column = {
+        let offsets = OffsetBuffer::from_lengths(channel_lengths());
+        let channels = StringArray::from_iter_values(channel_events.iter().map(|(channel, _)| *channel));
+        let events = Int64Array::from_iter_values(channel_events.iter().map(|(_, events)| count(*events)));
         let values = StructArray::try_new(
             channel_event_fields(),
             vec![Arc::new(channels) as ArrayRef, Arc::new(events) as ArrayRef],
@@ -188,8 +224,8 @@ fn journeys_batch(tables: &Tables, metadata: &HashMap<String, String>) -> anyhow
     };
 
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.journey.customer))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.journey.key.as_deref()))),
+        Arc::new(StringArray::from_iter_values(ids.iter().map(|(customer, _)| *customer))),
+        Arc::new(StringArray::from_iter(ids.iter().map(|(_, key)| *key))),
         Arc::new(timestamps(|r| r.first_time)),
         Arc::new(timestamps(|r| r.last_time)),
         Arc::new(int64s(|r| count(r.events))),
@@ -197,10 +233,14 @@ fn journeys_batch(tables: &Tables, metadata: &HashMap<String, String>) -> anyhow
         Arc::new(timestamps(|r| r.session_start)),
         Arc::new(int64s(|r| count(r.session_events))),
         Arc::new(int64s(JourneyRow::session_duration)),
-        Arc::new(string_lists(&rows, |r| r.path.iter().map(String::as_str).collect())?),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.last_contact_point()))),
-        Arc::new(string_lists(&rows, |r| r.channels().collect())?),
-        Arc::new(channel_events),
+        Arc::new(string_lists(
+            rows.iter().map(|r| r.path.len()),
+            rows.iter().flat_map(|r| r.path.iter().map(|&p| names.get(p))),
+        )?),
+        // An empty path (which the dataflows never produce) is written as "", as before interning.
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.path.last().map_or("", |&p| names.get(p))))),
+        Arc::new(string_lists(channel_lengths(), channel_events.iter().map(|(channel, _)| *channel))?),
+        Arc::new(channel_events_column),
         Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.converted())))),
         Arc::new(int64s(|r| count(r.conversions))),
         Arc::new(TimestampMillisecondArray::from_iter(rows.iter().map(|r| r.last_conversion_time)).with_timezone(UTC)),
@@ -209,40 +249,50 @@ fn journeys_batch(tables: &Tables, metadata: &HashMap<String, String>) -> anyhow
     Ok(RecordBatch::try_new(with_metadata(journeys_schema(), metadata), columns)?)
 }
 
-/// A transitions batch, sorted by `from`, then `to`.
+/// A transitions batch, sorted by `from` name, then `to` name.
 ///
 /// `dwell_ms_mean` is `dwell_ms_total / count` (0.0 when the count is 0); `probability` is the
 /// edge's count over the total count of all edges leaving the same `from` (0.0 when that total
 /// is 0), so the probabilities of each `from` sum to 1.
-fn edges_batch(edges: &HashMap<EdgeKey, EdgeStats>, metadata: &HashMap<String, String>) -> anyhow::Result<RecordBatch> {
-    let mut rows: Vec<(&EdgeKey, &EdgeStats)> = edges.iter().collect();
-    rows.sort_by(|a, b| a.0.cmp(b.0));
-    let mut out_totals: BTreeMap<&str, i64> = BTreeMap::new();
-    for ((from, _), (n, _)) in &rows {
-        *out_totals.entry(from.as_str()).or_default() += n;
+fn edges_batch(
+    edges: &HashMap<EdgeKey, EdgeStats>,
+    names: &Names<'_>,
+    metadata: &HashMap<String, String>,
+) -> anyhow::Result<RecordBatch> {
+    let mut out_totals: HashMap<Sym, i64> = HashMap::new();
+    for (&(from, _), &(n, _)) in edges {
+        *out_totals.entry(from).or_default() += n;
     }
+    let mut rows: Vec<(&str, &str, EdgeStats, i64)> =
+        edges.iter().map(|(&(from, to), &stats)| (names.get(from), names.get(to), stats, out_totals[&from])).collect();
+    // Edges are unique and so are their resolved names: the sort is decided by the names.
+    rows.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     let ratio = |num: f64, den: i64| if den == 0 { 0.0 } else { num / den as f64 };
 
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|((from, _), _)| from))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|((_, to), _)| to))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, (n, _))| *n))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, (_, dwell))| *dwell))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, (n, dwell))| ratio(*dwell as f64, *n)))),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|((from, _), (n, _))| ratio(*n as f64, out_totals[from.as_str()])),
-        )),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|(from, _, _, _)| *from))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, to, _, _)| *to))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, _, (n, _), _)| *n))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, _, (_, dwell), _)| *dwell))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, _, (n, dwell), _)| ratio(*dwell as f64, *n)))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, _, (n, _), total)| ratio(*n as f64, *total)))),
     ];
     Ok(RecordBatch::try_new(with_metadata(edges_schema(), metadata), columns)?)
 }
 
-/// The `segments` batch, sorted by segment; declared segments appear even without members.
+/// The `segments` batch, sorted by segment name; declared segments appear even without members.
 ///
 /// `conversion_rate` is `converted_members / members`, and 0.0 for a segment without members.
-fn segments_batch(tables: &Tables, metadata: &HashMap<String, String>) -> anyhow::Result<RecordBatch> {
-    let rows = tables.segments();
+fn segments_batch(
+    tables: &Tables,
+    names: &Names<'_>,
+    metadata: &HashMap<String, String>,
+) -> anyhow::Result<RecordBatch> {
+    let mut rows: Vec<(&str, SegmentStats)> =
+        tables.segments().into_iter().map(|(segment, stats)| (names.get(segment), stats)).collect();
+    rows.sort_unstable_by_key(|(name, _)| *name);
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|(name, _)| name))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|(name, _)| *name))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, (members, _, _))| *members))),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, (_, value, _))| micros_to_value(*value)))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, (_, _, converted))| *converted))),
@@ -253,14 +303,22 @@ fn segments_batch(tables: &Tables, metadata: &HashMap<String, String>) -> anyhow
     Ok(RecordBatch::try_new(with_metadata(segments_schema(), metadata), columns)?)
 }
 
-/// The `segment_channels` batch, sorted by segment, then channel.
-fn segment_channels_batch(tables: &Tables, metadata: &HashMap<String, String>) -> anyhow::Result<RecordBatch> {
-    let mut rows: Vec<(&EdgeKey, &i64)> = tables.segment_channels().iter().collect();
-    rows.sort();
+/// The `segment_channels` batch, sorted by segment name, then channel name.
+fn segment_channels_batch(
+    tables: &Tables,
+    names: &Names<'_>,
+    metadata: &HashMap<String, String>,
+) -> anyhow::Result<RecordBatch> {
+    let mut rows: Vec<(&str, &str, i64)> = tables
+        .segment_channels()
+        .iter()
+        .map(|(&(segment, channel), &members)| (names.get(segment), names.get(channel), members))
+        .collect();
+    rows.sort_unstable();
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|((segment, _), _)| segment))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|((_, channel), _)| channel))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, members)| **members))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|(segment, _, _)| *segment))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, channel, _)| *channel))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, _, members)| *members))),
     ];
     Ok(RecordBatch::try_new(with_metadata(segment_channels_schema(), metadata), columns)?)
 }

@@ -1,16 +1,17 @@
 //! Context-delta writer: reports each logical time's journey-row and segment-membership changes
 //! as JSON Lines, to a file or to standard output.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat};
-use serde::Serialize;
-use stepstone_dataflows::event::{JourneyId, micros_to_value};
+use serde::{Serialize, Serializer};
+use stepstone_dataflows::event::micros_to_value;
 use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::symbols::{Names, Symbols};
 
 use super::tables::{Changes, MembershipKey};
 
@@ -20,14 +21,23 @@ use super::tables::{Changes, MembershipKey};
 /// "first_time", "last_time", "events", "sessions", "session_start", "session_events", "path",
 /// "channels", "channel_events", "converted", "conversions", "last_conversion_time", "value"}`
 /// with times as RFC 3339 strings (milliseconds, `Z`); a membership line is `{"time", "type":
-/// "segment", "segment", "customer", "journey_key", "diff"}`. Within one time, all lines with a
-/// negative `diff` come before those with a positive one. Output is buffered until
+/// "segment", "segment", "customer", "journey_key", "diff"}`. Names are resolved through the
+/// shared [`Symbols`] table; `channels` and `channel_events` are sorted by channel name, `path`
+/// is oldest first.
+///
+/// Within one time, all lines with a negative `diff` come before those with a positive one;
+/// within each group, journey lines come first, sorted by `diff`, then by the resolved row
+/// (customer name, journey key name with no key first, then the other fields), and membership
+/// lines follow, sorted by `diff`, then segment, customer and journey key name. The order thus
+/// depends on names only, not on the order in which they were interned. Output is buffered until
 /// [`DeltaWriter::flush`].
 pub struct DeltaWriter {
     /// Where the lines go.
     out: BufWriter<Box<dyn Write + Send>>,
     /// A description of the destination, for error messages.
     target: PathBuf,
+    /// The interned names the changes refer to.
+    symbols: Arc<Symbols>,
 }
 
 impl std::fmt::Debug for DeltaWriter {
@@ -51,9 +61,11 @@ struct JourneyLine<'a> {
     sessions: u64,
     session_start: String,
     session_events: u64,
-    path: &'a [String],
-    channels: Vec<&'a str>,
-    channel_events: BTreeMap<&'a str, u64>,
+    path: &'a [&'a str],
+    #[serde(serialize_with = "channel_names")]
+    channels: &'a [(&'a str, u64)],
+    #[serde(serialize_with = "channel_map")]
+    channel_events: &'a [(&'a str, u64)],
     converted: bool,
     conversions: u64,
     last_conversion_time: Option<String>,
@@ -72,27 +84,91 @@ struct SegmentLine<'a> {
     diff: i64,
 }
 
+/// A journey row with its names resolved. The fields are in the order of [`JourneyRow`]'s, so the
+/// derived order is the rows' order by name.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct NamedRow<'a> {
+    customer: &'a str,
+    journey_key: Option<&'a str>,
+    first_time: i64,
+    last_time: i64,
+    events: u64,
+    sessions: u64,
+    session_start: i64,
+    session_events: u64,
+    /// Oldest first, as stored.
+    path: Vec<&'a str>,
+    /// Sorted by channel name.
+    channel_events: Vec<(&'a str, u64)>,
+    conversions: u64,
+    last_conversion_time: Option<i64>,
+    value: i64,
+}
+
+impl<'a> NamedRow<'a> {
+    /// `row` with its names resolved through `names`.
+    fn new(row: &JourneyRow, names: &'a Names<'_>) -> Self {
+        let mut channel_events: Vec<(&str, u64)> =
+            row.channel_events.iter().map(|&(channel, n)| (names.get(channel), n)).collect();
+        channel_events.sort_unstable();
+        NamedRow {
+            customer: names.get(row.journey.customer),
+            journey_key: row.journey.key.map(|key| names.get(key)),
+            first_time: row.first_time,
+            last_time: row.last_time,
+            events: row.events,
+            sessions: row.sessions,
+            session_start: row.session_start,
+            session_events: row.session_events,
+            path: row.path.iter().map(|&p| names.get(p)).collect(),
+            channel_events,
+            conversions: row.conversions,
+            last_conversion_time: row.last_conversion_time,
+            value: row.value,
+        }
+    }
+}
+
+/// A segment membership with its names resolved: `(segment, customer, journey key)`, ordered as
+/// the memberships by name.
+type NamedMembership<'a> = (&'a str, &'a str, Option<&'a str>);
+
 impl DeltaWriter {
-    /// A writer to the file `path` (created or truncated), or to standard output for `-`.
-    pub fn create(path: &Path) -> anyhow::Result<Self> {
+    /// A writer to the file `path` (created or truncated), or to standard output for `-`,
+    /// resolving names through `symbols`.
+    pub fn create(path: &Path, symbols: Arc<Symbols>) -> anyhow::Result<Self> {
         let out: Box<dyn Write + Send> = if path == Path::new("-") {
             Box::new(io::stdout())
         } else {
             Box::new(File::create(path).with_context(|| format!("creating the delta file {}", path.display()))?)
         };
-        Ok(DeltaWriter { out: BufWriter::new(out), target: path.to_owned() })
+        Ok(DeltaWriter { out: BufWriter::new(out), target: path.to_owned(), symbols })
     }
 
-    /// Writes the lines of `changes`: removals (journeys, then memberships), then insertions.
+    /// Writes the lines of `changes`: removals (journeys, then memberships), then insertions,
+    /// each sorted by name (see [`DeltaWriter`]).
+    ///
+    /// Takes one read view of the symbols for the whole call; the caller must not hold one on
+    /// this thread.
     pub fn write(&mut self, changes: &Changes) -> anyhow::Result<()> {
+        let DeltaWriter { out, target, symbols } = self;
+        let names = symbols.names();
         let time = changes.time;
+
+        let mut journeys: Vec<(i64, NamedRow)> =
+            changes.journeys.iter().map(|(row, diff)| (*diff, NamedRow::new(row, &names))).collect();
+        journeys.sort_unstable();
+        let mut memberships: Vec<(i64, NamedMembership)> =
+            changes.memberships.iter().map(|(key, diff)| (*diff, named_membership(key, &names))).collect();
+        memberships.sort_unstable();
+
         let is_removal = |diff: i64| diff < 0;
         for removals in [true, false] {
-            for (row, diff) in changes.journeys.iter().filter(|(_, diff)| is_removal(*diff) == removals) {
-                self.line(&journey_line(time, row, *diff)?)?;
+            for (diff, row) in journeys.iter().filter(|(diff, _)| is_removal(*diff) == removals) {
+                write_line(out, target, &journey_line(time, row, *diff)?)?;
             }
-            for (key, diff) in changes.memberships.iter().filter(|(_, diff)| is_removal(*diff) == removals) {
-                self.line(&segment_line(time, key, *diff))?;
+            for (diff, membership) in memberships.iter().filter(|(diff, _)| is_removal(*diff) == removals) {
+                write_line(out, target, &segment_line(time, membership, *diff))?;
             }
         }
         Ok(())
@@ -102,18 +178,28 @@ impl DeltaWriter {
     pub fn flush(&mut self) -> anyhow::Result<()> {
         self.out.flush().with_context(|| format!("flushing the deltas to {}", self.target.display()))
     }
-
-    /// Writes one JSON line.
-    fn line(&mut self, line: &impl Serialize) -> anyhow::Result<()> {
-        serde_json::to_writer(&mut self.out, line)
-            .and_then(|()| self.out.write_all(b"\n").map_err(serde_json::Error::io))
-            .with_context(|| format!("writing the deltas to {}", self.target.display()))
-    }
 }
 
-/// The journey key of `journey` as a string slice.
-fn key(journey: &JourneyId) -> Option<&str> {
-    journey.key.as_deref()
+/// Writes one JSON line to `out`, whose destination `target` names.
+fn write_line(out: &mut impl Write, target: &Path, line: &impl Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, line)
+        .and_then(|()| out.write_all(b"\n").map_err(serde_json::Error::io))
+        .with_context(|| format!("writing the deltas to {}", target.display()))
+}
+
+/// Serializes channel events as the list of their channel names.
+fn channel_names<S: Serializer>(channel_events: &&[(&str, u64)], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(channel_events.iter().map(|(channel, _)| channel))
+}
+
+/// Serializes channel events as a map from channel name to events.
+fn channel_map<S: Serializer>(channel_events: &&[(&str, u64)], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(channel_events.iter().map(|(channel, events)| (channel, events)))
+}
+
+/// `membership` with its names resolved through `names`.
+fn named_membership<'a>((segment, journey): &MembershipKey, names: &'a Names<'_>) -> NamedMembership<'a> {
+    (names.get(*segment), names.get(journey.customer), journey.key.map(|key| names.get(key)))
 }
 
 /// A time in milliseconds since the epoch as RFC 3339 with milliseconds and `Z`.
@@ -124,13 +210,13 @@ fn rfc3339(millis: i64) -> anyhow::Result<String> {
 }
 
 /// The line of a changed journey row.
-fn journey_line(time: u64, row: &JourneyRow, diff: i64) -> anyhow::Result<JourneyLine<'_>> {
-    let context = || format!("delta of journey {:?}", row.journey);
+fn journey_line<'a>(time: u64, row: &'a NamedRow<'a>, diff: i64) -> anyhow::Result<JourneyLine<'a>> {
+    let context = || format!("delta of journey (customer {:?}, journey key {:?})", row.customer, row.journey_key);
     Ok(JourneyLine {
         time,
         kind: "journey",
-        customer: &row.journey.customer,
-        journey_key: key(&row.journey),
+        customer: row.customer,
+        journey_key: row.journey_key,
         diff,
         first_time: rfc3339(row.first_time).with_context(context)?,
         last_time: rfc3339(row.last_time).with_context(context)?,
@@ -139,9 +225,9 @@ fn journey_line(time: u64, row: &JourneyRow, diff: i64) -> anyhow::Result<Journe
         session_start: rfc3339(row.session_start).with_context(context)?,
         session_events: row.session_events,
         path: &row.path,
-        channels: row.channels().collect(),
-        channel_events: row.channel_events.iter().map(|(c, n)| (c.as_str(), *n)).collect(),
-        converted: row.converted(),
+        channels: &row.channel_events,
+        channel_events: &row.channel_events,
+        converted: row.conversions > 0,
         conversions: row.conversions,
         last_conversion_time: row.last_conversion_time.map(rfc3339).transpose().with_context(context)?,
         value: micros_to_value(row.value),
@@ -149,6 +235,6 @@ fn journey_line(time: u64, row: &JourneyRow, diff: i64) -> anyhow::Result<Journe
 }
 
 /// The line of a changed segment membership.
-fn segment_line(time: u64, (segment, journey): &MembershipKey, diff: i64) -> SegmentLine<'_> {
-    SegmentLine { time, kind: "segment", segment, customer: &journey.customer, journey_key: key(journey), diff }
+fn segment_line<'a>(time: u64, &(segment, customer, journey_key): &NamedMembership<'a>, diff: i64) -> SegmentLine<'a> {
+    SegmentLine { time, kind: "segment", segment, customer, journey_key, diff }
 }

@@ -4,6 +4,7 @@
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
@@ -14,6 +15,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use stepstone_dataflows::symbols::Symbols;
 
 use super::arrow_tables::SnapshotBatches;
 use super::tables::Tables;
@@ -27,13 +29,22 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// `channel_transitions.arrow`, `segments.arrow` and `segment_channels.arrow` (Arrow IPC file
 /// format), and with `parquet` also the same tables as `*.parquet` (zstd-compressed). Every file
 /// is first written to a hidden temporary file in the directory, then renamed over the old one,
-/// so readers see either the previous or the new complete file.
-#[derive(Clone, Debug)]
+/// so readers see either the previous or the new complete file. Names are resolved through the
+/// shared [`Symbols`] table, and every table's rows are sorted by name.
+#[derive(Clone)]
 pub struct SnapshotWriter {
     /// The output directory, created when needed.
     dir: PathBuf,
     /// Whether Parquet files are written as well.
     parquet: bool,
+    /// The interned names the tables refer to.
+    symbols: Arc<Symbols>,
+}
+
+impl std::fmt::Debug for SnapshotWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotWriter").field("dir", &self.dir).field("parquet", &self.parquet).finish_non_exhaustive()
+    }
 }
 
 /// What one snapshot wrote.
@@ -58,9 +69,10 @@ pub struct SnapshotInfo {
 }
 
 impl SnapshotWriter {
-    /// A writer into `dir`, also writing Parquet files when `parquet` is set.
-    pub fn new(dir: impl Into<PathBuf>, parquet: bool) -> Self {
-        SnapshotWriter { dir: dir.into(), parquet }
+    /// A writer into `dir`, also writing Parquet files when `parquet` is set, resolving names
+    /// through `symbols`.
+    pub fn new(dir: impl Into<PathBuf>, parquet: bool, symbols: Arc<Symbols>) -> Self {
+        SnapshotWriter { dir: dir.into(), parquet, symbols }
     }
 
     /// The output directory.
@@ -69,11 +81,14 @@ impl SnapshotWriter {
     }
 
     /// Writes a snapshot of `tables`; all files of one call are for the same logical time.
+    ///
+    /// The names are resolved while the batches are built, before any file is written; the
+    /// caller must not hold a read view of the symbols on this thread.
     pub fn write(&self, tables: &Tables) -> anyhow::Result<SnapshotInfo> {
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating the snapshot directory {}", self.dir.display()))?;
         let wall_time = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let batches = SnapshotBatches::build(tables, &wall_time)?;
+        let batches = SnapshotBatches::build(tables, &self.symbols, &wall_time)?;
 
         let mut files = Vec::new();
         for (name, batch) in batches.named() {

@@ -1,5 +1,9 @@
 //! The materialised output tables: the current state of every view, maintained by applying the
 //! consolidated updates of each completed logical time.
+//!
+//! The tables hold interned [`Sym`]s and know nothing of names: whatever they return in an order
+//! is in symbol-id order, which is deterministic for one interning but says nothing about the
+//! names' order. The writers resolve the names and sort by them.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -8,15 +12,16 @@ use std::hash::Hash;
 use stepstone_dataflows::event::JourneyId;
 use stepstone_dataflows::journeys::JourneyRow;
 use stepstone_dataflows::segments::SegmentStats;
+use stepstone_dataflows::symbols::Sym;
 use stepstone_dataflows::transitions::EdgeStats;
 
 use super::update::Update;
 
 /// A contact-point or channel edge `(from, to)`.
-pub type EdgeKey = (String, String);
+pub type EdgeKey = (Sym, Sym);
 
 /// A membership of a journey in a segment: `(segment, journey)`.
-pub type MembershipKey = (String, JourneyId);
+pub type MembershipKey = (Sym, JourneyId);
 
 /// The current state of all output tables.
 #[derive(Clone, Debug)]
@@ -30,13 +35,13 @@ pub struct Tables {
     /// The channel transition graph.
     channel_transitions: HashMap<EdgeKey, EdgeStats>,
     /// The members of each segment; segments without members have no entry.
-    memberships: HashMap<String, HashSet<JourneyId>>,
+    memberships: HashMap<Sym, HashSet<JourneyId>>,
     /// The aggregates of each segment with a non-zero aggregate.
-    segments: HashMap<String, SegmentStats>,
+    segments: HashMap<Sym, SegmentStats>,
     /// Members per `(segment, channel)`.
     segment_channels: HashMap<EdgeKey, i64>,
-    /// The segments declared in the configuration, which are always reported.
-    declared_segments: Vec<String>,
+    /// The segments declared in the configuration, which are always reported; sorted by id.
+    declared_segments: Vec<Sym>,
 }
 
 /// The consolidated changes of one logical time that the delta writer reports.
@@ -45,7 +50,8 @@ pub struct Changes {
     /// The logical time the changes belong to.
     pub time: u64,
     /// Journey rows that left (negative difference) or entered (positive difference), sorted by
-    /// difference first (removals before insertions), then by row.
+    /// difference first (removals before insertions), then by row (symbol ids, not names: the
+    /// delta writer sorts by the resolved names).
     pub journeys: Vec<(JourneyRow, i64)>,
     /// Segment memberships that ended or began, sorted like `journeys`.
     pub memberships: Vec<(MembershipKey, i64)>,
@@ -61,7 +67,7 @@ impl Changes {
 impl Tables {
     /// Empty tables; `segment_names` are the segments declared in the configuration, reported
     /// by [`Tables::segments`] even while they have no members.
-    pub fn new(segment_names: Vec<String>) -> Self {
+    pub fn new(segment_names: Vec<Sym>) -> Self {
         let mut declared_segments = segment_names;
         declared_segments.sort();
         declared_segments.dedup();
@@ -93,21 +99,21 @@ impl Tables {
         self.time = Some(time);
 
         let mut journeys: HashMap<&JourneyRow, i64> = HashMap::new();
-        let mut memberships: HashMap<&MembershipKey, i64> = HashMap::new();
-        let mut transitions: HashMap<&EdgeKey, EdgeStats> = HashMap::new();
-        let mut channel_transitions: HashMap<&EdgeKey, EdgeStats> = HashMap::new();
-        let mut segments: HashMap<&String, SegmentStats> = HashMap::new();
-        let mut segment_channels: HashMap<&EdgeKey, i64> = HashMap::new();
+        let mut memberships: HashMap<MembershipKey, i64> = HashMap::new();
+        let mut transitions: HashMap<EdgeKey, EdgeStats> = HashMap::new();
+        let mut channel_transitions: HashMap<EdgeKey, EdgeStats> = HashMap::new();
+        let mut segments: HashMap<Sym, SegmentStats> = HashMap::new();
+        let mut segment_channels: HashMap<EdgeKey, i64> = HashMap::new();
         for update in updates {
             match update {
                 Update::Journey(row, diff) => *journeys.entry(row).or_default() += diff,
-                Update::Membership(key, diff) => *memberships.entry(key).or_default() += diff,
-                Update::Transition(edge, stats) => add_edge(transitions.entry(edge).or_default(), *stats),
+                Update::Membership(key, diff) => *memberships.entry(*key).or_default() += diff,
+                Update::Transition(edge, stats) => add_edge(transitions.entry(*edge).or_default(), *stats),
                 Update::ChannelTransition(edge, stats) => {
-                    add_edge(channel_transitions.entry(edge).or_default(), *stats)
+                    add_edge(channel_transitions.entry(*edge).or_default(), *stats)
                 }
-                Update::Segment(name, stats) => add_segment(segments.entry(name).or_default(), *stats),
-                Update::SegmentChannel(key, diff) => *segment_channels.entry(key).or_default() += diff,
+                Update::Segment(name, stats) => add_segment(segments.entry(*name).or_default(), *stats),
+                Update::SegmentChannel(key, diff) => *segment_channels.entry(*key).or_default() += diff,
             }
         }
 
@@ -124,14 +130,14 @@ impl Tables {
         }
 
         let memberships = sorted_changes(memberships);
-        for ((segment, journey), diff) in &memberships {
-            if *diff < 0 {
-                self.remove_membership(segment, journey, *diff);
+        for &((segment, journey), diff) in &memberships {
+            if diff < 0 {
+                self.remove_membership(segment, journey, diff);
             }
         }
-        for ((segment, journey), diff) in &memberships {
-            if *diff > 0 {
-                self.insert_membership(segment, journey, *diff);
+        for &((segment, journey), diff) in &memberships {
+            if diff > 0 {
+                self.insert_membership(segment, journey, diff);
             }
         }
 
@@ -148,11 +154,7 @@ impl Tables {
             apply_aggregate(&mut self.segment_channels, key, diff, |a, b| *a += b);
         }
 
-        Changes {
-            time,
-            journeys: journeys.into_iter().map(|(row, diff)| (row.clone(), diff)).collect(),
-            memberships: memberships.into_iter().map(|(key, diff)| (key.clone(), diff)).collect(),
-        }
+        Changes { time, journeys: journeys.into_iter().map(|(row, diff)| (row.clone(), diff)).collect(), memberships }
     }
 
     /// The latest applied logical time, `None` before the first [`Tables::apply`].
@@ -176,17 +178,17 @@ impl Tables {
     }
 
     /// The current members of `segment` (empty for unknown segments or segments without members).
-    pub fn members(&self, segment: &str) -> impl Iterator<Item = &JourneyId> {
-        self.memberships.get(segment).into_iter().flatten()
+    pub fn members(&self, segment: Sym) -> impl Iterator<Item = &JourneyId> {
+        self.memberships.get(&segment).into_iter().flatten()
     }
 
-    /// Every segment with its `(members, value_micros, converted_members)`, sorted by name:
-    /// the declared segments (with zero statistics while they have no members) and any other
-    /// segment with non-zero statistics.
-    pub fn segments(&self) -> Vec<(&str, SegmentStats)> {
-        let mut rows: BTreeMap<&str, SegmentStats> =
-            self.declared_segments.iter().map(|name| (name.as_str(), (0, 0, 0))).collect();
-        rows.extend(self.segments.iter().map(|(name, stats)| (name.as_str(), *stats)));
+    /// Every segment with its `(members, value_micros, converted_members)`, sorted by symbol id
+    /// (not by name): the declared segments (with zero statistics while they have no members)
+    /// and any other segment with non-zero statistics.
+    pub fn segments(&self) -> Vec<(Sym, SegmentStats)> {
+        let mut rows: BTreeMap<Sym, SegmentStats> =
+            self.declared_segments.iter().map(|&name| (name, (0, 0, 0))).collect();
+        rows.extend(self.segments.iter().map(|(&name, &stats)| (name, stats)));
         rows.into_iter().collect()
     }
 
@@ -200,7 +202,7 @@ impl Tables {
         if diff != -1 {
             tracing::warn!(?row.journey, diff, "sink tables: journey row left more than once");
         }
-        match self.journeys.entry(row.journey.clone()) {
+        match self.journeys.entry(row.journey) {
             Entry::Occupied(current) if current.get() == row => {
                 current.remove();
             }
@@ -219,34 +221,34 @@ impl Tables {
         if diff != 1 {
             tracing::warn!(?row.journey, diff, "sink tables: journey row entered more than once");
         }
-        if let Some(replaced) = self.journeys.insert(row.journey.clone(), row.clone()) {
+        if let Some(replaced) = self.journeys.insert(row.journey, row.clone()) {
             tracing::warn!(?row.journey, ?replaced,
                 "sink tables: journey row entered without its previous row leaving; replaced it");
         }
     }
 
     /// Ends the membership of `journey` in `segment`.
-    fn remove_membership(&mut self, segment: &str, journey: &JourneyId, diff: i64) {
-        let removed = match self.memberships.get_mut(segment) {
+    fn remove_membership(&mut self, segment: Sym, journey: JourneyId, diff: i64) {
+        let removed = match self.memberships.get_mut(&segment) {
             Some(members) => {
-                let removed = members.remove(journey);
+                let removed = members.remove(&journey);
                 if members.is_empty() {
-                    self.memberships.remove(segment);
+                    self.memberships.remove(&segment);
                 }
                 removed
             }
             None => false,
         };
         if !removed || diff != -1 {
-            tracing::warn!(segment, ?journey, diff, removed, "sink tables: inconsistent membership removal");
+            tracing::warn!(?segment, ?journey, diff, removed, "sink tables: inconsistent membership removal");
         }
     }
 
     /// Begins the membership of `journey` in `segment`.
-    fn insert_membership(&mut self, segment: &str, journey: &JourneyId, diff: i64) {
-        let inserted = self.memberships.entry(segment.to_owned()).or_default().insert(journey.clone());
+    fn insert_membership(&mut self, segment: Sym, journey: JourneyId, diff: i64) {
+        let inserted = self.memberships.entry(segment).or_default().insert(journey);
         if !inserted || diff != 1 {
-            tracing::warn!(segment, ?journey, diff, inserted, "sink tables: inconsistent membership insertion");
+            tracing::warn!(?segment, ?journey, diff, inserted, "sink tables: inconsistent membership insertion");
         }
     }
 }
@@ -272,15 +274,15 @@ fn sorted_changes<K: Ord>(consolidated: HashMap<K, i64>) -> Vec<(K, i64)> {
 }
 
 /// Adds `change` to the aggregate `key` of `table`, dropping the entry once it sums to zero.
-fn apply_aggregate<K, S>(table: &mut HashMap<K, S>, key: &K, change: S, add: impl Fn(&mut S, S))
+fn apply_aggregate<K, S>(table: &mut HashMap<K, S>, key: K, change: S, add: impl Fn(&mut S, S))
 where
-    K: Clone + Eq + Hash,
+    K: Eq + Hash,
     S: Copy + Default + PartialEq,
 {
     if change == S::default() {
         return;
     }
-    match table.entry(key.clone()) {
+    match table.entry(key) {
         Entry::Occupied(mut entry) => {
             add(entry.get_mut(), change);
             if *entry.get() == S::default() {

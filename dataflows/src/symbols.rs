@@ -1,0 +1,139 @@
+//! Interned strings. Customers, journey keys, contact points, channels, session ids and segment
+//! names travel through the dataflows as [`Sym`]s: small copyable ids, so that steps, edges and
+//! summaries allocate nothing and compare as integers. The decoder interns incoming strings into
+//! one shared [`Symbols`] table; the sinks resolve ids back to names when they write.
+//!
+//! Ids are handed out in first-seen order, so they say nothing about the names' order: anything
+//! that presents results sorted by name sorts by the resolved names.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use rustc_hash::FxBuildHasher;
+use serde::{Deserialize, Serialize};
+
+/// An interned string: an index into a [`Symbols`] table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Sym(pub u32);
+
+/// The synthetic state every path starts from, spelled `(start)`.
+pub const START: Sym = Sym(0);
+/// The synthetic state a converting event leads to, spelled `(conversion)`.
+pub const CONVERSION: Sym = Sym(1);
+/// The synthetic state the last event of a session without conversion leads to, spelled `(exit)`.
+pub const EXIT: Sym = Sym(2);
+/// The channel of events that have none, in the channel graph, spelled `(none)`.
+pub const NO_CHANNEL: Sym = Sym(3);
+
+/// The names of the reserved symbols, in id order.
+const RESERVED: [&str; 4] = ["(start)", "(conversion)", "(exit)", "(none)"];
+
+/// A shared, append-only table of interned strings; safe to use from several threads.
+#[derive(Debug)]
+pub struct Symbols {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    ids: HashMap<Arc<str>, Sym, FxBuildHasher>,
+    names: Vec<Arc<str>>,
+}
+
+impl Default for Symbols {
+    fn default() -> Self {
+        Symbols::new()
+    }
+}
+
+impl Symbols {
+    /// A table holding only the reserved symbols ([`START`], [`CONVERSION`], [`EXIT`], [`NO_CHANNEL`]).
+    pub fn new() -> Self {
+        let symbols = Symbols { inner: RwLock::new(Inner::default()) };
+        for name in RESERVED {
+            symbols.intern(name);
+        }
+        symbols
+    }
+
+    /// The id of `name`, adding it to the table if it is new.
+    ///
+    /// # Panics
+    /// When more than `u32::MAX` distinct strings have been interned.
+    pub fn intern(&self, name: &str) -> Sym {
+        if let Some(sym) = self.inner.read().expect("symbols lock").ids.get(name) {
+            return *sym;
+        }
+        let mut inner = self.inner.write().expect("symbols lock");
+        if let Some(sym) = inner.ids.get(name) {
+            return *sym;
+        }
+        let sym = Sym(u32::try_from(inner.names.len()).expect("fewer than 2^32 distinct strings"));
+        let name: Arc<str> = Arc::from(name);
+        inner.names.push(name.clone());
+        inner.ids.insert(name, sym);
+        sym
+    }
+
+    /// The id of `name` if it has been interned.
+    pub fn get(&self, name: &str) -> Option<Sym> {
+        self.inner.read().expect("symbols lock").ids.get(name).copied()
+    }
+
+    /// The name of `sym`.
+    ///
+    /// # Panics
+    /// When `sym` was not handed out by this table.
+    pub fn name(&self, sym: Sym) -> Arc<str> {
+        self.inner.read().expect("symbols lock").names[sym.0 as usize].clone()
+    }
+
+    /// A read view for resolving many symbols under one lock.
+    pub fn names(&self) -> Names<'_> {
+        Names { inner: self.inner.read().expect("symbols lock") }
+    }
+
+    /// The number of interned strings, the reserved ones included.
+    pub fn len(&self) -> usize {
+        self.inner.read().expect("symbols lock").names.len()
+    }
+
+    /// Whether only the reserved symbols are interned.
+    pub fn is_empty(&self) -> bool {
+        self.len() == RESERVED.len()
+    }
+}
+
+/// A read view of a [`Symbols`] table; interning waits while it is held.
+pub struct Names<'a> {
+    inner: RwLockReadGuard<'a, Inner>,
+}
+
+impl Names<'_> {
+    /// The name of `sym`.
+    ///
+    /// # Panics
+    /// When `sym` was not handed out by this table.
+    pub fn get(&self, sym: Sym) -> &str {
+        &self.inner.names[sym.0 as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_is_stable_and_reserved_names_come_first() {
+        let symbols = Symbols::new();
+        assert_eq!(symbols.intern("(start)"), START);
+        assert_eq!(symbols.intern("(none)"), NO_CHANNEL);
+        let web = symbols.intern("web");
+        assert_eq!(symbols.intern("web"), web);
+        assert_ne!(symbols.intern("app"), web);
+        assert_eq!(&*symbols.name(web), "web");
+        assert_eq!(symbols.names().get(EXIT), "(exit)");
+        assert_eq!(symbols.get("email"), None);
+        assert_eq!(symbols.len(), 6);
+    }
+}
