@@ -26,10 +26,11 @@ pub const MID_SHIFT: u32 = 28;
 enum Part {
     /// A transition edge found at this level.
     Edge(Edge),
-    /// The summary of the reduce's bucket, for the level above.
-    Summary(Summary),
-    /// The current context of a journey (top level only).
-    Row(JourneyRow),
+    /// The summary of the reduce's bucket, for the level above (boxed, so that the many edges
+    /// stored beside it in the reduce's output stay small).
+    Summary(Box<Summary>),
+    /// The current context of a journey (top level only), boxed likewise.
+    Row(Box<JourneyRow>),
 }
 
 /// The outputs of the journey tree.
@@ -64,7 +65,7 @@ pub fn journey_tree<'scope>(events: VecCollection<'scope, u64, Event>, params: P
                     previous = Some(step);
                 }
             }
-            output.extend(summary.map(|s| (Part::Summary(s), 1)));
+            output.extend(summary.map(|s| (Part::Summary(Box::new(s)), 1)));
         });
 
     let mids = summaries(leaves.clone())
@@ -72,7 +73,7 @@ pub fn journey_tree<'scope>(events: VecCollection<'scope, u64, Event>, params: P
         .reduce_named::<_, Part, i64>("JourneyMids", move |_key, children, output| {
             let children = children.iter().map(|((_, summary), _)| summary);
             let summary = stitch(children, &params, &mut |e| output.push((Part::Edge(e), 1)));
-            output.extend(summary.map(|s| (Part::Summary(s), 1)));
+            output.extend(summary.map(|s| (Part::Summary(Box::new(s)), 1)));
         });
 
     let tops = summaries(mids.clone())
@@ -81,13 +82,13 @@ pub fn journey_tree<'scope>(events: VecCollection<'scope, u64, Event>, params: P
             let children = children.iter().map(|((_, summary), _)| summary);
             if let Some(summary) = stitch(children, &params, &mut |e| output.push((Part::Edge(e), 1))) {
                 output.extend(boundary_edges(&summary).map(|e| (Part::Edge(e), 1)));
-                output.push((Part::Row(summary.into_row(*journey)), 1));
+                output.push((Part::Row(Box::new(summary.into_row(*journey))), 1));
             }
         });
 
     let edges = edges(leaves).concat(edges(mids)).concat(edges(tops.clone()));
     let rows = tops.flat_map(|(_, part)| match part {
-        Part::Row(row) => Some(row),
+        Part::Row(row) => Some(*row),
         _ => None,
     });
     JourneyTree { rows, edges }
@@ -117,7 +118,7 @@ fn summaries<'scope, K: differential_dataflow::ExchangeData>(
     level: VecCollection<'scope, u64, (K, Part), i64>,
 ) -> VecCollection<'scope, u64, (K, Summary), i64> {
     level.flat_map(|(key, part)| match part {
-        Part::Summary(summary) => Some((key, summary)),
+        Part::Summary(summary) => Some((key, *summary)),
         _ => None,
     })
 }
