@@ -7,23 +7,40 @@
 //! that presents results sorted by name sorts by the resolved names.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 
-/// An interned string: an index into a [`Symbols`] table.
+/// An interned string: a 1-based index into a [`Symbols`] table. Never zero, so that an
+/// `Option<Sym>` takes four bytes like a `Sym`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Sym(pub u32);
+pub struct Sym(NonZeroU32);
+
+impl Sym {
+    /// The symbol at 0-based position `index` of its table.
+    const fn at(index: u32) -> Sym {
+        match NonZeroU32::new(index + 1) {
+            Some(id) => Sym(id),
+            None => panic!("symbol index overflow"),
+        }
+    }
+
+    /// The 0-based position of this symbol in its table.
+    fn index(self) -> usize {
+        self.0.get() as usize - 1
+    }
+}
 
 /// The synthetic state every path starts from, spelled `(start)`.
-pub const START: Sym = Sym(0);
+pub const START: Sym = Sym::at(0);
 /// The synthetic state a converting event leads to, spelled `(conversion)`.
-pub const CONVERSION: Sym = Sym(1);
+pub const CONVERSION: Sym = Sym::at(1);
 /// The synthetic state the last event of a session without conversion leads to, spelled `(exit)`.
-pub const EXIT: Sym = Sym(2);
+pub const EXIT: Sym = Sym::at(2);
 /// The channel of events that have none, in the channel graph, spelled `(none)`.
-pub const NO_CHANNEL: Sym = Sym(3);
+pub const NO_CHANNEL: Sym = Sym::at(3);
 
 /// The names of the reserved symbols, in id order.
 const RESERVED: [&str; 4] = ["(start)", "(conversion)", "(exit)", "(none)"];
@@ -68,7 +85,12 @@ impl Symbols {
         if let Some(sym) = inner.ids.get(name) {
             return *sym;
         }
-        let sym = Sym(u32::try_from(inner.names.len()).expect("fewer than 2^32 distinct strings"));
+        let sym = Sym::at(
+            u32::try_from(inner.names.len())
+                .ok()
+                .filter(|i| *i < u32::MAX)
+                .expect("fewer than 2^32 - 1 distinct strings"),
+        );
         let name: Arc<str> = Arc::from(name);
         inner.names.push(name.clone());
         inner.ids.insert(name, sym);
@@ -85,7 +107,7 @@ impl Symbols {
     /// # Panics
     /// When `sym` was not handed out by this table.
     pub fn name(&self, sym: Sym) -> Arc<str> {
-        self.inner.read().expect("symbols lock").names[sym.0 as usize].clone()
+        self.inner.read().expect("symbols lock").names[sym.index()].clone()
     }
 
     /// A read view for resolving many symbols under one lock.
@@ -115,7 +137,7 @@ impl Names<'_> {
     /// # Panics
     /// When `sym` was not handed out by this table.
     pub fn get(&self, sym: Sym) -> &str {
-        &self.inner.names[sym.0 as usize]
+        &self.inner.names[sym.index()]
     }
 }
 
@@ -135,5 +157,6 @@ mod tests {
         assert_eq!(symbols.names().get(EXIT), "(exit)");
         assert_eq!(symbols.get("email"), None);
         assert_eq!(symbols.len(), 6);
+        assert_eq!(std::mem::size_of::<Option<Sym>>(), 4);
     }
 }
