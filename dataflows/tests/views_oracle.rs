@@ -123,7 +123,7 @@ fn oracle(events: &BTreeMap<Event, i64>, params: &Params, defs: &[BoundSegment])
             path: list[skip..].iter().map(|e| e.contact_point).collect(),
             channel_events: channel_events.into_iter().collect(),
             conversions: list.iter().filter(|e| e.converting).count() as u64,
-            last_conversion_time: list.iter().filter(|e| e.converting).map(|e| e.time).last(),
+            last_conversion_time: list.iter().filter(|e| e.converting).map(|e| e.time).next_back(),
             value: list.iter().map(|e| e.value).sum(),
         };
         for def in defs {
@@ -196,7 +196,7 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
         for (round, updates) in rounds.iter().enumerate() {
             if worker.index() == 0 {
                 for (event, diff) in updates {
-                    input.update(event.clone(), *diff);
+                    input.update(*event, *diff);
                 }
             }
             input.advance_to(round as u64 + 1);

@@ -65,9 +65,7 @@ pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
     dead_letters.flush()?;
 
     let events = fed?;
-    let Collected { tables, snapshot, epochs, snapshots } = collected?;
-    let summary =
-        RunSummary::new(events, &dead_letters, &tables, &symbols, snapshot, epochs, snapshots, started.elapsed());
+    let summary = RunSummary::new(events, &dead_letters, &collected?, &symbols, started.elapsed());
     let path = pipeline.out_dir.join("summary.json");
     let json = serde_json::to_string_pretty(&summary).context("serializing the run summary")?;
     std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use stepstone_dataflows::symbols::{Sym, Symbols};
 
-use crate::sink::{SnapshotInfo, Tables};
+use super::collector::Collected;
 use crate::source::DeadLetterWriter;
 
 /// What one run did.
@@ -48,13 +48,11 @@ impl RunSummary {
     pub fn new(
         events: u64,
         dead_letters: &DeadLetterWriter,
-        tables: &Tables,
+        collected: &Collected,
         symbols: &Symbols,
-        snapshot: SnapshotInfo,
-        epochs: u64,
-        snapshots: u64,
         elapsed: Duration,
     ) -> Self {
+        let Collected { tables, snapshot, epochs, snapshots } = collected;
         let customers: BTreeSet<Sym> = tables.journeys().keys().map(|j| j.customer).collect();
         let names = symbols.names();
         let elapsed_seconds = elapsed.as_secs_f64();
@@ -71,8 +69,8 @@ impl RunSummary {
                 .into_iter()
                 .map(|(name, stats)| (names.get(name).to_owned(), stats.0))
                 .collect(),
-            epochs,
-            snapshots,
+            epochs: *epochs,
+            snapshots: *snapshots,
             logical_time: snapshot.time,
             elapsed_seconds,
             events_per_second: if elapsed_seconds > 0.0 { events as f64 / elapsed_seconds } else { 0.0 },

@@ -138,7 +138,7 @@ impl RowDecoder {
             Cell::TimeMs(ms) => return Ok(ms),
             Cell::Str(s) => (format.parse_text(s), format!("{s:?}")),
             Cell::Num(n) => (
-                format.from_number(n),
+                format.millis_of_number(n),
                 match n {
                     Number::Int(i) => i.to_string(),
                     Number::Float(f) => f.to_string(),

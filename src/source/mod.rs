@@ -228,6 +228,8 @@ pub struct Source {
     total_bytes: Option<u64>,
 }
 
+/// The decoder of one open input; there is one per input, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     Jsonl(jsonl::JsonlDecoder),
     Csv(delimited::CsvDecoder),

@@ -51,16 +51,16 @@ impl TimeFormat {
         match self {
             TimeFormat::Rfc3339 => parse_datetime(text),
             TimeFormat::Auto => match parse_number(text) {
-                Some(number) => self.from_number(number),
+                Some(number) => self.millis_of_number(number),
                 None => parse_datetime(text),
             },
-            TimeFormat::EpochS | TimeFormat::EpochMs => self.from_number(parse_number(text)?),
+            TimeFormat::EpochS | TimeFormat::EpochMs => self.millis_of_number(parse_number(text)?),
         }
     }
 
     /// Converts a numeric cell to ms since the epoch, or `None` if this format takes no numbers
     /// or the number is out of range.
-    pub(crate) fn from_number(self, number: Number) -> Option<i64> {
+    pub(crate) fn millis_of_number(self, number: Number) -> Option<i64> {
         let millis_per_unit = match self {
             TimeFormat::Rfc3339 => return None,
             TimeFormat::EpochS => 1000,
@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(TimeFormat::EpochS.parse_text("1.001"), Some(1001));
         assert_eq!(TimeFormat::EpochS.parse_text("2024-01-01"), None);
         assert_eq!(TimeFormat::Rfc3339.parse_text("1700000000"), None);
-        assert_eq!(TimeFormat::EpochS.from_number(Number::Int(i64::MAX)), None);
+        assert_eq!(TimeFormat::EpochS.millis_of_number(Number::Int(i64::MAX)), None);
         assert_eq!("epoch_ms".parse::<TimeFormat>(), Ok(TimeFormat::EpochMs));
         assert!("weekly".parse::<TimeFormat>().is_err());
     }

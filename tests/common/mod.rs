@@ -96,8 +96,11 @@ pub fn bools(batch: &RecordBatch, name: &str) -> Vec<bool> {
     column.as_boolean().iter().map(|v| v.unwrap_or_default()).collect()
 }
 
-/// The transition graph of a snapshot: `(from, to)` → `(count, dwell_ms_total)`.
-pub fn edges(batch: &RecordBatch) -> BTreeMap<(String, String), (i64, i64)> {
+/// A transition graph: `(from, to)` → `(count, dwell_ms_total)`.
+pub type Edges = BTreeMap<(String, String), (i64, i64)>;
+
+/// The transition graph of a snapshot.
+pub fn edges(batch: &RecordBatch) -> Edges {
     let from = strings(batch, "from");
     let to = strings(batch, "to");
     let count = ints(batch, "count");
@@ -140,11 +143,7 @@ pub struct OracleJourney {
 /// The expected transition graph and journeys, computed sequentially: events sorted per customer
 /// by (time, input position), sessions split where the gap is strictly greater than `gap`
 /// (never when `None`), paths restarted after a converting event.
-pub fn oracle(
-    events: &[OracleEvent],
-    gap: Option<i64>,
-    path_len: usize,
-) -> (BTreeMap<(String, String), (i64, i64)>, BTreeMap<String, OracleJourney>) {
+pub fn oracle(events: &[OracleEvent], gap: Option<i64>, path_len: usize) -> (Edges, BTreeMap<String, OracleJourney>) {
     let mut per_customer: BTreeMap<&str, Vec<&OracleEvent>> = BTreeMap::new();
     for e in events {
         per_customer.entry(&e.customer).or_default().push(e);
