@@ -1,5 +1,6 @@
 //! The `stepstone` command line: `stepstone run` turns flags and an optional config file into a
-//! [`Pipeline`] and runs it; `stepstone generate` writes a synthetic event stream.
+//! [`Pipeline`] and runs it; `stepstone generate` writes a synthetic event stream; `stepstone bench`
+//! measures the engine on one.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use crate::bench::{self, BenchOptions};
 use crate::config::{ConfigFile, Pipeline, SegmentSection};
 use crate::engine;
 use crate::generate::{self, GenerateOptions};
@@ -26,9 +28,12 @@ pub struct Cli {
 pub enum Command {
     /// Run a pipeline: read events, maintain journeys, transitions and segments, write Arrow
     /// snapshots, context deltas and dead letters.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write a realistic synthetic event stream (seeded, deterministic).
     Generate(GenerateOptions),
+    /// Measure decode and run throughput, scaling, peak memory and update latency on a generated
+    /// workload.
+    Bench(BenchOptions),
 }
 
 /// Options of `stepstone run`; each overrides the same setting of the config file.
@@ -179,6 +184,10 @@ fn execute(command: Command) -> anyhow::Result<()> {
                 options.out.display()
             );
             Ok(())
+        }
+        Command::Bench(options) => {
+            let exe = std::env::current_exe().context("locating the stepstone executable")?;
+            bench::execute(&options, &exe)
         }
     }
 }

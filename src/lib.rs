@@ -4,6 +4,7 @@
 //! dead-letter output), [`engine`] feeds them to the dataflows of `stepstone_dataflows` on timely
 //! workers, and [`sink`] keeps the resulting tables and writes Arrow snapshots and context deltas.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -1,0 +1,222 @@
+//! Incremental update cost: an [`Engine`] is loaded with the whole workload as one logical time,
+//! then fed batches of further events at a fixed rate, and each batch's latency is measured from
+//! its scheduled send time to the moment the collector has applied its logical time.
+//!
+//! The further events come from a continuation of the workload (another seed, starting after
+//! it, over the same customers); a share of them is moved to random times inside the loaded
+//! workload, so they arrive out of order and touch old parts of the journeys.
+//!
+//! The load is open: batches are due at fixed times whatever the engine does, and a batch's
+//! latency counts from when it was due, so queueing behind a slow batch is measured rather than
+//! hidden. One thread drives the engine (submitting needs `&mut Engine`, waiting `&Engine`): it
+//! submits every due batch, then waits for the oldest outstanding one; a batch that falls due
+//! during that wait is submitted when the wait returns, late, and its lateness counts in its
+//! latency.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use stepstone_dataflows::event::{Event, JourneyId, Params};
+use stepstone_dataflows::segments::BoundSegment;
+use stepstone_dataflows::symbols::Symbols;
+
+use super::BenchOptions;
+use super::bulk::peak_rss_bytes;
+use super::workload::Workload;
+use crate::engine::{Collector, Engine};
+use crate::sink::{SnapshotWriter, Tables};
+use crate::source::{self, DecodeOptions, Record};
+
+/// The batch sizes, in the order they are measured, with the interval between their batches.
+const PHASES: [(usize, Duration); 3] =
+    [(1, Duration::from_millis(20)), (100, Duration::from_millis(20)), (10_000, Duration::from_millis(200))];
+
+/// Share of the further events moved to a random time inside the loaded workload.
+const LATE_SHARE: f64 = 0.05;
+
+/// Sending stops this long after a phase's last batch was due (then the phase reports fewer
+/// batches), so that an engine that cannot keep up still ends the bench in bounded time.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// The incremental measurement on one worker count.
+pub struct IncrementalRun {
+    /// Timely workers.
+    pub workers: usize,
+    /// Events loaded as the first logical time.
+    pub loaded_events: u64,
+    /// Seconds from submitting the load to its logical time being applied.
+    pub load_seconds: f64,
+    /// One per batch size.
+    pub phases: Vec<Phase>,
+    /// The bench process's peak RSS after this run, in bytes: a high-water mark of the whole
+    /// process, so it includes the earlier runs and the events held for feeding.
+    pub process_peak_rss_bytes: u64,
+}
+
+/// The batches of one size.
+pub struct Phase {
+    /// Events per batch.
+    pub size: usize,
+    /// Time between the due times of consecutive batches.
+    pub interval: Duration,
+    /// Batches planned.
+    pub planned: usize,
+    /// Latency of every batch sent, in ms, ascending.
+    pub latencies_ms: Vec<f64>,
+}
+
+/// Runs the incremental measurement once per worker count of `options`, with `options.batches`
+/// batches per size; snapshots go below `scratch`.
+pub fn measure(options: &BenchOptions, workload: &Workload, scratch: &Path) -> anyhow::Result<Vec<IncrementalRun>> {
+    let pipeline = super::pipeline(&workload.arrow, scratch, 1)?;
+    let symbols = Arc::new(Symbols::new());
+    let segments: Vec<BoundSegment> = pipeline.segments.iter().map(|s| s.bind(&symbols)).collect();
+    let base = read_events(&workload.arrow, &pipeline.decode, &symbols, 0)?;
+    let first = base.iter().map(|e| e.time).min().context("the workload has no events")?;
+    let last = base.iter().map(|e| e.time).max().context("the workload has no events")?;
+
+    let wanted: usize = PHASES.iter().map(|(size, _)| size * options.batches).sum();
+    let continuation = workload.continuation(wanted as u64, last)?;
+    let mut updates = read_events(&continuation, &pipeline.decode, &symbols, base.len() as u64)?;
+    ensure!(updates.len() == wanted, "{} holds {} events, not {wanted}", continuation.display(), updates.len());
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    for event in &mut updates {
+        if rng.random_bool(LATE_SHARE) {
+            event.time = rng.random_range(first..=last);
+        }
+    }
+
+    let prepared = Prepared { params: pipeline.params, segments, symbols, base, updates, batches: options.batches };
+    let mut runs = Vec::new();
+    for &workers in &options.workers {
+        let dir = scratch.join(format!("incremental-w{workers}"));
+        let run = prepared.run(workers, &dir)?;
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        runs.push(run);
+    }
+    Ok(runs)
+}
+
+/// What every incremental run feeds: decoded, numbered and interned once.
+struct Prepared {
+    /// Session rule and path length.
+    params: Params,
+    /// The segments, bound to `symbols`.
+    segments: Vec<BoundSegment>,
+    /// Where the events' strings are interned.
+    symbols: Arc<Symbols>,
+    /// The workload, loaded as the first logical time.
+    base: Vec<Event>,
+    /// The further events, fed in the phases of [`PHASES`] in order.
+    updates: Vec<Event>,
+    /// Batches per phase.
+    batches: usize,
+}
+
+impl Prepared {
+    /// Loads the workload into a fresh engine on `workers` workers writing snapshots into `dir`,
+    /// then feeds the further events phase by phase.
+    fn run(&self, workers: usize, dir: &Path) -> anyhow::Result<IncrementalRun> {
+        let tables = Tables::new(self.segments.iter().map(|s| s.name).collect());
+        let snapshots = SnapshotWriter::new(dir, false, self.symbols.clone());
+        let collector = Collector::new(workers, tables, snapshots, None, None);
+        let mut engine = Engine::start(self.params, self.segments.clone(), workers, collector)?;
+
+        let load = self.base.clone();
+        let started = Instant::now();
+        let time = engine.submit(load)?;
+        engine.wait_for(time)?;
+        let load_seconds = started.elapsed().as_secs_f64();
+        eprintln!("incremental w={workers:<3} load {} events  {load_seconds:>8.3} s", self.base.len());
+
+        let mut rest = &self.updates[..];
+        let mut phases = Vec::new();
+        for (size, interval) in PHASES {
+            let (mine, later) = rest.split_at(size * self.batches);
+            rest = later;
+            let phase = open_loop(&mut engine, mine.chunks(size).map(<[Event]>::to_vec).collect(), size, interval)?;
+            eprintln!(
+                "incremental w={workers:<3} {} batches of {size:>6}  max {:>8.1} ms",
+                phase.latencies_ms.len(),
+                phase.latencies_ms.last().copied().unwrap_or(0.0)
+            );
+            phases.push(phase);
+        }
+        engine.finish()?;
+        Ok(IncrementalRun {
+            workers,
+            loaded_events: self.base.len() as u64,
+            load_seconds,
+            phases,
+            process_peak_rss_bytes: peak_rss_bytes()?,
+        })
+    }
+}
+
+/// Submits `batches` (of `size` events) one every `interval`, waiting for each to be applied;
+/// returns their latencies.
+fn open_loop(engine: &mut Engine, batches: Vec<Vec<Event>>, size: usize, interval: Duration) -> anyhow::Result<Phase> {
+    let planned = batches.len();
+    let start = Instant::now() + interval;
+    let due = |n: usize| start + interval * u32::try_from(n).unwrap_or(u32::MAX);
+    let stop_sending = due(planned.saturating_sub(1)) + GRACE;
+    let mut batches = batches.into_iter();
+    let mut sent = 0;
+    let mut sending = planned > 0;
+    let mut outstanding = VecDeque::new();
+    let mut latencies_ms = Vec::with_capacity(planned);
+    loop {
+        while sending && due(sent) <= Instant::now() {
+            match batches.next() {
+                Some(batch) if Instant::now() < stop_sending => {
+                    outstanding.push_back((engine.submit(batch)?, due(sent)));
+                    sent += 1;
+                }
+                _ => sending = false,
+            }
+            sending &= sent < planned;
+        }
+        match outstanding.pop_front() {
+            Some((time, was_due)) => {
+                engine.wait_for(time)?;
+                latencies_ms.push(was_due.elapsed().as_secs_f64() * 1000.0);
+            }
+            None if sending => std::thread::sleep(due(sent).saturating_duration_since(Instant::now())),
+            None => break,
+        }
+    }
+    latencies_ms.sort_by(f64::total_cmp);
+    Ok(Phase { size, interval, planned, latencies_ms })
+}
+
+/// The events of `path`, numbered in file order from `first_seq`, interned in `symbols`;
+/// rejected records are skipped.
+fn read_events(path: &Path, options: &DecodeOptions, symbols: &Symbols, first_seq: u64) -> anyhow::Result<Vec<Event>> {
+    let name = path.to_str().with_context(|| format!("{} is not UTF-8", path.display()))?;
+    let source = source::open(name, None, options).with_context(|| format!("opening {name}"))?;
+    let records = source.filter_map(Result::ok);
+    Ok(records.zip(first_seq..).map(|(record, seq)| event(record, seq, symbols)).collect())
+}
+
+/// The event of `record` with sequence number `seq`, as the engine's epoch cutter makes it
+/// (sessions are cut by gap, so session ids are not kept).
+fn event(record: Record, seq: u64, symbols: &Symbols) -> Event {
+    Event {
+        journey: JourneyId {
+            customer: symbols.intern(&record.customer),
+            key: record.journey_key.map(|k| symbols.intern(&k)),
+        },
+        time: record.time,
+        seq,
+        contact_point: symbols.intern(&record.contact_point),
+        channel: record.channel.map(|c| symbols.intern(&c)),
+        session: None,
+        converting: record.converting,
+        value: record.value,
+    }
+}

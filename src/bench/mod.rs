@@ -1,0 +1,144 @@
+//! `stepstone bench`: a reproducible benchmark of the engine on a generated workload.
+//!
+//! One invocation measures, in the same run so that the figures are ratios on the same (shared,
+//! noisy) machine:
+//!
+//! 1. **Decode only**: opening the Arrow and the CSV copy of the workload with
+//!    [`source::open`](crate::source::open) and iterating every item, the baseline of each format.
+//! 2. **Bulk runs**: [`engine::run`](crate::engine::run) over each format for each worker count,
+//!    `reps` times, each in a fresh child process (this executable, re-invoked with the hidden
+//!    `--child-input`), which reports its own elapsed time and peak RSS (`VmHWM` of
+//!    `/proc/self/status` after the run, exact and per configuration because the process did
+//!    nothing else). Repetitions are interleaved over the configurations so that drift of the
+//!    machine affects all of them alike.
+//! 3. **Incremental updates**: per worker count, an [`Engine`](crate::engine::Engine) loaded
+//!    with the whole workload as one logical time, then fed batches of 1, 100 and 10,000 further
+//!    events at a fixed rate; the latency of a batch runs from its scheduled send time to the
+//!    moment its logical time is applied ([`incremental`]).
+//!
+//! The workload is written once per (events, customers, seed) into the data directory and reused
+//! ([`workload`]). Results are printed as a table and optionally written as JSON ([`report`]).
+
+mod bulk;
+mod incremental;
+mod report;
+mod stats;
+mod workload;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, ensure};
+
+use crate::config::{ConfigFile, Pipeline, SegmentSection};
+pub use report::Report;
+
+/// Which events convert in every measured pipeline.
+const CONVERSION: &str = "kind=purchase|signup";
+
+/// The segments of every measured pipeline: `(name, rule)`.
+const SEGMENTS: [(&str, &str); 3] = [
+    ("engaged", "events >= 5"),
+    ("converted", "converted"),
+    ("cart_abandoners", "last_contact_point == \"cart\" and not converted"),
+];
+
+/// Options of `stepstone bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchOptions {
+    /// Number of (well-formed) events in the workload.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Number of distinct customers in the workload.
+    #[arg(long, default_value_t = 100_000)]
+    pub customers: u64,
+    /// Random seed of the workload.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Worker counts to measure, comma-separated; speedups are relative to the first.
+    #[arg(long, value_delimiter = ',', default_value = "1,2", value_name = "N,…")]
+    pub workers: Vec<usize>,
+    /// Repetitions of every decode and bulk measurement (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Batches per batch size (1, 100, 10,000 events) in the incremental measurement; 0 skips it.
+    #[arg(long, default_value_t = 100)]
+    pub batches: usize,
+    /// Where the generated workload is kept (and reused).
+    #[arg(long, default_value = "target/bench-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Internal: run this input once with the single `--workers` count in this process and print
+    /// the measurement as JSON (what the bulk runs execute in a child process).
+    #[arg(long, hide = true, value_name = "FILE", requires = "child_out")]
+    pub child_input: Option<PathBuf>,
+    /// Internal: the output directory of a `--child-input` run.
+    #[arg(long, hide = true, value_name = "DIR", requires = "child_input")]
+    pub child_out: Option<PathBuf>,
+}
+
+/// Runs `stepstone bench` as described by `options`: prints the table and writes the JSON
+/// report. `exe` is the `stepstone` executable the bulk runs are started from.
+pub fn execute(options: &BenchOptions, exe: &Path) -> anyhow::Result<()> {
+    if let (Some(input), Some(out)) = (&options.child_input, &options.child_out) {
+        let [workers] = options.workers[..] else {
+            anyhow::bail!("--child-input takes exactly one --workers count");
+        };
+        return bulk::child(input, out, workers);
+    }
+    let report = run(options, exe)?;
+    println!("{report}");
+    if let Some(path) = &options.out {
+        let json = serde_json::to_string_pretty(&report).context("serializing the bench report")?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Measures everything `options` asks for and returns the results.
+pub fn run(options: &BenchOptions, exe: &Path) -> anyhow::Result<Report> {
+    ensure!(options.reps >= 1, "--reps must be at least 1");
+    ensure!(!options.workers.is_empty() && options.workers.iter().all(|&w| w >= 1), "--workers must be at least 1");
+    let workload = workload::Workload::ensure(options)?;
+    let scratch = Scratch::create()?;
+    let measured = bulk::measure(options, &workload, exe, &scratch.0)?;
+    let incremental =
+        if options.batches == 0 { Vec::new() } else { incremental::measure(options, &workload, &scratch.0)? };
+    Ok(Report::new(options, &workload, measured, incremental))
+}
+
+/// The pipeline every measurement runs: `input` into `out` on `workers` workers, converting on
+/// purchases and sign-ups, with the [`SEGMENTS`].
+fn pipeline(input: &Path, out: &Path, workers: usize) -> anyhow::Result<Pipeline> {
+    let mut config = ConfigFile::default();
+    config.input.paths = vec![input.to_owned()];
+    config.journeys.conversion = Some(CONVERSION.to_owned());
+    config.output.dir = Some(out.to_owned());
+    config.run.workers = Some(workers);
+    config.segments =
+        SEGMENTS.iter().map(|(name, rule)| SegmentSection { name: (*name).into(), rule: (*rule).into() }).collect();
+    Pipeline::try_from(config).context("building the bench pipeline")
+}
+
+/// A temporary directory for the snapshots of the measured runs, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    /// Creates a fresh `stepstone-bench-<pid>` in the system's temporary directory.
+    fn create() -> anyhow::Result<Scratch> {
+        let dir = std::env::temp_dir().join(format!("stepstone-bench-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

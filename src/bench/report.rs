@@ -1,0 +1,270 @@
+//! The bench results: medians, spreads and ratios computed from the raw measurements, printed as
+//! a table and serialized as JSON.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::BenchOptions;
+use super::bulk::{BulkRuns, DecodeRuns, Format, MIB, Measured};
+use super::incremental::{IncrementalRun, Phase};
+use super::stats::{Spread, percentile};
+use super::workload::Workload;
+
+/// Everything one bench run measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// What was measured, and where.
+    pub settings: Settings,
+    /// Decode-only throughput per format: the baseline.
+    pub decode: Vec<DecodeResult>,
+    /// Whole-run throughput per format and worker count.
+    pub bulk: Vec<BulkResult>,
+    /// Update latency per worker count (empty with `--batches 0`).
+    pub incremental: Vec<IncrementalResult>,
+}
+
+/// The settings of a bench run.
+#[derive(Debug, Serialize)]
+pub struct Settings {
+    /// Well-formed events in the workload.
+    pub events: u64,
+    /// Customers in the workload.
+    pub customers: u64,
+    /// The workload's seed.
+    pub seed: u64,
+    /// Worker counts measured; speedups are relative to the first.
+    pub workers: Vec<usize>,
+    /// Repetitions of every throughput measurement.
+    pub reps: usize,
+    /// Batches per batch size in the incremental measurement.
+    pub batches: usize,
+    /// Hardware threads available to the bench.
+    pub cpus: usize,
+}
+
+/// Decode-only throughput of one format.
+#[derive(Debug, Serialize)]
+pub struct DecodeResult {
+    /// The format.
+    pub format: Format,
+    /// The workload file.
+    pub path: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Events decoded.
+    pub events: u64,
+    /// Records rejected.
+    pub rejected: u64,
+    /// Events per second over the repetitions.
+    pub events_per_second: Spread,
+}
+
+/// Whole-run throughput of one format on one worker count.
+#[derive(Debug, Serialize)]
+pub struct BulkResult {
+    /// The format.
+    pub format: Format,
+    /// Timely workers.
+    pub workers: usize,
+    /// Events per second over the repetitions.
+    pub events_per_second: Spread,
+    /// Median events/s relative to decoding the same format alone.
+    pub vs_decode: f64,
+    /// Median events/s relative to the same format on the first worker count.
+    pub speedup: f64,
+    /// The largest peak RSS of the repetitions' processes, in bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// Update latency on one worker count.
+#[derive(Debug, Serialize)]
+pub struct IncrementalResult {
+    /// Timely workers.
+    pub workers: usize,
+    /// Events loaded as the first logical time.
+    pub loaded_events: u64,
+    /// Seconds until the load was applied.
+    pub load_seconds: f64,
+    /// Loaded events per second.
+    pub load_events_per_second: f64,
+    /// Latency per batch size.
+    pub batches: Vec<BatchResult>,
+    /// Peak RSS of the whole bench process after this run (a high-water mark that includes the
+    /// earlier runs), in bytes.
+    pub process_peak_rss_bytes: u64,
+}
+
+/// Latency of the batches of one size, from due time to applied.
+#[derive(Debug, Serialize)]
+pub struct BatchResult {
+    /// Events per batch.
+    pub size: usize,
+    /// Time between due times, in ms.
+    pub interval_ms: f64,
+    /// Batches planned.
+    pub planned: usize,
+    /// Batches sent (fewer than planned only if the engine fell far behind).
+    pub sent: usize,
+    /// Median latency in ms.
+    pub p50_ms: f64,
+    /// 99th-percentile latency in ms.
+    pub p99_ms: f64,
+    /// Largest latency in ms.
+    pub max_ms: f64,
+}
+
+impl Report {
+    /// The report of the measurements of `options` on `workload`.
+    pub fn new(
+        options: &BenchOptions,
+        workload: &Workload,
+        measured: Measured,
+        incremental: Vec<IncrementalRun>,
+    ) -> Report {
+        let settings = Settings {
+            events: options.events,
+            customers: options.customers,
+            seed: options.seed,
+            workers: options.workers.clone(),
+            reps: options.reps,
+            batches: options.batches,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let decode: Vec<DecodeResult> = measured.decode.iter().map(|runs| decode_result(runs, workload)).collect();
+        let bulk = measured.bulk.iter().map(|runs| bulk_result(runs, &measured.bulk, &decode)).collect();
+        Report { settings, decode, bulk, incremental: incremental.iter().map(incremental_result).collect() }
+    }
+}
+
+/// Events per second of `events` taking each of `seconds`.
+fn throughput(events: u64, seconds: &[f64]) -> Spread {
+    Spread::of(seconds.iter().map(|s| events as f64 / s)).unwrap_or(Spread { median: 0.0, min: 0.0, max: 0.0 })
+}
+
+fn decode_result(runs: &DecodeRuns, workload: &Workload) -> DecodeResult {
+    DecodeResult {
+        format: runs.format,
+        path: runs.format.path(workload).display().to_string(),
+        bytes: runs.bytes,
+        events: runs.events,
+        rejected: runs.rejected,
+        events_per_second: throughput(runs.events, &runs.seconds),
+    }
+}
+
+fn bulk_result(runs: &BulkRuns, all: &[BulkRuns], decode: &[DecodeResult]) -> BulkResult {
+    let eps = throughput(runs.events, &runs.seconds);
+    let decoded = decode.iter().find(|d| d.format == runs.format).map_or(f64::NAN, |d| d.events_per_second.median);
+    let first =
+        all.iter().find(|r| r.format == runs.format).map_or(f64::NAN, |r| throughput(r.events, &r.seconds).median);
+    BulkResult {
+        format: runs.format,
+        workers: runs.workers,
+        events_per_second: eps,
+        vs_decode: eps.median / decoded,
+        speedup: eps.median / first,
+        peak_rss_bytes: runs.peak_rss_bytes.iter().copied().max().unwrap_or(0),
+    }
+}
+
+fn incremental_result(run: &IncrementalRun) -> IncrementalResult {
+    IncrementalResult {
+        workers: run.workers,
+        loaded_events: run.loaded_events,
+        load_seconds: run.load_seconds,
+        load_events_per_second: run.loaded_events as f64 / run.load_seconds,
+        batches: run.phases.iter().map(batch_result).collect(),
+        process_peak_rss_bytes: run.process_peak_rss_bytes,
+    }
+}
+
+fn batch_result(phase: &Phase) -> BatchResult {
+    let sorted = &phase.latencies_ms;
+    BatchResult {
+        size: phase.size,
+        interval_ms: phase.interval.as_secs_f64() * 1000.0,
+        planned: phase.planned,
+        sent: sorted.len(),
+        p50_ms: percentile(sorted, 50.0).unwrap_or(f64::NAN),
+        p99_ms: percentile(sorted, 99.0).unwrap_or(f64::NAN),
+        max_ms: sorted.last().copied().unwrap_or(f64::NAN),
+    }
+}
+
+/// `events_per_second` as `1.23 M/s` or `456 k/s`.
+fn rate(events_per_second: f64) -> String {
+    if events_per_second >= 1e6 {
+        format!("{:.2} M/s", events_per_second / 1e6)
+    } else {
+        format!("{:.0} k/s", events_per_second / 1e3)
+    }
+}
+
+/// `spread` of events/s as `median (min–max)`.
+fn rates(spread: &Spread) -> String {
+    format!("{} ({}–{})", rate(spread.median), rate(spread.min).trim_end_matches("/s"), rate(spread.max))
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
+        writeln!(
+            f,
+            "workload: {} events, {} customers, seed {}; {} CPUs; {} reps (median, min–max)",
+            s.events, s.customers, s.seed, s.cpus, s.reps
+        )?;
+        writeln!(f)?;
+        writeln!(f, "{:<18} {:>10} {:>9}  {:<32}", "decode only", "MiB", "rejected", "events/s")?;
+        for d in &self.decode {
+            let mib = d.bytes as f64 / MIB;
+            writeln!(
+                f,
+                "  {:<16} {mib:>10.1} {:>9}  {:<32}",
+                d.format.name(),
+                d.rejected,
+                rates(&d.events_per_second)
+            )?;
+        }
+        writeln!(f)?;
+        writeln!(f, "{:<18} {:<32} {:>9} {:>8} {:>9}", "bulk run", "events/s", "vs decode", "speedup", "peak MiB")?;
+        for b in &self.bulk {
+            let name = format!("{} w={}", b.format.name(), b.workers);
+            let mib = b.peak_rss_bytes as f64 / MIB;
+            writeln!(
+                f,
+                "  {name:<16} {:<32} {:>9.2} {:>8.2} {mib:>9.0}",
+                rates(&b.events_per_second),
+                b.vs_decode,
+                b.speedup
+            )?;
+        }
+        if !self.incremental.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "{:<18} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9}",
+                "incremental", "batch", "every", "sent", "p50 ms", "p99 ms", "max ms"
+            )?;
+            for run in &self.incremental {
+                writeln!(
+                    f,
+                    "  w={:<14} load {} events in {:.2} s ({}); process peak {:.0} MiB",
+                    run.workers,
+                    run.loaded_events,
+                    run.load_seconds,
+                    rate(run.load_events_per_second),
+                    run.process_peak_rss_bytes as f64 / MIB
+                )?;
+                for b in &run.batches {
+                    writeln!(
+                        f,
+                        "  {:<16} {:>7} {:>5.0} ms {:>5}/{:<3} {:>9.2} {:>9.2} {:>9.2}",
+                        "", b.size, b.interval_ms, b.sent, b.planned, b.p50_ms, b.p99_ms, b.max_ms
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
