@@ -17,7 +17,7 @@ use stepstone_dataflows::segments::SegmentDef;
 use crate::source::{Conversion, DecodeOptions, Field, Format, Mapping, TimeFormat};
 
 /// The default number of events per logical time (epoch) when reading files.
-pub const DEFAULT_EPOCH_EVENTS: usize = 200_000;
+pub const DEFAULT_EPOCH_EVENTS: usize = 1_000_000;
 
 /// A pipeline config file, as written (see the README's config reference).
 #[derive(Clone, Debug, Default, Deserialize)]
