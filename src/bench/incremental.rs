@@ -8,12 +8,10 @@
 //!
 //! The load is open: batches are due at fixed times whatever the engine does, and a batch's
 //! latency counts from when it was due, so queueing behind a slow batch is measured rather than
-//! hidden. One thread drives the engine (submitting needs `&mut Engine`, waiting `&Engine`): it
-//! submits every due batch, then waits for the oldest outstanding one; a batch that falls due
-//! during that wait is submitted when the wait returns, late, and its lateness counts in its
-//! latency.
+//! hidden. One thread submits each batch when it is due (submitting blocks while the workers are
+//! two logical times behind, which then counts in the latency); another waits on the engine's
+//! [`Frontier`](crate::engine::Frontier) and records when each batch's time is applied.
 
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,16 +19,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use stepstone_dataflows::event::{Event, JourneyId, Params};
+use stepstone_dataflows::event::{Event, Params};
 use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::symbols::Symbols;
 
 use super::BenchOptions;
 use super::bulk::peak_rss_bytes;
 use super::workload::Workload;
-use crate::engine::{Collector, Engine};
+use crate::engine::{Collector, Engine, to_event};
 use crate::sink::{SnapshotWriter, Tables};
-use crate::source::{self, DecodeOptions, Record};
+use crate::source::{self, DecodeOptions};
 
 /// The batch sizes, in the order they are measured, with the interval between their batches.
 const PHASES: [(usize, Duration); 3] =
@@ -158,38 +156,35 @@ impl Prepared {
     }
 }
 
-/// Submits `batches` (of `size` events) one every `interval`, waiting for each to be applied;
-/// returns their latencies.
+/// Submits `batches` (of `size` events) one every `interval`, while another thread waits for
+/// each to be applied; returns their latencies.
 fn open_loop(engine: &mut Engine, batches: Vec<Vec<Event>>, size: usize, interval: Duration) -> anyhow::Result<Phase> {
     let planned = batches.len();
     let start = Instant::now() + interval;
-    let due = |n: usize| start + interval * u32::try_from(n).unwrap_or(u32::MAX);
-    let stop_sending = due(planned.saturating_sub(1)) + GRACE;
-    let mut batches = batches.into_iter();
-    let mut sent = 0;
-    let mut sending = planned > 0;
-    let mut outstanding = VecDeque::new();
-    let mut latencies_ms = Vec::with_capacity(planned);
-    loop {
-        while sending && due(sent) <= Instant::now() {
-            match batches.next() {
-                Some(batch) if Instant::now() < stop_sending => {
-                    outstanding.push_back((engine.submit(batch)?, due(sent)));
-                    sent += 1;
-                }
-                _ => sending = false,
+    let stop_sending = start + interval * u32::try_from(planned).unwrap_or(u32::MAX) + GRACE;
+    let frontier = engine.frontier();
+    let (sent, applied) = crossbeam_channel::unbounded::<(u64, Instant)>();
+    let waiter = std::thread::spawn(move || {
+        let mut latencies_ms = Vec::with_capacity(planned);
+        for (time, due) in applied {
+            if !frontier.wait_for(time) {
+                break;
             }
-            sending &= sent < planned;
+            latencies_ms.push(due.elapsed().as_secs_f64() * 1000.0);
         }
-        match outstanding.pop_front() {
-            Some((time, was_due)) => {
-                engine.wait_for(time)?;
-                latencies_ms.push(was_due.elapsed().as_secs_f64() * 1000.0);
-            }
-            None if sending => std::thread::sleep(due(sent).saturating_duration_since(Instant::now())),
-            None => break,
+        latencies_ms
+    });
+    for (n, batch) in batches.into_iter().enumerate() {
+        let due = start + interval * u32::try_from(n).unwrap_or(u32::MAX);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        if Instant::now() >= stop_sending {
+            break;
         }
+        let time = engine.submit(batch)?;
+        sent.send((time, due)).context("the latency waiter stopped")?;
     }
+    drop(sent);
+    let mut latencies_ms = waiter.join().map_err(|_| anyhow::anyhow!("the latency waiter panicked"))?;
     latencies_ms.sort_by(f64::total_cmp);
     Ok(Phase { size, interval, planned, latencies_ms })
 }
@@ -200,23 +195,6 @@ fn read_events(path: &Path, options: &DecodeOptions, symbols: &Symbols, first_se
     let name = path.to_str().with_context(|| format!("{} is not UTF-8", path.display()))?;
     let source = source::open(name, None, options).with_context(|| format!("opening {name}"))?;
     let records = source.filter_map(Result::ok);
-    Ok(records.zip(first_seq..).map(|(record, seq)| event(record, seq, symbols)).collect())
-}
-
-/// The event of `record` with sequence number `seq`, as the engine's epoch cutter makes it
-/// (sessions are cut by gap, so session ids are not kept).
-fn event(record: Record, seq: u64, symbols: &Symbols) -> Event {
-    Event {
-        journey: JourneyId {
-            customer: symbols.intern(&record.customer),
-            key: record.journey_key.map(|k| symbols.intern(&k)),
-        },
-        time: record.time,
-        seq,
-        contact_point: symbols.intern(&record.contact_point),
-        channel: record.channel.map(|c| symbols.intern(&c)),
-        session: None,
-        converting: record.converting,
-        value: record.value,
-    }
+    // Sessions are cut by gap, so session ids are not kept.
+    Ok(records.zip(first_seq..).map(|(record, seq)| to_event(record, seq, symbols, false)).collect())
 }

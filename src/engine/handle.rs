@@ -118,6 +118,11 @@ impl Engine {
         Ok(time)
     }
 
+    /// What the collector has applied, to wait on from another thread.
+    pub fn frontier(&self) -> Arc<Frontier> {
+        self.frontier.clone()
+    }
+
     /// Blocks until `time` is reflected in the collector's tables (and deltas).
     pub fn wait_for(&self, time: u64) -> anyhow::Result<()> {
         anyhow::ensure!(self.frontier.wait_for(time), "the engine stopped before logical time {time} completed");

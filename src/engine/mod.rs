@@ -29,6 +29,7 @@ use reader::EpochCutter;
 
 pub use collector::{Collected, Collector};
 pub use handle::{Engine, Frontier};
+pub use reader::to_event;
 pub use summary::RunSummary;
 
 /// Runs `pipeline` to the end of its inputs and returns what it did.

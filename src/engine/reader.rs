@@ -189,20 +189,25 @@ impl EpochCutter {
     fn event(&mut self, record: Record) -> Event {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let symbols = &self.symbols;
-        let session = if self.keep_sessions { record.session.map(|s| symbols.intern(&s)) } else { None };
-        Event {
-            journey: JourneyId {
-                customer: symbols.intern(&record.customer),
-                key: record.journey_key.map(|k| symbols.intern(&k)),
-            },
-            time: record.time,
-            seq,
-            contact_point: symbols.intern(&record.contact_point),
-            channel: record.channel.map(|c| symbols.intern(&c)),
-            session,
-            converting: record.converting,
-            value: record.value,
-        }
+        to_event(record, seq, &self.symbols, self.keep_sessions)
+    }
+}
+
+/// The dataflow event of a decoded `record` with arrival number `seq`, its strings interned in
+/// `symbols`; its session id is kept only with `keep_sessions` (sessions decided by id).
+pub fn to_event(record: Record, seq: u64, symbols: &Symbols, keep_sessions: bool) -> Event {
+    let session = if keep_sessions { record.session.map(|s| symbols.intern(&s)) } else { None };
+    Event {
+        journey: JourneyId {
+            customer: symbols.intern(&record.customer),
+            key: record.journey_key.map(|k| symbols.intern(&k)),
+        },
+        time: record.time,
+        seq,
+        contact_point: symbols.intern(&record.contact_point),
+        channel: record.channel.map(|c| symbols.intern(&c)),
+        session,
+        converting: record.converting,
+        value: record.value,
     }
 }
