@@ -587,7 +587,10 @@ fn assert_times(format: TimeFormat, cases: &[(&str, Option<i64>)]) {
     for ((cell, expected), got) in cases.iter().zip(decoded) {
         match (expected, got) {
             (Some(ms), Ok(got)) => assert_eq!(got, *ms, "{format:?} {cell}"),
-            (None, Err(reason)) => assert!(reason.starts_with("time: cannot parse"), "{format:?} {cell}: {reason}"),
+            (None, Err(reason)) => assert!(
+                reason.starts_with("time: cannot parse") || reason.contains("outside the years"),
+                "{format:?} {cell}: {reason}"
+            ),
             (expected, got) => panic!("{format:?} {cell}: expected {expected:?}, got {got:?}"),
         }
     }
@@ -669,7 +672,9 @@ fn time_forms_with_an_explicit_format() {
             (r#""1709283600""#, Some(nine)),
             ("1709283600.5", Some(nine + 500)),
             ("1076801537.222", Some(1_076_801_537_222)),
-            ("1709283600000", Some(nine * 1000)),
+            // 1.7e12 s is in the year ~56000: outside the accepted years 0000 to 9999.
+            ("1709283600000", None),
+            ("253402300799", Some(253_402_300_799_000)),
             ("12", Some(12_000)),
             (r#""2024-03-01T09:00:00Z""#, None),
             ("9223372036854775807", None),

@@ -483,3 +483,21 @@ fn impossible_inputs_fail_on_open() {
     let items: Vec<_> = open(path.to_str().unwrap(), Some(Format::Jsonl), &DecodeOptions::default()).unwrap().collect();
     assert_eq!(seen(&items), [bad(1, ReasonKind::Malformed, None), bad(2, ReasonKind::Malformed, None)]);
 }
+
+#[test]
+fn times_outside_the_years_0000_to_9999_are_rejected() {
+    let dir = TempDir::new().unwrap();
+    let lines = [
+        r#"{"customer":"a","time":"9999-12-31T23:59:59.999Z","contact_point":"home"}"#,
+        r#"{"customer":"b","time":9000000000000000000,"contact_point":"home"}"#,
+        r#"{"customer":"c","time":-9000000000000000000,"contact_point":"home"}"#,
+        r#"{"customer":"d","time":"0000-01-01 00:00:00","contact_point":"home"}"#,
+    ];
+    let path = write(&dir, "range.jsonl", (lines.join("\n") + "\n").as_bytes());
+    let items = items(&path, &DecodeOptions::default());
+    assert_eq!(
+        seen(&items),
+        [good("a"), bad(2, ReasonKind::BadTime, Some("time")), bad(3, ReasonKind::BadTime, Some("time")), good("d")]
+    );
+    assert!(rejection(&items[1]).reason.contains("outside the years 0000 to 9999"), "{}", rejection(&items[1]).reason);
+}

@@ -50,6 +50,11 @@ impl Fault {
     }
 }
 
+/// The earliest accepted event time: 0000-01-01T00:00:00Z.
+const MIN_TIME_MS: i64 = -62_167_219_200_000;
+/// The latest accepted event time: 9999-12-31T23:59:59.999Z.
+const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
 /// Decodes rows of cells into records according to the options.
 pub(crate) struct RowDecoder {
     /// Column name per slot; `None` for the journey key when none is configured.
@@ -131,11 +136,13 @@ impl RowDecoder {
         })
     }
 
+    /// The event time of `cell` in ms, within the years 0000–9999 so that differences and sums
+    /// of times (dwell) cannot overflow.
     fn time(&self, cell: &Cell<'_>) -> Result<i64, Fault> {
         let format = self.options.time_format;
         let (parsed, shown) = match *cell {
             Cell::Absent | Cell::Null | Cell::Str("") => return Err(self.missing(Field::Time)),
-            Cell::TimeMs(ms) => return Ok(ms),
+            Cell::TimeMs(ms) => (Some(ms), format!("{ms} ms")),
             Cell::Str(s) => (format.parse_text(s), format!("{s:?}")),
             Cell::Num(n) => (
                 format.millis_of_number(n),
@@ -147,11 +154,19 @@ impl RowDecoder {
             Cell::BigUInt(u) => (None, u.to_string()),
             Cell::Other(t) => return Err(bad_type("time", "a timestamp", t)),
         };
-        parsed.ok_or_else(|| Fault {
+        let millis = parsed.ok_or_else(|| Fault {
             kind: ReasonKind::BadTime,
             field: Some("time"),
             reason: format!("time: cannot parse {shown} as {}", format.expectation()),
-        })
+        })?;
+        if !(MIN_TIME_MS..=MAX_TIME_MS).contains(&millis) {
+            return Err(Fault {
+                kind: ReasonKind::BadTime,
+                field: Some("time"),
+                reason: format!("time: {shown} is outside the years 0000 to 9999"),
+            });
+        }
+        Ok(millis)
     }
 
     fn value(&self, cell: &Cell<'_>) -> Result<i64, Fault> {
