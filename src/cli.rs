@@ -13,6 +13,7 @@ use crate::bench::{self, BenchOptions};
 use crate::config::{ConfigFile, Pipeline, SegmentSection};
 use crate::engine;
 use crate::generate::{self, GenerateOptions};
+use crate::source::Mapping;
 
 /// Real-time customer-journey analytics on differential dataflow.
 #[derive(Debug, Parser)]
@@ -118,10 +119,8 @@ impl RunArgs {
         config.input.format = self.format.clone();
         config.input.time_format = self.time_format.clone();
         for spec in &self.map {
-            for item in spec.split(',').filter(|item| !item.trim().is_empty()) {
-                let (field, column) =
-                    item.split_once('=').with_context(|| format!("--map: expected FIELD=COLUMN, got {item:?}"))?;
-                config.input.map.insert(field.trim().to_owned(), column.trim().to_owned());
+            for (field, column) in Mapping::pairs(spec)? {
+                config.input.map.insert(field.to_owned(), column.to_owned());
             }
         }
         config.input.journey_key = self.journey_key.clone();

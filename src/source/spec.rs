@@ -138,18 +138,28 @@ impl Mapping {
     pub fn parse(spec: &str) -> Result<Mapping, SpecError> {
         let mut mapping = Mapping::default();
         let mut seen = Vec::new();
-        for item in spec.split(',').filter(|item| !item.trim().is_empty()) {
-            let (field, column) = item
-                .split_once('=')
-                .ok_or_else(|| SpecError::MissingEquals { spec: "--map", item: item.to_string() })?;
-            let field = field.trim();
+        for (field, column) in Mapping::pairs(spec)? {
             if seen.contains(&field) {
                 return Err(SpecError::Duplicate(field.to_string()));
             }
             seen.push(field);
-            mapping.set(field, column.trim())?;
+            mapping.set(field, column)?;
         }
         Ok(mapping)
+    }
+
+    /// The trimmed `(field, column)` pairs of a `FIELD=COLUMN[,FIELD=COLUMN…]` spec, in order,
+    /// split as [`Mapping::parse`] splits them; fields are not checked here.
+    pub fn pairs(spec: &str) -> Result<Vec<(&str, &str)>, SpecError> {
+        spec.split(',')
+            .filter(|item| !item.trim().is_empty())
+            .map(|item| {
+                let (field, column) = item
+                    .split_once('=')
+                    .ok_or_else(|| SpecError::MissingEquals { spec: "--map", item: item.to_string() })?;
+                Ok((field.trim(), column.trim()))
+            })
+            .collect()
     }
 
     /// Maps `field` (a field name such as `customer`) to `column`.
