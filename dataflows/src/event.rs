@@ -19,6 +19,19 @@ impl JourneyId {
     pub fn customer(customer: Sym) -> Self {
         JourneyId { customer, key: None }
     }
+
+    /// The hash that places a journey on a worker (`hash % workers`): every event of a
+    /// journey is processed by the same worker. Deterministic across runs and processes.
+    pub fn placement_hash(&self) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut hasher = rustc_hash::FxBuildHasher.build_hasher();
+        self.hash(&mut hasher);
+        // The splitmix64 finaliser, so that every bit of the hash depends on every input bit.
+        let mut z = hasher.finish();
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
 }
 
 /// One interaction event, as the dataflows see it.

@@ -5,11 +5,11 @@
 //! [`views::build`], and writes what comes out. Each view can be built and tested alone.
 
 pub mod event;
+pub mod journey_state;
 pub mod journeys;
 pub mod rules;
 pub mod segments;
-pub mod summary;
+pub mod steps;
 pub mod symbols;
 pub mod transitions;
-pub mod tree;
 pub mod views;

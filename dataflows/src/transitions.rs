@@ -7,7 +7,6 @@ pub type EdgeStats = (i64, i64);
 
 use differential_dataflow::VecCollection;
 
-use crate::summary::Edge;
 use crate::symbols::Sym;
 
 /// The outputs of the transitions view.
@@ -18,12 +17,14 @@ pub struct Transitions<'scope> {
     pub channels: VecCollection<'scope, u64, (Sym, Sym), EdgeStats>,
 }
 
-/// Aggregates journey edges into the contact-point and channel transition graphs.
+/// Consolidates the journeys' edge changes, summed per worker, into the contact-point and
+/// channel transition graphs: one change per edge and logical time.
 ///
 /// Probabilities are `count / out-degree(from)`; they depend on every edge out of `from`, so
 /// the sinks derive them from the counts when they read the graph.
-pub fn transitions<'scope>(edges: VecCollection<'scope, u64, Edge, i64>) -> Transitions<'scope> {
-    let contact_points = edges.clone().explode(|e| Some(((e.from, e.to), (1, e.dwell)))).consolidate();
-    let channels = edges.explode(|e| Some(((e.from_channel, e.to_channel), (1, e.dwell)))).consolidate();
-    Transitions { contact_points, channels }
+pub fn transitions<'scope>(
+    edges: VecCollection<'scope, u64, (Sym, Sym), EdgeStats>,
+    channel_edges: VecCollection<'scope, u64, (Sym, Sym), EdgeStats>,
+) -> Transitions<'scope> {
+    Transitions { contact_points: edges.consolidate(), channels: channel_edges.consolidate() }
 }

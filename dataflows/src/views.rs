@@ -3,10 +3,9 @@
 use differential_dataflow::VecCollection;
 
 use crate::event::{Event, Params};
-use crate::journeys::JourneyRow;
+use crate::journeys::{JourneyRow, journeys};
 use crate::segments::{BoundSegment, Segments, segments};
 use crate::transitions::{Transitions, transitions};
-use crate::tree::journey_tree;
 
 /// Every output collection of a pipeline.
 pub struct Views<'scope> {
@@ -24,6 +23,10 @@ pub fn build<'scope>(
     params: Params,
     defs: Vec<BoundSegment>,
 ) -> Views<'scope> {
-    let tree = journey_tree(events, params);
-    Views { journeys: tree.rows.clone(), transitions: transitions(tree.edges), segments: segments(tree.rows, defs) }
+    let journeys = journeys(events, params);
+    Views {
+        journeys: journeys.rows.clone(),
+        transitions: transitions(journeys.edges, journeys.channel_edges),
+        segments: segments(journeys.rows, defs),
+    }
 }

@@ -229,6 +229,10 @@ struct Shape {
     rounds: usize,
     per_round: usize,
     retract_share: f64,
+    /// Share of updates that insert another copy of a present event.
+    duplicate_share: f64,
+    /// Share of updates that retract an event before it is inserted (it is inserted later).
+    phantom_share: f64,
     /// Event times are drawn within this many ms.
     span: i64,
 }
@@ -264,11 +268,23 @@ fn random_rounds(seed: u64, shape: &Shape, symbols: &Symbols) -> Rounds {
     let mut rng = StdRng::seed_from_u64(seed);
     let anchors: Vec<i64> = (0..6).map(|_| rng.random_range(0..shape.span)).collect();
     let mut present: Vec<Event> = Vec::new();
+    let mut phantoms: Vec<Event> = Vec::new();
     let mut rounds = Vec::new();
     for _ in 0..shape.rounds {
         let mut updates = Vec::new();
         for _ in 0..shape.per_round {
-            if !present.is_empty() && rng.random_bool(shape.retract_share) {
+            if !phantoms.is_empty() && rng.random_bool(0.3) {
+                let owed = phantoms.swap_remove(rng.random_range(0..phantoms.len()));
+                updates.push((owed, 1));
+            } else if rng.random_bool(shape.phantom_share) {
+                let phantom = random_event(&mut rng, shape, &anchors, symbols);
+                phantoms.push(phantom);
+                updates.push((phantom, -1));
+            } else if !present.is_empty() && rng.random_bool(shape.duplicate_share) {
+                let copy = present[rng.random_range(0..present.len())];
+                present.push(copy);
+                updates.push((copy, 1));
+            } else if !present.is_empty() && rng.random_bool(shape.retract_share) {
                 let gone = present.swap_remove(rng.random_range(0..present.len()));
                 updates.push((gone, -1));
             } else {
@@ -318,7 +334,16 @@ fn check(seed: u64, shape: Shape, params: Params, workers: usize) {
 }
 
 fn small(rounds: usize) -> Shape {
-    Shape { customers: 4, keys: 0, rounds, per_round: 40, retract_share: 0.2, span: 1 << 31 }
+    Shape {
+        customers: 4,
+        keys: 0,
+        rounds,
+        per_round: 40,
+        retract_share: 0.2,
+        duplicate_share: 0.0,
+        phantom_share: 0.0,
+        span: 1 << 31,
+    }
 }
 
 fn gap30() -> Params {
@@ -375,5 +400,30 @@ fn heavy_retractions() {
     for seed in 600..606 {
         let shape = Shape { retract_share: 0.45, ..small(8) };
         check(seed, shape, gap30(), 1);
+    }
+}
+
+#[test]
+fn duplicate_events_and_retractions_before_insertions() {
+    for seed in 700..712 {
+        let shape = Shape { duplicate_share: 0.2, phantom_share: 0.1, ..small(8) };
+        check(seed, shape, gap30(), 1 + seed as usize % 2);
+    }
+}
+
+#[test]
+fn duplicates_with_session_ids_and_no_split() {
+    for seed in 800..806 {
+        let shape = Shape { duplicate_share: 0.25, phantom_share: 0.05, ..small(6) };
+        let session = if seed % 2 == 0 { SessionRule::ById } else { SessionRule::Never };
+        check(seed, shape, Params { session, path_len: 4 }, 2);
+    }
+}
+
+#[test]
+fn many_customers_many_rounds() {
+    for seed in 900..903 {
+        let shape = Shape { customers: 40, keys: 2, rounds: 12, per_round: 300, duplicate_share: 0.05, ..small(12) };
+        check(seed, shape, Params { session: SessionRule::Gap(20 * MINUTE), path_len: 6 }, 2);
     }
 }
