@@ -23,11 +23,9 @@ impl JourneyId {
     /// The hash that places a journey on a worker (`hash % workers`): every event of a
     /// journey is processed by the same worker. Deterministic across runs and processes.
     pub fn placement_hash(&self) -> u64 {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut hasher = rustc_hash::FxBuildHasher.build_hasher();
-        self.hash(&mut hasher);
+        use std::hash::BuildHasher;
         // The splitmix64 finaliser, so that every bit of the hash depends on every input bit.
-        let mut z = hasher.finish();
+        let mut z = rustc_hash::FxBuildHasher.hash_one(self);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)

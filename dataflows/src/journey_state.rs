@@ -6,62 +6,66 @@
 //! pair it splits or joins, its own conversion edge, and the journey's end edges when it becomes
 //! or stops being the first or last event. [`JourneyState::insert`] and
 //! [`JourneyState::remove`] report exactly those changes to an [`EdgeDeltas`], and keep the
-//! counts that compose by addition (events, sessions, channels, conversions, value) up to date,
-//! so the cost of one event is logarithmic in the journey's length whatever its history.
-
-use std::collections::BTreeMap;
-use std::ops::Bound;
+//! sets and counts the row is read from (session starts, conversions, channels, value) up to
+//! date, so the cost of one event is logarithmic in the journey's length whatever its history.
 
 use rustc_hash::FxHashMap;
 
+use crate::bag::SortedBag;
 use crate::event::{JourneyId, Params};
 use crate::journeys::JourneyRow;
 use crate::steps::{Edge, Step, event_edges, exit_edge, pair_edges, start_edge};
 use crate::symbols::Sym;
 use crate::transitions::EdgeStats;
 
-/// Edge changes gathered while a batch of events is applied: per contact-point edge and per
-/// channel edge, the net change of `(count, dwell_ms_total)`.
+/// Edge changes gathered while a batch of events is applied: per edge between two
+/// (contact point, channel) states, the net change of `(count, dwell_ms_total)`.
 #[derive(Debug, Default)]
 pub struct EdgeDeltas {
-    /// Contact-point edges `(from, to)`.
-    pub contact_points: FxHashMap<(Sym, Sym), EdgeStats>,
-    /// Channel edges `(from, to)`.
-    pub channels: FxHashMap<(Sym, Sym), EdgeStats>,
+    /// Keyed by `(from, from_channel, to, to_channel)`.
+    changes: FxHashMap<(Sym, Sym, Sym, Sym), EdgeStats>,
 }
 
 impl EdgeDeltas {
     /// Adds (`sign = 1`) or retracts (`sign = -1`) one occurrence of `edge`.
     fn add(&mut self, edge: Edge, sign: i64) {
-        let cp = self.contact_points.entry((edge.from, edge.to)).or_default();
-        cp.0 += sign;
-        cp.1 += sign * edge.dwell;
-        let ch = self.channels.entry((edge.from_channel, edge.to_channel)).or_default();
-        ch.0 += sign;
-        ch.1 += sign * edge.dwell;
+        let stats = self.changes.entry((edge.from, edge.from_channel, edge.to, edge.to_channel)).or_default();
+        stats.0 += sign;
+        stats.1 += sign * edge.dwell;
+    }
+
+    /// The net changes per contact-point edge `(from, to)` and per channel edge, without zeros.
+    pub fn into_graphs(self) -> (FxHashMap<(Sym, Sym), EdgeStats>, FxHashMap<(Sym, Sym), EdgeStats>) {
+        let mut contact_points: FxHashMap<(Sym, Sym), EdgeStats> = FxHashMap::default();
+        let mut channels: FxHashMap<(Sym, Sym), EdgeStats> = FxHashMap::default();
+        for ((from, from_channel, to, to_channel), (count, dwell)) in self.changes {
+            let cp = contact_points.entry((from, to)).or_default();
+            cp.0 += count;
+            cp.1 += dwell;
+            let ch = channels.entry((from_channel, to_channel)).or_default();
+            ch.0 += count;
+            ch.1 += dwell;
+        }
+        contact_points.retain(|_, stats| *stats != (0, 0));
+        channels.retain(|_, stats| *stats != (0, 0));
+        (contact_points, channels)
     }
 }
 
 /// One journey's events and context aggregates.
 #[derive(Debug, Default)]
 pub struct JourneyState {
-    /// The events, each with its multiplicity (always at least one).
-    steps: BTreeMap<Step, u32>,
-    /// Number of events, multiplicities included.
-    events: u64,
-    /// Number of neighbouring pairs that start a new session.
-    breaks: u64,
+    /// The events, copies included.
+    steps: SortedBag<Step>,
     /// Total value in micro-units.
     value: i64,
     /// Events per channel, sorted by channel id; no zero entries.
     channel_events: Vec<(Sym, u64)>,
-    /// Number of converting events.
-    conversions: u64,
-    /// The converting events, with their multiplicities.
-    converting: BTreeMap<Step, u32>,
-    /// The events that start a session after the journey's first one (the second event of a
-    /// breaking pair), with the number of breaking pairs ending in them.
-    session_starts: BTreeMap<Step, u32>,
+    /// The converting events.
+    converting: SortedBag<Step>,
+    /// The events that start a session after the journey's first one: the second event of each
+    /// neighbouring pair that breaks the session.
+    session_starts: SortedBag<Step>,
     /// A cached count of the events at or after a step: `(step, count)`, kept exact by every
     /// insertion and removal, so that the current session's event count needs a recount only
     /// when the current session's first event changes.
@@ -75,19 +79,18 @@ impl JourneyState {
     }
 
     /// The multiplicity of `step` in the journey.
-    pub fn count(&self, step: &Step) -> u32 {
-        self.steps.get(step).copied().unwrap_or(0)
+    pub fn count(&self, step: &Step) -> usize {
+        self.steps.count(step)
     }
 
     /// Adds one occurrence of `step`, reporting the edges that change to `deltas`.
-    ///
-    /// # Panics
-    /// When `step` already occurs `u32::MAX` times.
     pub fn insert(&mut self, step: Step, params: &Params, deltas: &mut EdgeDeltas) {
-        let present = self.count(&step);
-        // A further copy goes after the copies already there.
-        let prev = if present > 0 { Some(step) } else { self.before(&step) };
-        let next = self.after(&step);
+        let (prev, next) = match self.steps.last() {
+            // The common case: the journey's newest event.
+            Some(last) if *last < step => (Some(*last), None),
+            // A further copy goes after the copies already there.
+            _ => (self.steps.at_or_before(&step).copied(), self.steps.after(&step).copied()),
+        };
         match (prev, next) {
             (Some(p), Some(n)) => {
                 self.pair(&p, &n, -1, params, deltas);
@@ -109,10 +112,9 @@ impl JourneyState {
                 edge_out(&step, 1, deltas);
             }
         }
-        let count = present.checked_add(1).expect("an event occurs fewer than 2^32 times");
-        self.steps.insert(step, count);
+        self.steps.insert(step);
         if step.converting {
-            *self.converting.entry(step).or_default() += 1;
+            self.converting.insert(step);
         }
         self.counted(&step, 1, deltas);
     }
@@ -123,8 +125,8 @@ impl JourneyState {
         let present = self.count(step);
         assert!(present > 0, "removing an event that is not in the journey");
         // The copy removed is the last of its copies.
-        let prev = if present > 1 { Some(*step) } else { self.before(step) };
-        let next = self.after(step);
+        let prev = if present > 1 { Some(*step) } else { self.steps.before(step).copied() };
+        let next = self.steps.after(step).copied();
         match (prev, next) {
             (Some(p), Some(n)) => {
                 self.pair(&p, step, -1, params, deltas);
@@ -146,39 +148,34 @@ impl JourneyState {
                 deltas.add(start_edge(step), -1);
             }
         }
-        decrement(&mut self.steps, step);
+        self.steps.remove_one(step);
         if step.converting {
-            decrement(&mut self.converting, step);
+            self.converting.remove_one(step);
         }
         self.counted(step, -1, deltas);
     }
 
     /// The journey's context row, `None` when it has no events.
     pub fn row(&mut self, journey: JourneyId, params: &Params) -> Option<JourneyRow> {
-        let first = *self.steps.first_key_value()?.0;
-        let last = *self.steps.last_key_value()?.0;
-        let session_start = self.session_starts.last_key_value().map_or(first, |(step, _)| *step);
-        let session_events = if self.session_starts.is_empty() { self.events } else { self.events_from(session_start) };
-        let mut path: Vec<Sym> = self
-            .steps
-            .iter()
-            .rev()
-            .flat_map(|(step, count)| std::iter::repeat_n(step.contact_point, *count as usize))
-            .take(params.path_len)
-            .collect();
+        let first = *self.steps.first()?;
+        let last = *self.steps.last()?;
+        let events = self.steps.len() as u64;
+        let session_start = self.session_starts.last().copied().unwrap_or(first);
+        let session_events = if self.session_starts.is_empty() { events } else { self.events_from(session_start) };
+        let mut path: Vec<Sym> = self.steps.iter_rev().map(|step| step.contact_point).take(params.path_len).collect();
         path.reverse();
         Some(JourneyRow {
             journey,
             first_time: first.time,
             last_time: last.time,
-            events: self.events,
-            sessions: self.breaks + 1,
+            events,
+            sessions: self.session_starts.len() as u64 + 1,
             session_start: session_start.time,
             session_events,
             path,
             channel_events: self.channel_events.clone(),
-            conversions: self.conversions,
-            last_conversion_time: self.converting.last_key_value().map(|(step, _)| step.time),
+            conversions: self.converting.len() as u64,
+            last_conversion_time: self.converting.last().map(|step| step.time),
             value: self.value,
         })
     }
@@ -188,21 +185,11 @@ impl JourneyState {
         match self.tail_count {
             Some((cached, count)) if cached == start => count,
             _ => {
-                let count = self.steps.range(start..).map(|(_, count)| u64::from(*count)).sum();
+                let count = self.steps.count_from(&start) as u64;
                 self.tail_count = Some((start, count));
                 count
             }
         }
-    }
-
-    /// The greatest distinct event before `step`.
-    fn before(&self, step: &Step) -> Option<Step> {
-        self.steps.range(..step).next_back().map(|(s, _)| *s)
-    }
-
-    /// The least distinct event after `step`.
-    fn after(&self, step: &Step) -> Option<Step> {
-        self.steps.range((Bound::Excluded(step), Bound::Unbounded)).next().map(|(s, _)| *s)
     }
 
     /// Adds (`sign = 1`) or retracts (`sign = -1`) the neighbouring pair `a` then `b`: its
@@ -213,11 +200,9 @@ impl JourneyState {
         }
         if params.session.breaks(a.time, a.session, b.time, b.session) {
             if sign > 0 {
-                self.breaks += 1;
-                *self.session_starts.entry(*b).or_default() += 1;
+                self.session_starts.insert(*b);
             } else {
-                self.breaks -= 1;
-                decrement(&mut self.session_starts, b);
+                self.session_starts.remove_one(b);
             }
         }
     }
@@ -228,11 +213,7 @@ impl JourneyState {
         if let Some(edge) = event_edges(step) {
             deltas.add(edge, sign);
         }
-        self.events = self.events.wrapping_add_signed(sign);
         self.value = self.value.wrapping_add(sign * step.value);
-        if step.converting {
-            self.conversions = self.conversions.wrapping_add_signed(sign);
-        }
         if let Some(channel) = step.channel {
             match self.channel_events.binary_search_by(|(c, _)| c.cmp(&channel)) {
                 Ok(i) if sign < 0 && self.channel_events[i].1 == 1 => {
@@ -254,15 +235,5 @@ impl JourneyState {
 fn edge_out(last: &Step, sign: i64, deltas: &mut EdgeDeltas) {
     if let Some(edge) = exit_edge(last) {
         deltas.add(edge, sign);
-    }
-}
-
-/// Lowers the multiplicity of `step` in `counts` by one, dropping it at zero.
-fn decrement(counts: &mut BTreeMap<Step, u32>, step: &Step) {
-    if let Some(count) = counts.get_mut(step) {
-        *count -= 1;
-        if *count == 0 {
-            counts.remove(step);
-        }
     }
 }

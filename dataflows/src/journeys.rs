@@ -1,10 +1,11 @@
 //! The journeys view: one row of current context per journey, and every journey's transition
 //! edges, maintained by one operator keyed by journey.
 //!
-//! The operator holds each journey's events in order ([`JourneyState`]). When a logical time is
-//! complete it applies that time's event insertions and retractions one event at a time; each
-//! changes only the edges around it, which are summed per edge over the whole time, and the rows
-//! of the journeys it touched are compared before and after. Its outputs are differential
+//! The operator holds each journey's events in order ([`crate::journey_state::JourneyState`]).
+//! It applies a logical time's event insertions and retractions one event at a time, as they
+//! arrive once every earlier time is complete; each changes only the edges around it, which are
+//! summed per edge over the whole time, and when the time completes the rows of the journeys it
+//! touched are compared with their rows before it. Its outputs are differential
 //! collections: a changed row is retracted and re-asserted, and the edge aggregates travel as
 //! difference types. Work per event is logarithmic in its journey's length, whatever the
 //! journey's history, and nothing but the events themselves is stored.
@@ -12,16 +13,15 @@
 use std::collections::BTreeMap;
 
 use differential_dataflow::{AsCollection, VecCollection};
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
 use crate::event::{Event, JourneyId, Params};
-use crate::journey_state::{EdgeDeltas, JourneyState};
-use crate::steps::Step;
+use crate::journey_book::{Batch, Book};
 use crate::symbols::Sym;
 use crate::transitions::EdgeStats;
 
@@ -88,154 +88,82 @@ pub struct Journeys<'scope> {
     pub channel_edges: VecCollection<'scope, u64, (Sym, Sym), EdgeStats>,
 }
 
-/// One output change of the journeys operator.
-#[derive(Clone, Debug)]
-enum Change {
-    /// A journey row enters (`+1`) or leaves (`-1`).
-    Row(JourneyRow, i64),
-    /// A contact-point edge changes.
-    Edge((Sym, Sym), EdgeStats),
-    /// A channel edge changes.
-    ChannelEdge((Sym, Sym), EdgeStats),
-}
+/// Capabilities for one logical time on each of the operator's three outputs.
+type Capabilities = [Capability<u64>; 3];
+
+/// The updates of a time that is not open yet, under capabilities for it.
+type Pending = (Capabilities, Vec<(Event, isize)>);
 
 /// Maintains every journey's context row and transition edges over a collection of events.
 ///
 /// Events are placed on workers by [`JourneyId::placement_hash`]. An event whose multiplicity
 /// drops below zero (retracted more often than inserted) is absent until it is made good.
 pub fn journeys<'scope>(events: VecCollection<'scope, u64, Event>, params: Params) -> Journeys<'scope> {
+    let mut builder = OperatorBuilder::new("Journeys".to_owned(), events.inner.scope());
     let exchange = Exchange::new(|(event, _, _): &(Event, u64, isize)| event.journey.placement_hash());
-    let changes = events.inner.unary_frontier(exchange, "Journeys", move |_capability, _info| {
-        let mut pending: BTreeMap<u64, (Capability<u64>, Vec<(Event, isize)>)> = BTreeMap::new();
+    let mut input = builder.new_input(events.inner, exchange);
+    let (rows_output, rows) = builder.new_output::<Vec<(JourneyRow, u64, i64)>>();
+    let (edges_output, edges) = builder.new_output::<Vec<((Sym, Sym), u64, EdgeStats)>>();
+    let (channels_output, channel_edges) = builder.new_output::<Vec<((Sym, Sym), u64, EdgeStats)>>();
+    let mut rows_output = OutputBuilder::<_, CapacityContainerBuilder<_>>::from(rows_output);
+    let mut edges_output = OutputBuilder::<_, CapacityContainerBuilder<_>>::from(edges_output);
+    let mut channels_output = OutputBuilder::<_, CapacityContainerBuilder<_>>::from(channels_output);
+    builder.build(move |_capabilities| {
         let mut book = Book::new(params);
-        move |(input, frontier), output| {
+        // The earliest incomplete time, once no earlier update can arrive: its updates are
+        // applied as they come, and its changes sent when the time completes.
+        let mut open: Option<(Capabilities, Batch)> = None;
+        // Updates of later times, until their time opens.
+        let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+        move |frontiers| {
+            let frontier = &frontiers[0];
             input.for_each(|capability, data| {
+                let held = |time: u64| [0, 1, 2].map(|port| capability.delayed(&time, port));
                 for (event, time, diff) in data.drain(..) {
-                    pending
-                        .entry(time)
-                        .or_insert_with(|| (capability.delayed(&time, 0), Vec::new()))
-                        .1
-                        .push((event, diff));
+                    if open.is_none() && pending.is_empty() && frontier.frontier().first() == Some(&time) {
+                        open = Some((held(time), book.open()));
+                    }
+                    match &mut open {
+                        Some((caps, batch)) if *caps[0].time() == time => book.update(batch, event, diff),
+                        _ => pending.entry(time).or_insert_with(|| (held(time), Vec::new())).1.push((event, diff)),
+                    }
                 }
             });
-            while let Some(entry) = pending.first_entry() {
-                if frontier.less_equal(entry.key()) {
+            loop {
+                if let Some((caps, _)) = &open {
+                    if frontier.less_equal(caps[0].time()) {
+                        break;
+                    }
+                    let ([rows_cap, edges_cap, channels_cap], batch) = open.take().expect("an open time");
+                    let time = *rows_cap.time();
+                    let closed = book.close(batch);
+                    let mut rows = rows_output.activate();
+                    rows.session(&rows_cap).give_iterator(closed.rows.into_iter().map(|(row, diff)| (row, time, diff)));
+                    let mut edges = edges_output.activate();
+                    edges.session(&edges_cap).give_iterator(closed.edges.into_iter().map(|(e, s)| (e, time, s)));
+                    let mut channels = channels_output.activate();
+                    channels
+                        .session(&channels_cap)
+                        .give_iterator(closed.channel_edges.into_iter().map(|(e, s)| (e, time, s)));
+                    continue;
+                }
+                let Some(entry) = pending.first_entry() else { break };
+                let time = *entry.key();
+                let complete = !frontier.less_equal(&time);
+                if !complete && frontier.frontier().first() != Some(&time) {
                     break;
                 }
-                let (time, (capability, updates)) = entry.remove_entry();
-                let mut session = output.session(&capability);
-                book.apply(updates, |change| session.give((change, time)));
+                let (caps, updates) = entry.remove();
+                let mut batch = book.open();
+                for (event, diff) in updates {
+                    book.update(&mut batch, event, diff);
+                }
+                open = Some((caps, batch));
+                if !complete {
+                    break;
+                }
             }
         }
     });
-    let rows = changes
-        .clone()
-        .flat_map(|(change, time)| match change {
-            Change::Row(row, diff) => Some((row, time, diff)),
-            _ => None,
-        })
-        .as_collection();
-    let edges = changes
-        .clone()
-        .flat_map(|(change, time)| match change {
-            Change::Edge(edge, stats) => Some((edge, time, stats)),
-            _ => None,
-        })
-        .as_collection();
-    let channel_edges = changes
-        .flat_map(|(change, time)| match change {
-            Change::ChannelEdge(edge, stats) => Some((edge, time, stats)),
-            _ => None,
-        })
-        .as_collection();
-    Journeys { rows, edges, channel_edges }
-}
-
-/// Every journey one worker holds.
-struct Book {
-    /// The session and path parameters.
-    params: Params,
-    /// The journeys, with the last logical time that touched each.
-    journeys: FxHashMap<JourneyId, (u64, JourneyState)>,
-    /// Events retracted more often than inserted, with how many insertions they are owed.
-    owed: FxHashMap<Event, i64>,
-    /// The number of batches applied, which tells a journey whether this batch touched it yet.
-    batches: u64,
-}
-
-impl Book {
-    fn new(params: Params) -> Self {
-        Book { params, journeys: FxHashMap::default(), owed: FxHashMap::default(), batches: 0 }
-    }
-
-    /// Applies one logical time's updates, reporting every output change to `emit`.
-    fn apply(&mut self, updates: Vec<(Event, isize)>, mut emit: impl FnMut(Change)) {
-        self.batches += 1;
-        let batch = self.batches;
-        let params = self.params;
-        let mut deltas = EdgeDeltas::default();
-        // The journeys this batch touches, with their rows before it.
-        let mut touched: Vec<(JourneyId, Option<JourneyRow>)> = Vec::new();
-        for (event, diff) in updates {
-            let mut diff = diff as i64;
-            if diff > 0
-                && !self.owed.is_empty()
-                && let Some(owed) = self.owed.get_mut(&event)
-            {
-                let paid = diff.min(*owed);
-                *owed -= paid;
-                diff -= paid;
-                if *owed == 0 {
-                    self.owed.remove(&event);
-                }
-            }
-            if diff == 0 {
-                continue;
-            }
-            let (journey, step) = Step::from_event(event);
-            let (seen, state) = self.journeys.entry(journey).or_insert_with(|| (0, JourneyState::default()));
-            if *seen != batch {
-                *seen = batch;
-                touched.push((journey, state.row(journey, &params)));
-            }
-            if diff > 0 {
-                for _ in 0..diff {
-                    state.insert(step, &params, &mut deltas);
-                }
-            } else {
-                let removed = i64::from(state.count(&step)).min(-diff);
-                for _ in 0..removed {
-                    state.remove(&step, &params, &mut deltas);
-                }
-                if -diff > removed {
-                    *self.owed.entry(event).or_default() += -diff - removed;
-                }
-            }
-        }
-        for (journey, before) in touched {
-            let Some((_, state)) = self.journeys.get_mut(&journey) else { continue };
-            let after = state.row(journey, &params);
-            if state.is_empty() {
-                self.journeys.remove(&journey);
-            }
-            if before != after {
-                if let Some(row) = before {
-                    emit(Change::Row(row, -1));
-                }
-                if let Some(row) = after {
-                    emit(Change::Row(row, 1));
-                }
-            }
-        }
-        for (edge, stats) in deltas.contact_points {
-            if stats != (0, 0) {
-                emit(Change::Edge(edge, stats));
-            }
-        }
-        for (edge, stats) in deltas.channels {
-            if stats != (0, 0) {
-                emit(Change::ChannelEdge(edge, stats));
-            }
-        }
-    }
+    Journeys { rows: rows.as_collection(), edges: edges.as_collection(), channel_edges: channel_edges.as_collection() }
 }

@@ -4,7 +4,9 @@
 //! Nothing here does IO. The `stepstone` crate reads sources, feeds [`event::Event`]s into
 //! [`views::build`], and writes what comes out. Each view can be built and tested alone.
 
+pub mod bag;
 pub mod event;
+mod journey_book;
 pub mod journey_state;
 pub mod journeys;
 pub mod rules;

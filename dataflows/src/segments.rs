@@ -4,8 +4,12 @@
 //! journeys collection: a changed row retracts its old memberships and asserts its new ones, and
 //! the aggregates travel as difference types that the sinks add up.
 
-use differential_dataflow::VecCollection;
+use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
 use crate::event::JourneyId;
 use crate::journeys::JourneyRow;
@@ -52,23 +56,53 @@ pub struct Segments<'scope> {
 }
 
 /// Builds the segments view over the journey rows.
+///
+/// One pass over each row change evaluates every rule once and emits the row's memberships,
+/// its contribution to each segment's aggregates and its channels, so rows are not copied per
+/// segment.
 pub fn segments<'scope>(
     journeys: VecCollection<'scope, u64, JourneyRow, i64>,
     defs: Vec<BoundSegment>,
 ) -> Segments<'scope> {
-    let members = journeys.flat_map(move |row| {
-        let names: Vec<Sym> = defs.iter().filter(|d| d.rule.matches(&row)).map(|d| d.name).collect();
-        names.into_iter().map(move |name| (name, row.clone()))
+    let mut builder = OperatorBuilder::new("Segments".to_owned(), journeys.inner.scope());
+    let mut input = builder.new_input(journeys.inner, Pipeline);
+    let (members_output, memberships) = builder.new_output::<Vec<((Sym, JourneyId), u64, i64)>>();
+    let (stats_output, stats) = builder.new_output::<Vec<(Sym, u64, SegmentStats)>>();
+    let (channels_output, channels) = builder.new_output::<Vec<((Sym, Sym), u64, i64)>>();
+    let mut members_output = OutputBuilder::<_, CapacityContainerBuilder<_>>::from(members_output);
+    let mut stats_output = OutputBuilder::<_, CapacityContainerBuilder<_>>::from(stats_output);
+    let mut channels_output = OutputBuilder::<_, CapacityContainerBuilder<_>>::from(channels_output);
+    builder.build(move |_capabilities| {
+        move |_frontiers| {
+            let mut members_output = members_output.activate();
+            let mut stats_output = stats_output.activate();
+            let mut channels_output = channels_output.activate();
+            input.for_each(|capability, data| {
+                let members_cap = capability.retain_least(0);
+                let stats_cap = capability.retain_least(1);
+                let channels_cap = capability.retain_least(2);
+                let (Some(members_cap), Some(stats_cap), Some(channels_cap)) = (members_cap, stats_cap, channels_cap)
+                else {
+                    return;
+                };
+                let mut members = members_output.session(&members_cap);
+                let mut stats = stats_output.session(&stats_cap);
+                let mut channels = channels_output.session(&channels_cap);
+                for (row, time, diff) in data.drain(..) {
+                    for def in defs.iter().filter(|d| d.rule.matches(&row)) {
+                        members.give(((def.name, row.journey), time, diff));
+                        stats.give((def.name, time, (diff, diff * row.value, diff * i64::from(row.converted()))));
+                        for channel in row.channels() {
+                            channels.give(((def.name, channel), time, diff));
+                        }
+                    }
+                }
+            });
+        }
     });
-    let stats =
-        members.clone().explode(|(name, row)| Some((name, (1, row.value, i64::from(row.converted()))))).consolidate();
-    let channels = members
-        .clone()
-        .explode(|(name, row)| {
-            let channels: Vec<Sym> = row.channels().collect();
-            channels.into_iter().map(move |channel| ((name, channel), 1))
-        })
-        .consolidate();
-    let memberships = members.map(|(name, row)| (name, row.journey));
-    Segments { memberships, stats, channels }
+    Segments {
+        memberships: memberships.as_collection(),
+        stats: stats.as_collection().consolidate(),
+        channels: channels.as_collection().consolidate(),
+    }
 }

@@ -126,6 +126,32 @@ impl Symbols {
     }
 }
 
+/// A cache in front of a shared [`Symbols`] table for one thread: strings seen before are looked
+/// up without taking the table's lock, new ones are interned through it.
+pub struct Interner {
+    /// The shared table.
+    symbols: Arc<Symbols>,
+    /// The strings this interner has seen, sharing the table's copies of the names.
+    seen: HashMap<Arc<str>, Sym, FxBuildHasher>,
+}
+
+impl Interner {
+    /// An interner over `symbols` that has seen nothing yet.
+    pub fn new(symbols: Arc<Symbols>) -> Self {
+        Interner { symbols, seen: HashMap::default() }
+    }
+
+    /// The id of `name`, adding it to the table if it is new.
+    pub fn intern(&mut self, name: &str) -> Sym {
+        if let Some(sym) = self.seen.get(name) {
+            return *sym;
+        }
+        let sym = self.symbols.intern(name);
+        self.seen.insert(self.symbols.name(sym), sym);
+        sym
+    }
+}
+
 /// A read view of a [`Symbols`] table; interning waits while it is held.
 pub struct Names<'a> {
     inner: RwLockReadGuard<'a, Inner>,
@@ -158,5 +184,21 @@ mod tests {
         assert_eq!(symbols.get("email"), None);
         assert_eq!(symbols.len(), 6);
         assert_eq!(std::mem::size_of::<Option<Sym>>(), 4);
+    }
+
+    #[test]
+    fn interners_agree_with_the_table_and_each_other() {
+        let symbols = Arc::new(Symbols::new());
+        let mut a = Interner::new(symbols.clone());
+        let mut b = Interner::new(symbols.clone());
+        let web = a.intern("web");
+        assert_eq!(a.intern("web"), web);
+        assert_eq!(b.intern("web"), web);
+        assert_eq!(symbols.intern("web"), web);
+        let app = b.intern("app");
+        assert_eq!(a.intern("app"), app);
+        assert_ne!(app, web);
+        assert_eq!(a.intern("(exit)"), EXIT);
+        assert_eq!(symbols.len(), 6);
     }
 }

@@ -6,6 +6,10 @@
 //! it, over the same customers); a share of them is moved to random times inside the loaded
 //! workload, so they arrive out of order and touch old parts of the journeys.
 //!
+//! After the phases, one customer of 250,000 events is loaded as a logical time of its own, and
+//! single events are added to it, half of them inside its history (out of order): the cost of an
+//! update to a heavy journey.
+//!
 //! The load is open: batches are due at fixed times whatever the engine does, and a batch's
 //! latency counts from when it was due, so queueing behind a slow batch is measured rather than
 //! hidden. One thread submits each batch when it is due (submitting blocks while the workers are
@@ -19,9 +23,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use stepstone_dataflows::event::{Event, Params};
+use stepstone_dataflows::event::{Event, JourneyId, Params};
 use stepstone_dataflows::segments::BoundSegment;
-use stepstone_dataflows::symbols::Symbols;
+use stepstone_dataflows::symbols::{Interner, Symbols};
 
 use super::BenchOptions;
 use super::bulk::peak_rss_bytes;
@@ -36,6 +40,16 @@ const PHASES: [(usize, Duration); 3] =
 
 /// Share of the further events moved to a random time inside the loaded workload.
 const LATE_SHARE: f64 = 0.05;
+
+/// Events of the one heavy customer loaded after the phases.
+const HEAVY_EVENTS: usize = 250_000;
+/// Time between the heavy customer's events (one session: less than the session gap).
+const HEAVY_SPACING_MS: i64 = 60_000;
+/// Single events added to the heavy customer, one every [`HEAVY_INTERVAL`]; every other one at
+/// a random time inside its history.
+const HEAVY_BATCHES: usize = 200;
+/// Time between the heavy customer's single-event batches.
+const HEAVY_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Sending stops this long after a phase's last batch was due (then the phase reports fewer
 /// batches), so that an engine that cannot keep up still ends the bench in bounded time.
@@ -58,6 +72,8 @@ pub struct IncrementalRun {
 
 /// The batches of one size.
 pub struct Phase {
+    /// What the batches update: `workload` for the generated continuation, or the heavy customer.
+    pub target: &'static str,
     /// Events per batch.
     pub size: usize,
     /// Time between the due times of consecutive batches.
@@ -89,7 +105,9 @@ pub fn measure(options: &BenchOptions, workload: &Workload, scratch: &Path) -> a
         }
     }
 
-    let prepared = Prepared { params: pipeline.params, segments, symbols, base, updates, batches: options.batches };
+    let end_ms = updates.iter().map(|e| e.time).max().unwrap_or(last);
+    let prepared =
+        Prepared { params: pipeline.params, segments, symbols, base, updates, batches: options.batches, end_ms };
     let mut runs = Vec::new();
     for &workers in &options.workers {
         let dir = scratch.join(format!("incremental-w{workers}"));
@@ -114,6 +132,8 @@ struct Prepared {
     updates: Vec<Event>,
     /// Batches per phase.
     batches: usize,
+    /// The time of the last further event (ms since the epoch).
+    end_ms: i64,
 }
 
 impl Prepared {
@@ -145,6 +165,19 @@ impl Prepared {
             );
             phases.push(phase);
         }
+
+        let first_seq = (self.base.len() + self.updates.len()) as u64;
+        let (heavy, singles) = heavy_customer(&self.symbols, first_seq, self.end_ms);
+        let time = engine.submit(heavy)?;
+        engine.wait_for(time)?;
+        let mut phase = open_loop(&mut engine, singles.into_iter().map(|e| vec![e]).collect(), 1, HEAVY_INTERVAL)?;
+        phase.target = "heavy customer";
+        eprintln!(
+            "incremental w={workers:<3} {} single events on a customer of {HEAVY_EVENTS} events  max {:>8.1} ms",
+            phase.latencies_ms.len(),
+            phase.latencies_ms.last().copied().unwrap_or(0.0)
+        );
+        phases.push(phase);
         engine.finish()?;
         Ok(IncrementalRun {
             workers,
@@ -186,15 +219,56 @@ fn open_loop(engine: &mut Engine, batches: Vec<Vec<Event>>, size: usize, interva
     drop(sent);
     let mut latencies_ms = waiter.join().map_err(|_| anyhow::anyhow!("the latency waiter panicked"))?;
     latencies_ms.sort_by(f64::total_cmp);
-    Ok(Phase { size, interval, planned, latencies_ms })
+    Ok(Phase { target: "workload", size, interval, planned, latencies_ms })
+}
+
+/// One customer of [`HEAVY_EVENTS`] events a minute apart, starting a day after `after_ms`,
+/// numbered from `first_seq`; and [`HEAVY_BATCHES`] further single events of the same customer:
+/// alternately after its last event and at a random time inside its history.
+fn heavy_customer(symbols: &Symbols, first_seq: u64, after_ms: i64) -> (Vec<Event>, Vec<Event>) {
+    let customer = symbols.intern("bench-heavy-customer");
+    let pages: Vec<_> = ["home", "search", "product", "cart", "help"].iter().map(|p| symbols.intern(p)).collect();
+    let web = symbols.intern("web");
+    let start = after_ms + 86_400_000;
+    let event = |i: usize, time: i64| Event {
+        journey: JourneyId::customer(customer),
+        time,
+        seq: first_seq + i as u64,
+        contact_point: pages[i % pages.len()],
+        channel: Some(web),
+        session: None,
+        converting: i % 1000 == 999,
+        value: 0,
+    };
+    let load: Vec<Event> = (0..HEAVY_EVENTS).map(|i| event(i, start + i as i64 * HEAVY_SPACING_MS)).collect();
+    let end = start + HEAVY_EVENTS as i64 * HEAVY_SPACING_MS;
+    let mut rng = StdRng::seed_from_u64(first_seq);
+    let singles = (0..HEAVY_BATCHES)
+        .map(|n| {
+            let time = if n % 2 == 0 { end + n as i64 * HEAVY_SPACING_MS } else { rng.random_range(start..end) };
+            event(HEAVY_EVENTS + n, time)
+        })
+        .collect();
+    (load, singles)
 }
 
 /// The events of `path`, numbered in file order from `first_seq`, interned in `symbols`;
 /// rejected records are skipped.
-fn read_events(path: &Path, options: &DecodeOptions, symbols: &Symbols, first_seq: u64) -> anyhow::Result<Vec<Event>> {
+fn read_events(
+    path: &Path,
+    options: &DecodeOptions,
+    symbols: &Arc<Symbols>,
+    first_seq: u64,
+) -> anyhow::Result<Vec<Event>> {
     let name = path.to_str().with_context(|| format!("{} is not UTF-8", path.display()))?;
-    let source = source::open(name, None, options).with_context(|| format!("opening {name}"))?;
-    let records = source.filter_map(Result::ok);
+    let mut source = source::open(name, None, options).with_context(|| format!("opening {name}"))?;
+    let mut interner = Interner::new(symbols.clone());
+    let mut events = Vec::new();
     // Sessions are cut by gap, so session ids are not kept.
-    Ok(records.zip(first_seq..).map(|(record, seq)| to_event(record, seq, symbols, false)).collect())
+    while let Some(item) =
+        source.next_with(|record| to_event(&record, first_seq + events.len() as u64, &mut interner, false))
+    {
+        events.extend(item.ok());
+    }
+    Ok(events)
 }

@@ -98,6 +98,8 @@ pub struct IncrementalResult {
 /// Latency of the batches of one size, from due time to applied.
 #[derive(Debug, Serialize)]
 pub struct BatchResult {
+    /// What the batches update: the workload's continuation or the heavy customer.
+    pub target: &'static str,
     /// Events per batch.
     pub size: usize,
     /// Time between due times, in ms.
@@ -182,6 +184,7 @@ fn incremental_result(run: &IncrementalRun) -> IncrementalResult {
 fn batch_result(phase: &Phase) -> BatchResult {
     let sorted = &phase.latencies_ms;
     BatchResult {
+        target: phase.target,
         size: phase.size,
         interval_ms: phase.interval.as_secs_f64() * 1000.0,
         planned: phase.planned,
@@ -243,8 +246,8 @@ impl fmt::Display for Report {
             writeln!(f)?;
             writeln!(
                 f,
-                "{:<18} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9}",
-                "incremental", "batch", "every", "sent", "p50 ms", "p99 ms", "max ms"
+                "{:<18} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9}  {}",
+                "incremental", "batch", "every", "sent", "p50 ms", "p99 ms", "max ms", "updating"
             )?;
             for run in &self.incremental {
                 writeln!(
@@ -259,8 +262,8 @@ impl fmt::Display for Report {
                 for b in &run.batches {
                     writeln!(
                         f,
-                        "  {:<16} {:>7} {:>5.0} ms {:>5}/{:<3} {:>9.2} {:>9.2} {:>9.2}",
-                        "", b.size, b.interval_ms, b.sent, b.planned, b.p50_ms, b.p99_ms, b.max_ms
+                        "  {:<16} {:>7} {:>5.0} ms {:>5}/{:<3} {:>9.2} {:>9.2} {:>9.2}  {}",
+                        "", b.size, b.interval_ms, b.sent, b.planned, b.p50_ms, b.p99_ms, b.max_ms, b.target
                     )?;
                 }
             }

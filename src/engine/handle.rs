@@ -1,6 +1,6 @@
-//! A running engine: timely workers holding the views, fed one logical time at a time, and the
-//! collector thread applying their output to the sink tables. Both `stepstone run` and the
-//! benchmarks drive the dataflows through this handle.
+//! A running engine: timely workers holding the views, fed events as they come and sealed one
+//! logical time at a time, and the collector thread applying their output to the sink tables.
+//! Both `stepstone run` and the benchmarks drive the dataflows through this handle.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -12,7 +12,10 @@ use stepstone_dataflows::segments::BoundSegment;
 use timely::communication::WorkerGuards;
 
 use super::collector::{Collected, Collector};
-use super::worker::{self, Epoch};
+use super::worker::{self, Feed};
+
+/// Messages queued per worker before [`Engine::send`] blocks.
+const FEED_QUEUE: usize = 16;
 
 /// The latest logical time the collector has applied, for callers that wait on it.
 #[derive(Default)]
@@ -53,16 +56,16 @@ impl Frontier {
 
 /// A running engine.
 pub struct Engine {
-    /// One epoch channel per worker.
-    workers: Vec<Sender<Epoch>>,
+    /// One feed per worker.
+    workers: Vec<Sender<Feed>>,
     /// The timely workers.
     guards: WorkerGuards<()>,
     /// The collector thread.
     collector: JoinHandle<anyhow::Result<Collected>>,
     /// What the collector has applied.
     frontier: Arc<Frontier>,
-    /// The logical time of the next submitted batch.
-    next_time: u64,
+    /// The logical time events are sent at now.
+    time: u64,
 }
 
 impl Engine {
@@ -89,33 +92,60 @@ impl Engine {
         let mut senders = Vec::with_capacity(workers);
         let mut receivers = Vec::with_capacity(workers);
         for _ in 0..workers {
-            let (tx, rx) = crossbeam_channel::bounded(1);
+            let (tx, rx) = crossbeam_channel::bounded(FEED_QUEUE);
             senders.push(tx);
             receivers.push(Some(rx));
         }
         let receivers = Arc::new(Mutex::new(receivers));
         let guards = timely::execute(timely::Config::process(workers), move |w| {
-            let epochs =
-                receivers.lock().expect("epoch receivers")[w.index()].take().expect("one epoch receiver per worker");
-            worker::run(w, params, segments.clone(), epochs, completed_tx.clone());
+            let feed = receivers.lock().expect("feed receivers")[w.index()].take().expect("one feed per worker");
+            worker::run(w, params, segments.clone(), feed, completed_tx.clone());
         })
         .map_err(anyhow::Error::msg)
         .context("starting the timely workers")?;
-        Ok(Engine { workers: senders, guards, collector, frontier, next_time: 0 })
+        Ok(Engine { workers: senders, guards, collector, frontier, time: 0 })
     }
 
-    /// Submits `events` as the next logical time, split evenly over the workers, and returns
-    /// that time. Blocks while the workers are still busy with the time before the previous one.
-    pub fn submit(&mut self, mut events: Vec<Event>) -> anyhow::Result<u64> {
-        let time = self.next_time;
-        let share = events.len().div_ceil(self.workers.len());
-        for worker in &self.workers {
-            let rest = events.split_off(share.min(events.len()));
-            let mine = std::mem::replace(&mut events, rest);
-            worker.send(Epoch { time, events: mine }).map_err(|_| anyhow::anyhow!("a timely worker stopped early"))?;
+    /// Sends `events` at the current logical time, each to the worker its journey is placed on
+    /// (so the dataflow's exchange keeps them local). Blocks while the workers are
+    /// [`FEED_QUEUE`] messages behind.
+    pub fn send(&mut self, events: Vec<Event>) -> anyhow::Result<()> {
+        let workers = self.workers.len();
+        if workers == 1 {
+            return self.feed(0, Feed::Events(events));
         }
-        self.next_time += 1;
-        Ok(time)
+        let mut shares: Vec<Vec<Event>> =
+            (0..workers).map(|_| Vec::with_capacity(events.len() / workers + 1)).collect();
+        for event in events {
+            shares[(event.journey.placement_hash() % workers as u64) as usize].push(event);
+        }
+        for (worker, share) in shares.into_iter().enumerate() {
+            if !share.is_empty() {
+                self.feed(worker, Feed::Events(share))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals the current logical time, so that it completes once the workers have applied it,
+    /// and returns it; later events belong to the next time.
+    pub fn seal(&mut self) -> anyhow::Result<u64> {
+        for worker in 0..self.workers.len() {
+            self.feed(worker, Feed::Seal)?;
+        }
+        self.time += 1;
+        Ok(self.time - 1)
+    }
+
+    /// Sends `events` as one logical time of their own and seals it; returns that time.
+    pub fn submit(&mut self, events: Vec<Event>) -> anyhow::Result<u64> {
+        self.send(events)?;
+        self.seal()
+    }
+
+    /// Hands `message` to `worker`.
+    fn feed(&self, worker: usize, message: Feed) -> anyhow::Result<()> {
+        self.workers[worker].send(message).map_err(|_| anyhow::anyhow!("a timely worker stopped early"))
     }
 
     /// What the collector has applied, to wait on from another thread.

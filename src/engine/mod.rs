@@ -1,12 +1,13 @@
 //! The engine: runs a [`Pipeline`] end to end on timely workers.
 //!
-//! The data path is one-way. A decoder thread reads and decodes the inputs ([`reader`]); the
-//! calling thread numbers events in arrival order, writes rejections to the dead-letter file and
-//! cuts the stream into logical times (epochs), handing each worker its share; the workers
-//! ([`worker`]) run the differential dataflows and report each completed time's output changes;
-//! the collector thread ([`collector`]) applies them to the sink tables, writes context deltas and
-//! Arrow snapshots. Every epoch reaches every worker (possibly empty), so all workers advance
-//! their inputs together.
+//! The data path is one-way. A decoder thread reads and decodes the inputs, interning their
+//! strings and numbering events in arrival order ([`reader`]); the calling thread writes
+//! rejections to the dead-letter file and
+//! hands each worker the events of the journeys placed on it as they come, sealing a logical
+//! time (epoch) every so many events; the workers ([`worker`]) run the differential dataflows
+//! and report each completed time's output changes; the collector thread ([`collector`]) applies
+//! them to the sink tables, writes context deltas and Arrow snapshots. Every seal reaches every
+//! worker, so all workers advance their inputs together.
 
 mod collector;
 mod handle;
@@ -25,7 +26,7 @@ use stepstone_dataflows::symbols::Symbols;
 use crate::config::Pipeline;
 use crate::sink::{DeltaWriter, SnapshotWriter, Tables};
 use crate::source::DeadLetterWriter;
-use reader::EpochCutter;
+use reader::{Cut, EpochCutter};
 
 pub use collector::{Collected, Collector};
 pub use handle::{Engine, Frontier};
@@ -57,8 +58,14 @@ pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
 
     let live = pipeline.inputs.iter().any(|p| p == "-");
     let keep_sessions = pipeline.params.session == SessionRule::ById;
-    let (decoded, decoder) = reader::spawn_decoder(pipeline.inputs.clone(), pipeline.format, pipeline.decode.clone());
-    let mut cutter = EpochCutter::new(decoded, symbols.clone(), keep_sessions, pipeline.epoch_events, live);
+    let (decoded, decoder) = reader::spawn_decoder(reader::DecoderSpec {
+        inputs: pipeline.inputs.clone(),
+        format: pipeline.format,
+        options: pipeline.decode.clone(),
+        symbols: symbols.clone(),
+        keep_sessions,
+    });
+    let mut cutter = EpochCutter::new(decoded, pipeline.epoch_events, live);
     let fed = feed(&mut cutter, &mut dead_letters, &mut engine, pipeline.strict);
     drop(cutter);
     let collected = engine.finish();
@@ -73,17 +80,24 @@ pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
     Ok(summary)
 }
 
-/// Feeds every epoch to the workers and rejections to the dead-letter file; returns the number
-/// of events fed.
+/// Feeds every event to the workers, sealing each epoch, and rejections to the dead-letter
+/// file; returns the number of events fed.
 fn feed(
     cutter: &mut EpochCutter,
     dead_letters: &mut DeadLetterWriter,
     engine: &mut Engine,
     strict: bool,
 ) -> anyhow::Result<u64> {
-    let mut events = 0u64;
+    let mut fed = 0u64;
     while let Some(cut) = cutter.next_cut()? {
-        for rejection in &cut.rejections {
+        let (events, rejections) = match cut {
+            Cut::Events(events, rejections) => (events, rejections),
+            Cut::Seal => {
+                engine.seal()?;
+                continue;
+            }
+        };
+        for rejection in &rejections {
             dead_letters.write(rejection)?;
             if strict {
                 bail!(
@@ -92,11 +106,10 @@ fn feed(
                 );
             }
         }
-        if cut.events.is_empty() {
-            continue;
+        if !events.is_empty() {
+            fed += events.len() as u64;
+            engine.send(events)?;
         }
-        events += cut.events.len() as u64;
-        engine.submit(cut.events)?;
     }
-    Ok(events)
+    Ok(fed)
 }

@@ -1,6 +1,6 @@
 //! The input stage of a run: a thread that opens the inputs in order and decodes them, and the
-//! epoch cutter that numbers events in arrival order, sends bad records to the dead-letter file
-//! and groups good ones into logical times (epochs) for the workers.
+//! epoch cutter that numbers events in arrival order, separates bad records for the dead-letter
+//! file and groups good ones into logical times (epochs) for the workers.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -12,9 +12,9 @@ use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use indicatif::{ProgressBar, ProgressStyle};
 use stepstone_dataflows::event::{Event, JourneyId};
-use stepstone_dataflows::symbols::Symbols;
+use stepstone_dataflows::symbols::{Interner, Symbols};
 
-use crate::source::{self, DecodeOptions, Format, Record, Rejection};
+use crate::source::{self, DecodeOptions, Format, RecordRef, Rejection};
 
 /// Records decoded from files are passed on in chunks of this many.
 const FILE_CHUNK: usize = 4096;
@@ -24,34 +24,49 @@ const LIVE_EPOCH_DELAY: Duration = Duration::from_millis(100);
 
 /// What the decoding thread passes on.
 pub enum Decoded {
-    /// Decoded records and rejections, in input order.
-    Items(Vec<Result<Record, Rejection>>),
+    /// Decoded events, numbered in arrival order, and rejections, in input order.
+    Items(Vec<Result<Event, Rejection>>),
     /// An input could not be opened; the run stops.
     Failed(anyhow::Error),
 }
 
-/// Starts the thread that opens and decodes `inputs` in order, sending chunks to the returned
-/// receiver. It shows a progress bar on stderr when stderr is a terminal and every input is a
-/// file of known size.
-pub fn spawn_decoder(
-    inputs: Vec<String>,
-    format: Option<Format>,
-    options: DecodeOptions,
-) -> (Receiver<Decoded>, JoinHandle<()>) {
+/// What the decoding thread reads and how it makes events.
+pub struct DecoderSpec {
+    /// The inputs, read in order.
+    pub inputs: Vec<String>,
+    /// Their format, if not from the extensions.
+    pub format: Option<Format>,
+    /// Column mapping, time format, conversion rule, journey key.
+    pub options: DecodeOptions,
+    /// Where the events' strings are interned.
+    pub symbols: Arc<Symbols>,
+    /// Whether events keep their session ids (only when sessions are decided by id).
+    pub keep_sessions: bool,
+}
+
+/// Starts the thread that opens and decodes the inputs in order, interning the events' strings
+/// and numbering them in arrival order, and sends chunks to the returned receiver. It shows a
+/// progress bar on stderr when stderr is a terminal and every input is a file of known size.
+pub fn spawn_decoder(spec: DecoderSpec) -> (Receiver<Decoded>, JoinHandle<()>) {
     let (sender, receiver) = crossbeam_channel::bounded(16);
     let handle = std::thread::Builder::new()
         .name("stepstone-decoder".into())
-        .spawn(move || decode_all(&inputs, format, &options, &sender))
+        .spawn(move || decode_all(spec, &sender))
         .expect("spawning the decoder thread");
     (receiver, handle)
 }
 
 /// The body of the decoding thread.
-fn decode_all(inputs: &[String], format: Option<Format>, options: &DecodeOptions, sender: &Sender<Decoded>) {
+fn decode_all(spec: DecoderSpec, sender: &Sender<Decoded>) {
+    let DecoderSpec { inputs, format, options, symbols, keep_sessions } = spec;
+    let inputs = &inputs[..];
+    let options = &options;
+    let mut interner = Interner::new(symbols);
+    let mut seq = 0u64;
     let progress = progress_bar(inputs);
     let mut done_bytes = 0;
     for path in inputs {
-        let source = match source::open(path, format, options).with_context(|| format!("opening input {path}")) {
+        let mut source = match source::open(path, format, options).with_context(|| format!("opening input {path}")) {
             Ok(source) => source,
             Err(error) => {
                 let _ = sender.send(Decoded::Failed(error));
@@ -62,7 +77,8 @@ fn decode_all(inputs: &[String], format: Option<Format>, options: &DecodeOptions
         let bytes_read = source.bytes_read();
         let total = source.total_bytes().unwrap_or(0);
         let mut chunk = Vec::with_capacity(chunk_size);
-        for item in source {
+        while let Some(item) = source.next_with(|record| to_event(&record, seq, &mut interner, keep_sessions)) {
+            seq += u64::from(item.is_ok());
             chunk.push(item);
             if chunk.len() == chunk_size {
                 if let Some(bar) = &progress {
@@ -99,113 +115,99 @@ fn progress_bar(inputs: &[String]) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Cuts the decoded stream into epochs of events, numbering events in arrival order and
-/// interning their strings.
+/// Cuts the decoded stream into logical times (epochs) of events. Events are handed on chunk
+/// by chunk as they are decoded, so the workers compute while the inputs are still being read.
 pub struct EpochCutter {
-    /// Where strings are interned.
-    symbols: Arc<Symbols>,
-    /// Whether events keep their session ids (only when sessions are decided by id).
-    keep_sessions: bool,
     /// Decoded chunks.
     decoded: Receiver<Decoded>,
     /// Events per epoch.
     epoch_events: usize,
-    /// Whether the input is live (stdin), so partial epochs are cut after a short delay.
+    /// Whether the input is live (stdin), so partial epochs are sealed after a short delay.
     live: bool,
-    /// The next event's arrival sequence number.
-    next_seq: u64,
+    /// Events handed on in the current epoch.
+    in_epoch: usize,
+    /// When the current epoch must be sealed at the latest (live input only).
+    deadline: Option<Instant>,
     /// Whether the decoded stream has ended.
     finished: bool,
 }
 
-/// One cut of the stream: the events of an epoch and the rejections seen while filling it.
-#[derive(Default)]
-pub struct Cut {
-    /// The epoch's events, in arrival order.
-    pub events: Vec<Event>,
-    /// Records rejected while the epoch was filled, in input order.
-    pub rejections: Vec<Rejection>,
+/// What the cutter hands on next.
+pub enum Cut {
+    /// Events of the current epoch, in arrival order, and the records rejected among them, in
+    /// input order.
+    Events(Vec<Event>, Vec<Rejection>),
+    /// The current epoch is complete.
+    Seal,
 }
 
 impl EpochCutter {
     /// A cutter over `decoded` producing epochs of about `epoch_events` events (whole decoded
-    /// chunks), interning strings in `symbols`.
-    pub fn new(
-        decoded: Receiver<Decoded>,
-        symbols: Arc<Symbols>,
-        keep_sessions: bool,
-        epoch_events: usize,
-        live: bool,
-    ) -> Self {
-        EpochCutter { symbols, keep_sessions, decoded, epoch_events, live, next_seq: 0, finished: false }
+    /// chunks); with `live`, an epoch is also sealed a short while after its first event.
+    pub fn new(decoded: Receiver<Decoded>, epoch_events: usize, live: bool) -> Self {
+        EpochCutter { decoded, epoch_events, live, in_epoch: 0, deadline: None, finished: false }
     }
 
-    /// The next cut, or `None` once the input has ended and everything was handed out.
+    /// The next cut, or `None` once the input has ended and its last epoch was sealed.
     pub fn next_cut(&mut self) -> anyhow::Result<Option<Cut>> {
+        if self.in_epoch > 0 && (self.finished || self.in_epoch >= self.epoch_events) {
+            return Ok(Some(self.seal()));
+        }
         if self.finished {
             return Ok(None);
         }
-        let mut cut = Cut::default();
-        let mut deadline: Option<Instant> = None;
-        while cut.events.len() < self.epoch_events {
-            let message = match deadline {
-                Some(deadline) => match self.decoded.recv_deadline(deadline) {
-                    Ok(message) => message,
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => {
-                        self.finished = true;
-                        break;
-                    }
-                },
-                None => match self.decoded.recv() {
-                    Ok(message) => message,
-                    Err(_) => {
-                        self.finished = true;
-                        break;
-                    }
-                },
-            };
-            let items = match message {
-                Decoded::Items(items) => items,
-                Decoded::Failed(error) => return Err(error),
-            };
-            for item in items {
-                match item {
-                    Ok(record) => cut.events.push(self.event(record)),
-                    Err(rejection) => cut.rejections.push(rejection),
-                }
-            }
-            if self.live && deadline.is_none() && !cut.events.is_empty() {
-                deadline = Some(Instant::now() + LIVE_EPOCH_DELAY);
+        let message = match self.deadline {
+            Some(deadline) => match self.decoded.recv_deadline(deadline) {
+                Ok(message) => Some(message),
+                Err(RecvTimeoutError::Timeout) => return Ok(Some(self.seal())),
+                Err(RecvTimeoutError::Disconnected) => None,
+            },
+            None => self.decoded.recv().ok(),
+        };
+        let Some(message) = message else {
+            self.finished = true;
+            return self.next_cut();
+        };
+        let items = match message {
+            Decoded::Items(items) => items,
+            Decoded::Failed(error) => return Err(error),
+        };
+        let mut events = Vec::with_capacity(items.len());
+        let mut rejections = Vec::new();
+        for item in items {
+            match item {
+                Ok(event) => events.push(event),
+                Err(rejection) => rejections.push(rejection),
             }
         }
-        if self.finished && cut.events.is_empty() && cut.rejections.is_empty() {
-            return Ok(None);
+        self.in_epoch += events.len();
+        if self.live && self.deadline.is_none() && !events.is_empty() {
+            self.deadline = Some(Instant::now() + LIVE_EPOCH_DELAY);
         }
-        Ok(Some(cut))
+        Ok(Some(Cut::Events(events, rejections)))
     }
 
-    /// The event of `record`, numbered by arrival.
-    fn event(&mut self, record: Record) -> Event {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        to_event(record, seq, &self.symbols, self.keep_sessions)
+    /// Ends the current epoch.
+    fn seal(&mut self) -> Cut {
+        self.in_epoch = 0;
+        self.deadline = None;
+        Cut::Seal
     }
 }
 
-/// The dataflow event of a decoded `record` with arrival number `seq`, its strings interned in
-/// `symbols`; its session id is kept only with `keep_sessions` (sessions decided by id).
-pub fn to_event(record: Record, seq: u64, symbols: &Symbols, keep_sessions: bool) -> Event {
-    let session = if keep_sessions { record.session.map(|s| symbols.intern(&s)) } else { None };
+/// The dataflow event of a decoded `record` with arrival number `seq`, its strings interned
+/// through `interner`; its session id is kept only with `keep_sessions` (sessions decided by id).
+pub fn to_event(record: &RecordRef<'_>, seq: u64, interner: &mut Interner, keep_sessions: bool) -> Event {
+    let session = if keep_sessions { record.session.as_deref().map(|s| interner.intern(s)) } else { None };
     Event {
         journey: JourneyId {
-            customer: symbols.intern(&record.customer),
-            key: record.journey_key.map(|k| symbols.intern(&k)),
+            customer: interner.intern(&record.customer),
+            key: record.journey_key.as_deref().map(|k| interner.intern(k)),
         },
         time: record.time,
         seq,
-        contact_point: symbols.intern(&record.contact_point),
-        channel: record.channel.map(|c| symbols.intern(&c)),
+        contact_point: interner.intern(&record.contact_point),
+        channel: record.channel.as_deref().map(|c| interner.intern(c)),
         session,
         converting: record.converting,
         value: record.value,

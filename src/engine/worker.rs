@@ -1,6 +1,6 @@
 //! One timely worker: builds the views of `stepstone_dataflows` over an input session, feeds it
-//! the epochs the reader hands over, and passes each completed epoch's output changes on to the
-//! collector.
+//! the events the engine hands over as they come, and when a logical time is sealed passes its
+//! output changes on to the collector once every view is complete for it.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,17 +10,21 @@ use differential_dataflow::input::InputSession;
 use stepstone_dataflows::event::{Event, Params};
 use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::views;
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::ProbeHandle;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Probe;
+use timely::dataflow::operators::generic::Operator;
 use timely::worker::Worker;
 
 use crate::sink::update::Update;
 
-/// The events one worker inserts at one logical time.
-pub struct Epoch {
-    /// The logical time.
-    pub time: u64,
-    /// This worker's share of the epoch's events.
-    pub events: Vec<Event>,
+/// What the engine hands one worker.
+pub enum Feed {
+    /// Events of the current logical time: this worker's share, by journey placement.
+    Events(Vec<Event>),
+    /// The current logical time is complete; the next one begins.
+    Seal,
 }
 
 /// The output changes one worker observed for one completed logical time.
@@ -31,13 +35,14 @@ pub struct Completed {
     pub updates: Vec<Update>,
 }
 
-/// Runs one worker until `epochs` closes: every epoch is inserted, the input advanced past it,
-/// and the worker stepped until all outputs are complete for it, then the changes go to `done`.
+/// Runs one worker until `feed` closes. Events are inserted at the current logical time and
+/// the dataflow stepped as they arrive; at a seal the input advances past the time, the worker
+/// steps until all outputs are complete for it, and the time's changes go to `done`.
 pub fn run(
     worker: &mut Worker,
     params: Params,
     segments: Vec<BoundSegment>,
-    epochs: Receiver<Epoch>,
+    feed: Receiver<Feed>,
     done: Sender<Completed>,
 ) {
     let mut input = InputSession::<u64, Event, isize>::new();
@@ -45,11 +50,22 @@ pub fn run(
     let probe = worker.dataflow::<u64, _, _>(|scope| {
         let views = views::build(input.to_collection(scope), params, segments);
         let probe = ProbeHandle::new();
+        // Moves each output's changes into `changes` (no copies), ahead of the probe, so that
+        // once the probe passes a time every change of that time has been taken.
         macro_rules! capture {
             ($collection:expr, $update:expr) => {{
                 let changes = changes.clone();
                 $collection
-                    .inspect(move |(data, _time, diff)| changes.borrow_mut().push($update(data.clone(), *diff)))
+                    .inner
+                    .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Pipeline, "Capture", move |_, _| {
+                        move |input, _output| {
+                            input.for_each(|_time, data| {
+                                changes
+                                    .borrow_mut()
+                                    .extend(data.drain(..).map(|(data, _time, diff)| $update(data, diff)))
+                            })
+                        }
+                    })
                     .probe_with(&probe);
             }};
         }
@@ -61,16 +77,29 @@ pub fn run(
         capture!(views.segments.channels, Update::SegmentChannel);
         probe
     });
-    for epoch in epochs {
-        for event in epoch.events {
-            input.insert(event);
-        }
-        input.advance_to(epoch.time + 1);
-        input.flush();
-        worker.step_while(|| probe.less_than(input.time()));
-        let updates = std::mem::take(&mut *changes.borrow_mut());
-        if done.send(Completed { time: epoch.time, updates }).is_err() {
-            break;
+    for message in feed {
+        match message {
+            Feed::Events(events) => {
+                for event in events {
+                    input.insert(event);
+                }
+                input.flush();
+                worker.step();
+            }
+            Feed::Seal => {
+                let time = *input.time();
+                input.advance_to(time + 1);
+                input.flush();
+                // Park rather than spin while another worker catches up: on two cores the
+                // spinning would take the time of the threads it waits for.
+                while probe.less_than(input.time()) {
+                    worker.step_or_park(None);
+                }
+                let updates = std::mem::take(&mut *changes.borrow_mut());
+                if done.send(Completed { time, updates }).is_err() {
+                    break;
+                }
+            }
         }
     }
 }

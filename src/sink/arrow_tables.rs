@@ -255,7 +255,7 @@ fn journeys_batch(
 /// edge's count over the total count of all edges leaving the same `from` (0.0 when that total
 /// is 0), so the probabilities of each `from` sum to 1.
 fn edges_batch(
-    edges: &HashMap<EdgeKey, EdgeStats>,
+    edges: &rustc_hash::FxHashMap<EdgeKey, EdgeStats>,
     names: &Names<'_>,
     metadata: &HashMap<String, String>,
 ) -> anyhow::Result<RecordBatch> {

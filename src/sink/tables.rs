@@ -5,9 +5,11 @@
 //! is in symbol-id order, which is deterministic for one interning but says nothing about the
 //! names' order. The writers resolve the names and sort by them.
 
+use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use stepstone_dataflows::event::JourneyId;
 use stepstone_dataflows::journeys::JourneyRow;
@@ -50,8 +52,8 @@ pub struct Changes {
     /// The logical time the changes belong to.
     pub time: u64,
     /// Journey rows that left (negative difference) or entered (positive difference), sorted by
-    /// difference first (removals before insertions), then by row (symbol ids, not names: the
-    /// delta writer sorts by the resolved names).
+    /// difference first (removals before insertions), then by journey id and row (symbol ids,
+    /// not names: the delta writer sorts by the resolved names).
     pub journeys: Vec<(JourneyRow, i64)>,
     /// Segment memberships that ended or began, sorted like `journeys`.
     pub memberships: Vec<(MembershipKey, i64)>,
@@ -73,12 +75,12 @@ impl Tables {
         declared_segments.dedup();
         Tables {
             time: None,
-            journeys: HashMap::new(),
-            transitions: HashMap::new(),
-            channel_transitions: HashMap::new(),
-            memberships: HashMap::new(),
-            segments: HashMap::new(),
-            segment_channels: HashMap::new(),
+            journeys: HashMap::default(),
+            transitions: HashMap::default(),
+            channel_transitions: HashMap::default(),
+            memberships: HashMap::default(),
+            segments: HashMap::default(),
+            segment_channels: HashMap::default(),
             declared_segments,
         }
     }
@@ -98,12 +100,13 @@ impl Tables {
         }
         self.time = Some(time);
 
-        let mut journeys: HashMap<&JourneyRow, i64> = HashMap::new();
-        let mut memberships: HashMap<MembershipKey, i64> = HashMap::new();
-        let mut transitions: HashMap<EdgeKey, EdgeStats> = HashMap::new();
-        let mut channel_transitions: HashMap<EdgeKey, EdgeStats> = HashMap::new();
-        let mut segments: HashMap<Sym, SegmentStats> = HashMap::new();
-        let mut segment_channels: HashMap<EdgeKey, i64> = HashMap::new();
+        let mut journeys: HashMap<&JourneyRow, i64> = HashMap::default();
+        let mut memberships: HashMap<MembershipKey, i64> = HashMap::default();
+        let mut transitions: HashMap<EdgeKey, EdgeStats> = HashMap::default();
+        let mut channel_transitions: HashMap<EdgeKey, EdgeStats> = HashMap::default();
+        let mut segments: HashMap<Sym, SegmentStats> = HashMap::default();
+        let mut segment_channels: HashMap<EdgeKey, i64> = HashMap::default();
+        journeys.reserve(updates.len());
         for update in updates {
             match update {
                 Update::Journey(row, diff) => *journeys.entry(row).or_default() += diff,
@@ -117,7 +120,7 @@ impl Tables {
             }
         }
 
-        let journeys = sorted_changes(journeys);
+        let journeys = sorted_changes(journeys, |row| row.journey);
         for (row, diff) in &journeys {
             if *diff < 0 {
                 self.remove_journey(row, *diff);
@@ -129,7 +132,7 @@ impl Tables {
             }
         }
 
-        let memberships = sorted_changes(memberships);
+        let memberships = sorted_changes(memberships, |key| *key);
         for &((segment, journey), diff) in &memberships {
             if diff < 0 {
                 self.remove_membership(segment, journey, diff);
@@ -266,10 +269,11 @@ fn add_segment(total: &mut SegmentStats, change: SegmentStats) {
     total.2 += change.2;
 }
 
-/// The non-zero consolidated differences, sorted by difference (removals first), then by payload.
-fn sorted_changes<K: Ord>(consolidated: HashMap<K, i64>) -> Vec<(K, i64)> {
+/// The non-zero consolidated differences, sorted by difference (removals first), then by `key`
+/// (cheap to compare), then by payload.
+fn sorted_changes<K: Ord, S: Ord>(consolidated: HashMap<K, i64>, key: impl Fn(&K) -> S) -> Vec<(K, i64)> {
     let mut changes: Vec<(K, i64)> = consolidated.into_iter().filter(|(_, diff)| *diff != 0).collect();
-    changes.sort_by(|(a, da), (b, db)| da.cmp(db).then_with(|| a.cmp(b)));
+    changes.sort_unstable_by(|(a, da), (b, db)| da.cmp(db).then_with(|| key(a).cmp(&key(b))).then_with(|| a.cmp(b)));
     changes
 }
 

@@ -25,7 +25,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::decode::{Cell, Fault, RowDecoder, SLOTS};
 use super::input::{BUFFER, Opened, open_file};
 use super::time::Number;
-use super::{Record, Rejection};
+use super::{RecordRef, Rejection};
 
 /// Rows per batch read from Parquet.
 const BATCH_ROWS: usize = 8192;
@@ -124,8 +124,8 @@ impl BatchDecoder {
         BatchDecoder { batches, decoder, slots, source, progress, batch: None, index: 0, row: 0, done: false }
     }
 
-    /// The next record or rejection.
-    pub fn next_item(&mut self) -> Option<Result<Record, Rejection>> {
+    /// The next record, handed to `consume`, or rejection.
+    pub fn next_item<T>(&mut self, consume: impl FnOnce(RecordRef<'_>) -> T) -> Option<Result<T, Rejection>> {
         loop {
             if self.done {
                 return None;
@@ -137,6 +137,7 @@ impl BatchDecoder {
                 self.index += 1;
                 self.row += 1;
                 let result = decode_row(&self.decoder, columns, i)
+                    .map(consume)
                     .map_err(|fault| Rejection::from_fault(&self.source, self.row, fault, row_json(batch, i)));
                 return Some(result);
             }
@@ -164,7 +165,7 @@ impl BatchDecoder {
     }
 }
 
-fn decode_row(decoder: &RowDecoder, columns: &[Column; SLOTS], i: usize) -> Result<Record, Fault> {
+fn decode_row<'a>(decoder: &RowDecoder, columns: &'a [Column; SLOTS], i: usize) -> Result<RecordRef<'a>, Fault> {
     let cells: [Cell<'_>; SLOTS] = std::array::from_fn(|slot| columns[slot].cell(i));
     decoder.decode(&cells)
 }

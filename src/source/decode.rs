@@ -1,11 +1,14 @@
 //! The format-independent middle of the input side: resolves mapped columns against a file's
-//! header once, then turns one row of cells (whatever the format) into a [`Record`] or a fault.
+//! header once, then turns one row of cells (whatever the format) into a [`RecordRef`] borrowing
+//! the format's buffers, or a fault.
+
+use std::borrow::Cow;
 
 use stepstone_dataflows::event::value_to_micros;
 
 use super::spec::Field;
 use super::time::Number;
-use super::{DecodeOptions, ReasonKind, Record};
+use super::{DecodeOptions, ReasonKind, RecordRef};
 
 /// Number of cell slots per row: the seven [`Field`]s, then the journey key.
 pub(crate) const SLOTS: usize = 8;
@@ -98,7 +101,7 @@ impl RowDecoder {
     }
 
     /// Decodes one row given its cells in slot order.
-    pub fn decode(&self, cells: &[Cell<'_>; SLOTS]) -> Result<Record, Fault> {
+    pub fn decode<'a>(&self, cells: &[Cell<'a>; SLOTS]) -> Result<RecordRef<'a>, Fault> {
         let customer = self.required_text(Field::Customer, &cells[0])?;
         let time = self.time(&cells[1])?;
         let contact_point = self.required_text(Field::ContactPoint, &cells[2])?;
@@ -108,7 +111,7 @@ impl RowDecoder {
         let session = self.optional_text(Field::Session.name(), &cells[6])?;
         let journey_key = self.optional_text("journey_key", &cells[JOURNEY_SLOT])?;
         let converting = self.options.conversion.as_ref().is_some_and(|c| c.matches(&contact_point, kind.as_deref()));
-        Ok(Record { customer, journey_key, time, contact_point, channel, kind, session, converting, value })
+        Ok(RecordRef { customer, journey_key, time, contact_point, channel, kind, session, converting, value })
     }
 
     fn missing(&self, field: Field) -> Fault {
@@ -120,18 +123,18 @@ impl RowDecoder {
         }
     }
 
-    fn required_text(&self, field: Field, cell: &Cell<'_>) -> Result<String, Fault> {
+    fn required_text<'a>(&self, field: Field, cell: &Cell<'a>) -> Result<Cow<'a, str>, Fault> {
         self.optional_text(field.name(), cell)?.ok_or_else(|| self.missing(field))
     }
 
-    fn optional_text(&self, name: &'static str, cell: &Cell<'_>) -> Result<Option<String>, Fault> {
+    fn optional_text<'a>(&self, name: &'static str, cell: &Cell<'a>) -> Result<Option<Cow<'a, str>>, Fault> {
         Ok(match *cell {
             Cell::Absent | Cell::Null => None,
-            Cell::Str(s) if s.trim().is_empty() => None,
-            Cell::Str(s) => Some(s.to_string()),
-            Cell::Num(Number::Int(i)) | Cell::TimeMs(i) => Some(i.to_string()),
-            Cell::Num(Number::Float(f)) => Some(render_float(f)),
-            Cell::BigUInt(u) => Some(u.to_string()),
+            Cell::Str(s) if is_blank(s) => None,
+            Cell::Str(s) => Some(Cow::Borrowed(s)),
+            Cell::Num(Number::Int(i)) | Cell::TimeMs(i) => Some(Cow::Owned(i.to_string())),
+            Cell::Num(Number::Float(f)) => Some(Cow::Owned(render_float(f))),
+            Cell::BigUInt(u) => Some(Cow::Owned(u.to_string())),
             Cell::Other(t) => return Err(bad_type(name, "text or a number", t)),
         })
     }
@@ -140,30 +143,33 @@ impl RowDecoder {
     /// of times (dwell) cannot overflow.
     fn time(&self, cell: &Cell<'_>) -> Result<i64, Fault> {
         let format = self.options.time_format;
-        let (parsed, shown) = match *cell {
+        let parsed = match *cell {
             Cell::Absent | Cell::Null | Cell::Str("") => return Err(self.missing(Field::Time)),
-            Cell::TimeMs(ms) => (Some(ms), format!("{ms} ms")),
-            Cell::Str(s) => (format.parse_text(s), format!("{s:?}")),
-            Cell::Num(n) => (
-                format.millis_of_number(n),
-                match n {
-                    Number::Int(i) => i.to_string(),
-                    Number::Float(f) => f.to_string(),
-                },
-            ),
-            Cell::BigUInt(u) => (None, u.to_string()),
+            Cell::TimeMs(ms) => Some(ms),
+            Cell::Str(s) => format.parse_text(s),
+            Cell::Num(n) => format.millis_of_number(n),
+            Cell::BigUInt(_) => None,
             Cell::Other(t) => return Err(bad_type("time", "a timestamp", t)),
+        };
+        // The cell as the error messages show it, rendered only on error.
+        let shown = || match *cell {
+            Cell::TimeMs(ms) => format!("{ms} ms"),
+            Cell::Str(s) => format!("{s:?}"),
+            Cell::Num(Number::Int(i)) => i.to_string(),
+            Cell::Num(Number::Float(f)) => f.to_string(),
+            Cell::BigUInt(u) => u.to_string(),
+            Cell::Absent | Cell::Null | Cell::Other(_) => String::new(),
         };
         let millis = parsed.ok_or_else(|| Fault {
             kind: ReasonKind::BadTime,
             field: Some("time"),
-            reason: format!("time: cannot parse {shown} as {}", format.expectation()),
+            reason: format!("time: cannot parse {} as {}", shown(), format.expectation()),
         })?;
         if !(MIN_TIME_MS..=MAX_TIME_MS).contains(&millis) {
             return Err(Fault {
                 kind: ReasonKind::BadTime,
                 field: Some("time"),
-                reason: format!("time: {shown} is outside the years 0000 to 9999"),
+                reason: format!("time: {} is outside the years 0000 to 9999", shown()),
             });
         }
         Ok(millis)
@@ -172,7 +178,7 @@ impl RowDecoder {
     fn value(&self, cell: &Cell<'_>) -> Result<i64, Fault> {
         let value = match *cell {
             Cell::Absent | Cell::Null => return Ok(0),
-            Cell::Str(s) if s.trim().is_empty() => return Ok(0),
+            Cell::Str(s) if is_blank(s) => return Ok(0),
             Cell::Str(s) => s.trim().parse::<f64>().map_err(|_| Fault {
                 kind: ReasonKind::BadValue,
                 field: Some("value"),
@@ -188,6 +194,15 @@ impl RowDecoder {
             field: Some("value"),
             reason: format!("value out of range: {value}"),
         })
+    }
+}
+
+/// Whether `s` is empty or only white space; decided by the first byte for most text.
+fn is_blank(s: &str) -> bool {
+    match s.as_bytes().first() {
+        None => true,
+        Some(b) if b.is_ascii() && !b.is_ascii_whitespace() => false,
+        Some(_) => s.trim().is_empty(),
     }
 }
 

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use super::decode::{Cell, Fault, RowDecoder, SLOTS};
 use super::input::BUFFER;
-use super::{Record, Rejection};
+use super::{RecordRef, Rejection};
 
 /// Streams records out of a CSV input with a header row.
 pub(crate) struct CsvDecoder {
@@ -78,8 +78,8 @@ impl CsvDecoder {
         Ok(csv)
     }
 
-    /// The next record or rejection.
-    pub fn next_item(&mut self) -> Option<Result<Record, Rejection>> {
+    /// The next record, handed to `consume`, or rejection.
+    pub fn next_item<T>(&mut self, consume: impl FnOnce(RecordRef<'_>) -> T) -> Option<Result<T, Rejection>> {
         if self.done {
             return None;
         }
@@ -95,7 +95,11 @@ impl CsvDecoder {
         self.next_line = end + 1;
         let newlines = self.record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
         let line = end.saturating_sub(newlines).max(self.record.position().map_or(1, |p| p.line()));
-        Some(self.decode_row().map_err(|fault| Rejection::from_fault(&self.source, line, fault, rejoin(&self.record))))
+        Some(
+            self.decode_row()
+                .map(consume)
+                .map_err(|fault| Rejection::from_fault(&self.source, line, fault, rejoin(&self.record))),
+        )
     }
 
     /// The line the record just read ends on. The reader counts the line ends it consumed; a
@@ -109,7 +113,7 @@ impl CsvDecoder {
         after.line() - u64::from(ended_by_newline)
     }
 
-    fn decode_row(&self) -> Result<Record, Fault> {
+    fn decode_row(&self) -> Result<RecordRef<'_>, Fault> {
         if self.record.len() != self.width {
             return Err(Fault::malformed(format!(
                 "CSV row has {} fields, the header has {}",

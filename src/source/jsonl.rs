@@ -10,7 +10,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use super::decode::{Cell, Fault, RowDecoder, SLOTS};
 use super::input::BUFFER;
 use super::time::Number;
-use super::{Record, Rejection};
+use super::{RecordRef, Rejection};
 
 /// Streams records out of a JSON Lines input.
 pub(crate) struct JsonlDecoder {
@@ -35,8 +35,9 @@ impl JsonlDecoder {
         }
     }
 
-    /// The next record or rejection; blank lines and a UTF-8 byte order mark are skipped.
-    pub fn next_item(&mut self) -> Option<Result<Record, Rejection>> {
+    /// The next record, handed to `consume`, or rejection; blank lines and a UTF-8 byte order
+    /// mark are skipped.
+    pub fn next_item<T>(&mut self, consume: impl FnOnce(RecordRef<'_>) -> T) -> Option<Result<T, Rejection>> {
         loop {
             if self.done {
                 return None;
@@ -60,7 +61,7 @@ impl JsonlDecoder {
                 continue;
             }
             let result = match std::str::from_utf8(line) {
-                Ok(text) => decode_line(&self.decoder, text),
+                Ok(text) => decode_line(&self.decoder, text, consume),
                 Err(e) => Err(Fault::malformed(format!("invalid UTF-8: {e}"))),
             };
             return Some(result.map_err(|fault| {
@@ -70,14 +71,15 @@ impl JsonlDecoder {
     }
 }
 
-fn decode_line(decoder: &RowDecoder, text: &str) -> Result<Record, Fault> {
+/// Decodes one line, handing its record to `consume`.
+fn decode_line<T>(decoder: &RowDecoder, text: &str, consume: impl FnOnce(RecordRef<'_>) -> T) -> Result<T, Fault> {
     let mut de = serde_json::Deserializer::from_str(text);
     let cells = RowSeed { decoder }
         .deserialize(&mut de)
         .and_then(|cells| de.end().map(|()| cells))
         .map_err(|e| Fault::malformed(format!("malformed JSON: {e}")))?;
     let cells: [Cell<'_>; SLOTS] = std::array::from_fn(|slot| cells[slot].as_cell());
-    decoder.decode(&cells)
+    decoder.decode(&cells).map(consume)
 }
 
 /// A JSON value of a wanted key.

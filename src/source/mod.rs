@@ -1,6 +1,7 @@
 //! The input side of the data path: opens event files (JSON Lines, CSV, Parquet, Arrow IPC;
 //! plain, gzip or zstd; or stdin), maps their columns to event fields, and decodes each row into
-//! a [`Record`] or a [`Rejection`] for the dead-letter output.
+//! a [`Record`] (or a [`RecordRef`] borrowing the input's buffers) or a [`Rejection`] for the
+//! dead-letter output.
 //!
 //! Inputs are streamed (line by line, CSV row by row, record batch by record batch), column
 //! names are resolved to indices once per file, and a missing required column is an error from
@@ -15,6 +16,7 @@ mod jsonl;
 mod spec;
 mod time;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -49,6 +51,48 @@ pub struct Record {
     pub converting: bool,
     /// The event value in micro-units.
     pub value: i64,
+}
+
+/// One decoded input event whose text fields borrow the input's buffers where they can, so
+/// that a consumer interning them allocates nothing; [`RecordRef::to_record`] owns them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// The customer id.
+    pub customer: Cow<'a, str>,
+    /// The value of the journey-key column, if configured and present.
+    pub journey_key: Option<Cow<'a, str>>,
+    /// Event time in ms since the epoch, UTC.
+    pub time: i64,
+    /// The contact point.
+    pub contact_point: Cow<'a, str>,
+    /// The channel.
+    pub channel: Option<Cow<'a, str>>,
+    /// The event kind.
+    pub kind: Option<Cow<'a, str>>,
+    /// The session id.
+    pub session: Option<Cow<'a, str>>,
+    /// Whether the conversion rule matches this event.
+    pub converting: bool,
+    /// The event value in micro-units.
+    pub value: i64,
+}
+
+impl RecordRef<'_> {
+    /// The record with its text fields owned.
+    pub fn to_record(&self) -> Record {
+        let owned = |text: &Option<Cow<'_, str>>| text.as_deref().map(str::to_string);
+        Record {
+            customer: self.customer.to_string(),
+            journey_key: owned(&self.journey_key),
+            time: self.time,
+            contact_point: self.contact_point.to_string(),
+            channel: owned(&self.channel),
+            kind: owned(&self.kind),
+            session: owned(&self.session),
+            converting: self.converting,
+            value: self.value,
+        }
+    }
 }
 
 /// The category of a [`Rejection`], for counting by reason.
@@ -249,14 +293,22 @@ impl Source {
     }
 }
 
+impl Source {
+    /// The next record, handed to `consume` while it borrows the input's buffers, or its
+    /// rejection; `None` at the end of the input.
+    pub fn next_with<T>(&mut self, consume: impl FnOnce(RecordRef<'_>) -> T) -> Option<Result<T, Rejection>> {
+        match &mut self.inner {
+            Inner::Jsonl(d) => d.next_item(consume),
+            Inner::Csv(d) => d.next_item(consume),
+            Inner::Batches(d) => d.next_item(consume),
+        }
+    }
+}
+
 impl Iterator for Source {
     type Item = Result<Record, Rejection>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match &mut self.inner {
-            Inner::Jsonl(d) => d.next_item(),
-            Inner::Csv(d) => d.next_item(),
-            Inner::Batches(d) => d.next_item(),
-        }
+        self.next_with(|record| record.to_record())
     }
 }

@@ -1,0 +1,114 @@
+//! Every journey one worker of the journeys operator holds, and the application of one logical
+//! time's updates to them.
+
+use rustc_hash::FxHashMap;
+
+use crate::event::{Event, JourneyId, Params};
+use crate::journey_state::{EdgeDeltas, JourneyState};
+use crate::journeys::JourneyRow;
+use crate::steps::Step;
+use crate::symbols::Sym;
+use crate::transitions::EdgeStats;
+
+/// The journeys of one worker.
+pub(crate) struct Book {
+    /// The session and path parameters.
+    params: Params,
+    /// The journeys, each with the id of the last batch that touched it.
+    journeys: FxHashMap<JourneyId, (u64, JourneyState)>,
+    /// Events retracted more often than inserted, with how many insertions they are owed.
+    owed: FxHashMap<Event, i64>,
+    /// The id of the latest batch opened.
+    batches: u64,
+}
+
+/// The updates of one logical time applied so far, and what they changed.
+pub(crate) struct Batch {
+    /// The batch id, which tells a journey whether this batch touched it yet.
+    id: u64,
+    /// The journeys this batch touched, with their rows before it.
+    touched: Vec<(JourneyId, Option<JourneyRow>)>,
+    /// The edge changes so far.
+    deltas: EdgeDeltas,
+}
+
+/// The output changes of one logical time.
+pub(crate) struct Closed {
+    /// Journey rows leaving (`-1`) and entering (`+1`).
+    pub rows: Vec<(JourneyRow, i64)>,
+    /// Net changes per contact-point edge.
+    pub edges: Vec<((Sym, Sym), EdgeStats)>,
+    /// Net changes per channel edge.
+    pub channel_edges: Vec<((Sym, Sym), EdgeStats)>,
+}
+
+impl Book {
+    /// A book without journeys.
+    pub(crate) fn new(params: Params) -> Self {
+        Book { params, journeys: FxHashMap::default(), owed: FxHashMap::default(), batches: 0 }
+    }
+
+    /// Starts the batch of the next logical time.
+    pub(crate) fn open(&mut self) -> Batch {
+        self.batches += 1;
+        Batch { id: self.batches, touched: Vec::new(), deltas: EdgeDeltas::default() }
+    }
+
+    /// Applies one update of `batch`'s time: `diff` occurrences of `event` (removals when negative).
+    pub(crate) fn update(&mut self, batch: &mut Batch, event: Event, diff: isize) {
+        let mut diff = diff as i64;
+        if diff > 0
+            && !self.owed.is_empty()
+            && let Some(owed) = self.owed.get_mut(&event)
+        {
+            let paid = diff.min(*owed);
+            *owed -= paid;
+            diff -= paid;
+            if *owed == 0 {
+                self.owed.remove(&event);
+            }
+        }
+        if diff == 0 {
+            return;
+        }
+        let params = &self.params;
+        let (journey, step) = Step::from_event(event);
+        let (seen, state) = self.journeys.entry(journey).or_insert_with(|| (0, JourneyState::default()));
+        if *seen != batch.id {
+            *seen = batch.id;
+            batch.touched.push((journey, state.row(journey, params)));
+        }
+        if diff > 0 {
+            for _ in 0..diff {
+                state.insert(step, params, &mut batch.deltas);
+            }
+        } else {
+            let removed = (state.count(&step) as i64).min(-diff);
+            for _ in 0..removed {
+                state.remove(&step, params, &mut batch.deltas);
+            }
+            if -diff > removed {
+                *self.owed.entry(event).or_default() += -diff - removed;
+            }
+        }
+    }
+
+    /// Ends `batch`, returning every output change of its time: the rows of the journeys it
+    /// changed (the old one leaves, the new one enters) and the net edge changes.
+    pub(crate) fn close(&mut self, batch: Batch) -> Closed {
+        let mut rows = Vec::new();
+        for (journey, before) in batch.touched {
+            let Some((_, state)) = self.journeys.get_mut(&journey) else { continue };
+            let after = state.row(journey, &self.params);
+            if state.is_empty() {
+                self.journeys.remove(&journey);
+            }
+            if before != after {
+                rows.extend(before.map(|row| (row, -1)));
+                rows.extend(after.map(|row| (row, 1)));
+            }
+        }
+        let (edges, channel_edges) = batch.deltas.into_graphs();
+        Closed { rows, edges: edges.into_iter().collect(), channel_edges: channel_edges.into_iter().collect() }
+    }
+}
