@@ -18,6 +18,9 @@ use crate::steps::{Edge, Step, event_edges, exit_edge, pair_edges, start_edge};
 use crate::symbols::Sym;
 use crate::transitions::EdgeStats;
 
+/// Statistics per edge `(from, to)`.
+pub type EdgeGraph = FxHashMap<(Sym, Sym), EdgeStats>;
+
 /// Edge changes gathered while a batch of events is applied: per edge between two
 /// (contact point, channel) states, the net change of `(count, dwell_ms_total)`.
 #[derive(Debug, Default)]
@@ -35,9 +38,9 @@ impl EdgeDeltas {
     }
 
     /// The net changes per contact-point edge `(from, to)` and per channel edge, without zeros.
-    pub fn into_graphs(self) -> (FxHashMap<(Sym, Sym), EdgeStats>, FxHashMap<(Sym, Sym), EdgeStats>) {
-        let mut contact_points: FxHashMap<(Sym, Sym), EdgeStats> = FxHashMap::default();
-        let mut channels: FxHashMap<(Sym, Sym), EdgeStats> = FxHashMap::default();
+    pub fn into_graphs(self) -> (EdgeGraph, EdgeGraph) {
+        let mut contact_points = EdgeGraph::default();
+        let mut channels = EdgeGraph::default();
         for ((from, from_channel, to, to_channel), (count, dwell)) in self.changes {
             let cp = contact_points.entry((from, to)).or_default();
             cp.0 += count;

@@ -246,8 +246,8 @@ impl fmt::Display for Report {
             writeln!(f)?;
             writeln!(
                 f,
-                "{:<18} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9}  {}",
-                "incremental", "batch", "every", "sent", "p50 ms", "p99 ms", "max ms", "updating"
+                "{:<18} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9}  updating",
+                "incremental", "batch", "every", "sent", "p50 ms", "p99 ms", "max ms"
             )?;
             for run in &self.incremental {
                 writeln!(
