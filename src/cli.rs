@@ -13,6 +13,7 @@ use crate::bench::{self, BenchOptions};
 use crate::config::{ConfigFile, Pipeline, SegmentSection};
 use crate::engine;
 use crate::generate::{self, GenerateOptions};
+use crate::server;
 use crate::source::Mapping;
 
 /// Real-time customer-journey analytics on differential dataflow.
@@ -30,6 +31,9 @@ pub enum Command {
     /// Run a pipeline: read events, maintain journeys, transitions and segments, write Arrow
     /// snapshots, context deltas and dead letters.
     Run(Box<RunArgs>),
+    /// Run a pipeline continuously and serve it: ingest over HTTP, subscriptions to context
+    /// deltas, lookups, Arrow Flight and Prometheus metrics.
+    Serve(Box<ServeArgs>),
     /// Write a realistic synthetic event stream (seeded, deterministic).
     Generate(GenerateOptions),
     /// Measure decode and run throughput, scaling, peak memory and update latency on a generated
@@ -97,6 +101,40 @@ pub struct RunArgs {
     /// Do not print the run summary.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// Options of `stepstone serve`: those of `stepstone run` (inputs are optional), plus the
+/// servers' addresses.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// The pipeline, as for `stepstone run`.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// HTTP address for ingest, subscriptions, lookups and metrics [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Arrow Flight address [default: 127.0.0.1:8815].
+    #[arg(long, value_name = "ADDR")]
+    pub flight_listen: Option<String>,
+    /// Keep reading the input files as they grow (JSON Lines and CSV).
+    #[arg(long)]
+    pub follow: bool,
+}
+
+impl ServeArgs {
+    /// The pipeline these arguments describe: the config file, if any, overridden by the flags.
+    pub fn pipeline(&self) -> anyhow::Result<Pipeline> {
+        let mut config = match &self.run.config {
+            Some(path) => ConfigFile::load(path)?,
+            None => ConfigFile::default(),
+        };
+        let mut flags = self.run.as_config()?;
+        flags.server.listen = self.listen.clone();
+        flags.server.flight_listen = self.flight_listen.clone();
+        flags.input.follow = self.follow.then_some(true);
+        config.override_with(flags);
+        Pipeline::serving(config)
+    }
 }
 
 impl RunArgs {
@@ -172,6 +210,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Serve(args) => server::serve(&args.pipeline()?),
         Command::Generate(options) => {
             let summary = generate::generate(&options)?;
             eprintln!(

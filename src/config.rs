@@ -38,6 +38,32 @@ pub struct ConfigFile {
     /// The segment definitions, in order.
     #[serde(default)]
     pub segments: Vec<SegmentSection>,
+    /// The live service (`stepstone serve`).
+    #[serde(default)]
+    pub server: ServerSection,
+}
+
+/// `[server]`: the live service of `stepstone serve`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerSection {
+    /// HTTP address (ingest, subscriptions, lookups, metrics); default `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    /// Arrow Flight address; default `127.0.0.1:8815`.
+    pub flight_listen: Option<String>,
+    /// Bearer token required by every `/v1` endpoint and by Flight; the `STEPSTONE_TOKEN`
+    /// environment variable is used when this is absent. No token: no authentication.
+    pub token: Option<String>,
+    /// Largest accepted ingest body, in bytes; default 16 MiB.
+    pub max_body_bytes: Option<usize>,
+    /// Ingest batches queued for the engine before ingest answers 429; default 256.
+    pub ingest_queue: Option<usize>,
+    /// Logical times a subscriber may fall behind before it is told `lagged` and closed; default 1024.
+    pub subscriber_buffer: Option<usize>,
+    /// Most subscribers at once; default 1024.
+    pub max_subscribers: Option<usize>,
+    /// Longest a logical time stays open while ingest keeps arriving; default `5ms`.
+    pub epoch_interval: Option<String>,
 }
 
 /// `[input]`: the event sources.
@@ -56,6 +82,8 @@ pub struct InputSection {
     pub map: BTreeMap<String, String>,
     /// A column whose value splits a customer's events into parallel journeys.
     pub journey_key: Option<String>,
+    /// Keep reading the input files as they grow (`stepstone serve` only; JSON Lines and CSV).
+    pub follow: Option<bool>,
 }
 
 /// `[journeys]`: sessions, paths and conversions.
@@ -150,6 +178,15 @@ impl ConfigFile {
         set(&mut self.run.strict, flags.run.strict);
         set(&mut self.run.epoch_events, flags.run.epoch_events);
         self.segments.extend(flags.segments);
+        set(&mut self.input.follow, flags.input.follow);
+        set(&mut self.server.listen, flags.server.listen);
+        set(&mut self.server.flight_listen, flags.server.flight_listen);
+        set(&mut self.server.token, flags.server.token);
+        set(&mut self.server.max_body_bytes, flags.server.max_body_bytes);
+        set(&mut self.server.ingest_queue, flags.server.ingest_queue);
+        set(&mut self.server.subscriber_buffer, flags.server.subscriber_buffer);
+        set(&mut self.server.max_subscribers, flags.server.max_subscribers);
+        set(&mut self.server.epoch_interval, flags.server.epoch_interval);
     }
 }
 
@@ -182,16 +219,79 @@ pub struct Pipeline {
     pub strict: bool,
     /// Events per logical time.
     pub epoch_events: usize,
+    /// Whether input files are followed as they grow (serve mode).
+    pub follow: bool,
+    /// The live service's settings.
+    pub server: ServerSettings,
+}
+
+/// The checked settings of the live service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// HTTP address.
+    pub listen: String,
+    /// Arrow Flight address.
+    pub flight_listen: String,
+    /// The bearer token every `/v1` endpoint and Flight require, if any.
+    pub token: Option<String>,
+    /// Largest accepted ingest body, in bytes.
+    pub max_body_bytes: usize,
+    /// Ingest batches queued for the engine before ingest answers 429.
+    pub ingest_queue: usize,
+    /// Logical times a subscriber may fall behind before it is closed as lagged.
+    pub subscriber_buffer: usize,
+    /// Most subscribers at once.
+    pub max_subscribers: usize,
+    /// Longest a logical time stays open while ingest keeps arriving.
+    pub epoch_interval: Duration,
+}
+
+impl ServerSettings {
+    /// The settings of `section`, defaults filled in; the token falls back to `env_token`.
+    fn from_section(section: ServerSection, env_token: Option<String>) -> anyhow::Result<ServerSettings> {
+        let positive = |value: Option<usize>, default: usize, name: &str| -> anyhow::Result<usize> {
+            match value.unwrap_or(default) {
+                0 => bail!("server {name} must be at least 1"),
+                n => Ok(n),
+            }
+        };
+        let epoch_interval = match section.epoch_interval.as_deref() {
+            Some(text) => humantime::parse_duration(text).with_context(|| format!("server epoch-interval {text:?}"))?,
+            None => Duration::from_millis(5),
+        };
+        Ok(ServerSettings {
+            listen: section.listen.unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+            flight_listen: section.flight_listen.unwrap_or_else(|| "127.0.0.1:8815".to_owned()),
+            token: section.token.or(env_token).filter(|t| !t.is_empty()),
+            max_body_bytes: positive(section.max_body_bytes, 16 << 20, "max-body-bytes")?,
+            ingest_queue: positive(section.ingest_queue, 256, "ingest-queue")?,
+            subscriber_buffer: positive(section.subscriber_buffer, 1024, "subscriber-buffer")?,
+            max_subscribers: positive(section.max_subscribers, 1024, "max-subscribers")?,
+            epoch_interval,
+        })
+    }
 }
 
 impl TryFrom<ConfigFile> for Pipeline {
     type Error = anyhow::Error;
 
+    /// A pipeline for `stepstone run`, which needs at least one input.
     fn try_from(config: ConfigFile) -> anyhow::Result<Pipeline> {
-        let ConfigFile { input, journeys, output, run, segments } = config;
-        if input.paths.is_empty() {
+        if config.input.paths.is_empty() {
             bail!("no input: give --input FILE (or `-` for stdin), or `paths` under [input] in the config file");
         }
+        Pipeline::build(config)
+    }
+}
+
+impl Pipeline {
+    /// A pipeline for `stepstone serve`, whose events may all come over HTTP.
+    pub fn serving(config: ConfigFile) -> anyhow::Result<Pipeline> {
+        Pipeline::build(config)
+    }
+
+    fn build(config: ConfigFile) -> anyhow::Result<Pipeline> {
+        let ConfigFile { input, journeys, output, run, segments, server } = config;
         let inputs = input
             .paths
             .iter()
@@ -255,7 +355,7 @@ impl TryFrom<ConfigFile> for Pipeline {
         Ok(Pipeline {
             inputs,
             format,
-            decode: DecodeOptions { mapping, time_format, conversion, journey_key: input.journey_key },
+            decode: DecodeOptions { mapping, time_format, conversion, journey_key: input.journey_key, follow: None },
             params: Params { session, path_len },
             segments,
             out_dir,
@@ -266,6 +366,8 @@ impl TryFrom<ConfigFile> for Pipeline {
             workers,
             strict: run.strict.unwrap_or(false),
             epoch_events,
+            follow: input.follow.unwrap_or(false),
+            server: ServerSettings::from_section(server, std::env::var("STEPSTONE_TOKEN").ok())?,
         })
     }
 }

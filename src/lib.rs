@@ -9,5 +9,6 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod generate;
+pub mod server;
 pub mod sink;
 pub mod source;

@@ -79,6 +79,7 @@ CSV_COLUMNS = ("customer", "time", "channel", "contact_point", "kind", "value", 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the generator's (the only one among accepted rows)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 LATE_SHARE = 0.05  # as `stepstone bench` and duckdb_views.py
+METHODS = ("sort", "tuple")
 REL_TOL = 1e-9
 MIN_MS, MAX_MS = -(2**62), 2**62  # sentinels beyond any representable event time
 
@@ -99,6 +100,9 @@ def parse_args():
     p.add_argument("--path-length", type=int, default=5)
     p.add_argument("--batches", type=int, default=20, help="update batches for the incremental run; 0 skips it")
     p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--methods", default="sort,tuple",
+                   help="Pathway formulations to run, comma-separated: `sort` (prev/next pointers) and/or `tuple` "
+                   "(a sorted_tuple per customer and a Python UDF)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds allowed to each Pathway child")
     p.add_argument(
         "--bench-json", default="auto",
@@ -111,6 +115,7 @@ def parse_args():
     p.add_argument("--out-json", help="write the figures here (default: WORK_DIR/pathway-peer-STEM.json)")
     # Internal: the Pathway child process.
     p.add_argument("--child", choices=("bulk", "stream"), help=argparse.SUPPRESS)
+    p.add_argument("--method", choices=METHODS, default="sort", help=argparse.SUPPRESS)
     p.add_argument("--prepared", help=argparse.SUPPRESS)
     p.add_argument("--updates", help=argparse.SUPPRESS)
     p.add_argument("--expected-events", type=int, help=argparse.SUPPRESS)
@@ -126,7 +131,7 @@ def input_schema(pw):
     return pw.schema_from_types(line=int, **{c: str for c in CSV_COLUMNS})
 
 
-def build_views(pw, raw, gap_ms, path_length, bug="none"):
+def build_views(pw, raw, gap_ms, path_length, method="sort", bug="none"):
     """The three views from the raw events table (strings as in the CSV, plus the line number).
     Returns (transitions, journeys, segments)."""
     this = pw.this
@@ -143,6 +148,41 @@ def build_views(pw, raw, gap_ms, path_length, bug="none"):
         conv=conv,
         v=pw.if_else(value == "", 0, pw.cast(int, (value.str.parse_float() * 1_000_000.0).num.round())),
     )
+    build = views_by_sort if method == "sort" else views_by_tuple
+    grouped, journeys = build(pw, ev, gap_ms, path_length, bug)
+
+    # Transitions from the edge counts per (from, to); out-degrees per from.
+    degree = grouped.groupby(this.src).reduce(this.src, out=pw.reducers.sum(this.count))
+    transitions = grouped.select(
+        this.src, this.dst, this.count, this.dwell_ms_total,
+        dwell_ms_mean=this.dwell_ms_total / this.count,
+        probability=this.count / degree.ix_ref(this.src).out,
+    )
+    # Segments: one reduce per rule over the journeys.
+    parts = []
+    for name, _rule, predicate in SEGMENTS:
+        parts.append(journeys.filter(predicate(journeys)).reduce(
+            segment=name,
+            members=pw.reducers.count(),
+            value_micros=pw.reducers.sum(this.value_micros),
+            converted_members=pw.reducers.sum(pw.cast(int, this.conversions > 0)),
+        ))
+    segments = parts[0].concat_reindex(*parts[1:]).select(
+        this.segment, this.members,
+        value=this.value_micros / 1_000_000,
+        converted_members=this.converted_members,
+        conversion_rate=pw.if_else(this.members == 0, 0.0, this.converted_members / this.members),
+    )
+    return transitions, journeys.without(this.value_micros), segments
+
+
+def udf(pw, fn, return_type):
+    return pw.udf(fn, return_type=return_type, deterministic=True)
+
+
+def views_by_sort(pw, ev, gap_ms, path_length, bug):
+    """Per-event logic on prev/next pointers. Returns (edge counts per (src, dst), journeys)."""
+    this = pw.this
     # Per-customer order: (time, input line); prev/next pointers kept up to date by Pathway.
     order = ev.t if bug == "ties" else pw.make_tuple(ev.t, ev.line)  # `ties`: equal times by row id
     ev = ev + ev.sort(key=order, instance=ev.customer)
@@ -175,15 +215,8 @@ def build_views(pw, raw, gap_ms, path_length, bug="none"):
         dst=pw.if_else(this.conv, "(conversion)", "(exit)"),
         dwell=0,
     )
-    edges = incoming.concat_reindex(outgoing)
-    grouped = edges.groupby(this.src, this.dst).reduce(
+    grouped = incoming.concat_reindex(outgoing).groupby(this.src, this.dst).reduce(
         this.src, this.dst, count=pw.reducers.count(), dwell_ms_total=pw.reducers.sum(this.dwell)
-    )
-    degree = grouped.groupby(this.src).reduce(this.src, out=pw.reducers.sum(this.count))
-    transitions = grouped.select(
-        this.src, this.dst, this.count, this.dwell_ms_total,
-        dwell_ms_mean=this.dwell_ms_total / this.count,
-        probability=this.count / degree.ix_ref(this.src).out,
     )
 
     # Journeys.
@@ -213,7 +246,7 @@ def build_views(pw, raw, gap_ms, path_length, bug="none"):
     path = tail.with_id_from(this.customer).select(
         this.customer,
         last_cp=this.c0,
-        path=pw.apply_with_type(lambda *cs: [c for c in cs if c is not None], list[str], *cps),
+        path=udf(pw, lambda *cs: [c for c in cs if c is not None], list[str])(*cps),
     )
     per_channel = steps.filter(this.channel.is_not_none()).groupby(this.customer, this.channel).reduce(
         this.customer, this.channel, n=pw.reducers.count()
@@ -234,32 +267,103 @@ def build_views(pw, raw, gap_ms, path_length, bug="none"):
         session_duration_ms=this.last_time - this.session_start,
         path=path.ix_ref(this.customer).path,
         last_contact_point=path.ix_ref(this.customer).last_cp,
-        channels=pw.apply_with_type(lambda ps: [c for c, _ in ps] if ps else [], list[str], ch.pairs),
-        channel_events=pw.apply_with_type(lambda ps: [[c, n] for c, n in ps] if ps else [], list, ch.pairs),
+        channels=udf(pw, lambda ps: [c for c, _ in ps] if ps else [], list[str])(ch.pairs),
+        channel_events=udf(pw, lambda ps: [(c, n) for c, n in ps] if ps else [], list[tuple[str, int]])(ch.pairs),
         converted=this.conversions > 0,
         conversions=this.conversions,
         last_conversion_time=pw.if_else(this.last_conversion == MIN_MS, None, this.last_conversion),
         value=this.value_micros / 1_000_000,
         value_micros=this.value_micros,
     )
+    return grouped, journeys
 
-    # Segments: one reduce per rule over the journeys.
-    parts = []
-    for name, _rule, predicate in SEGMENTS:
-        members = journeys.filter(predicate(journeys))
-        parts.append(members.reduce(
-            segment=name,
-            members=pw.reducers.count(),
-            value_micros=pw.reducers.sum(this.value_micros),
-            converted_members=pw.reducers.sum(pw.cast(int, this.conversions > 0)),
-        ))
-    segments = parts[0].concat_reindex(*parts[1:]).select(
-        this.segment, this.members,
-        value=this.value_micros / 1_000_000,
-        converted_members=this.converted_members,
-        conversion_rate=pw.if_else(this.members == 0, 0.0, this.converted_members / this.members),
+
+# The per-customer UDF's result (method `tuple`), in this order.
+SEQUENCE_FIELDS = (
+    ("first_time", int), ("last_time", int), ("events", int), ("sessions", int), ("session_start", int),
+    ("session_events", int), ("session_duration_ms", int), ("path", list[str]), ("last_contact_point", str),
+    ("channels", list[str]), ("channel_events", list[tuple[str, int]]), ("conversions", int),
+    ("last_conversion_time", int | None), ("value_micros", int), ("edges", list[tuple[str, str, int, int]]),
+)
+
+
+def customer_sequence(events, gap_ms, path_length, bug="none"):
+    """One customer's events, sorted by (time, line), to the journey fields and the customer's
+    edge counts [(from, to, count, dwell total)] (the `tuple` method's UDF)."""
+    edges = {}
+
+    def edge(src, dst, dwell):
+        e = edges.get((src, dst))
+        if e is None:
+            edges[(src, dst)] = [1, dwell]
+        else:
+            e[0] += 1
+            e[1] += dwell
+
+    sessions = session_start = session_events = conversions = value = 0
+    last_conversion = prev_t = prev_cp = None
+    prev_conv = False
+    channels = {}
+    for t, _line, cp, conv, channel, v in events:
+        gap = None if prev_t is None else t - prev_t
+        if gap is None or (gap >= gap_ms if bug == "gap>=" else gap > gap_ms):
+            if prev_t is not None and not prev_conv:
+                edge(prev_cp, "(exit)", 0)
+            sessions += 1
+            session_start, session_events = t, 0
+            edge("(start)", cp, 0)
+        elif prev_conv:
+            edge("(start)", cp, 0)
+        else:
+            edge(prev_cp, cp, gap)
+        session_events += 1
+        if conv:
+            edge(cp, "(conversion)", 0)
+            conversions += 1
+            last_conversion = t
+        value += v
+        if channel is not None:
+            channels[channel] = channels.get(channel, 0) + 1
+        prev_t, prev_cp, prev_conv = t, cp, conv
+    if not prev_conv:
+        edge(prev_cp, "(exit)", 0)
+    names = sorted(channels)
+    return (
+        events[0][0], prev_t, len(events), sessions, session_start, session_events, prev_t - session_start,
+        [e[2] for e in events[-path_length:]], prev_cp, names, [(c, channels[c]) for c in names],
+        conversions, last_conversion, value, [(s, d, n, w) for (s, d), (n, w) in edges.items()],
     )
-    return transitions, journeys.without(this.value_micros), segments
+
+
+def views_by_tuple(pw, ev, gap_ms, path_length, bug):
+    """Per-customer logic: a sorted_tuple of each customer's events and a Python UDF over it.
+    Returns (edge counts per (src, dst), journeys)."""
+    this = pw.this
+    # `ties`: equal times in reverse input order
+    line = -ev.line if bug == "ties" else ev.line
+    seq = ev.groupby(ev.customer).reduce(
+        ev.customer,
+        events=pw.reducers.sorted_tuple(pw.make_tuple(ev.t, line, ev.cp, ev.conv, ev.channel, ev.v)),
+    )
+    result = tuple[tuple(t for _, t in SEQUENCE_FIELDS)]
+    fn = udf(pw, lambda events: customer_sequence(events, gap_ms, path_length, bug), result)
+    seq = seq.select(this.customer, r=fn(this.events))
+    fields = {name: this.r[i] for i, (name, _t) in enumerate(SEQUENCE_FIELDS)}
+    edges = fields.pop("edges")
+    journeys = seq.select(this.customer, journey_key=None, **fields).select(
+        *pw.this.without("conversions", "last_conversion_time", "value_micros"),
+        converted=this.conversions > 0,
+        conversions=this.conversions,
+        last_conversion_time=this.last_conversion_time,
+        value=this.value_micros / 1_000_000,
+        value_micros=this.value_micros,
+    )
+    grouped = seq.select(e=edges).flatten(this.e).select(
+        src=this.e[0], dst=this.e[1], n=this.e[2], w=this.e[3]
+    ).groupby(this.src, this.dst).reduce(
+        this.src, this.dst, count=pw.reducers.sum(this.n), dwell_ms_total=pw.reducers.sum(this.w)
+    )
+    return grouped, journeys
 
 
 def write_views(pw, views, out_dir):
@@ -279,7 +383,7 @@ def child_main(args):
     figures = {"import_s": imported - started, "pathway": pw.__version__,
                "threads": os.environ.get("PATHWAY_THREADS")}
     if args.child == "bulk":
-        views = build_views(pw, csv_table, args.session_gap_ms, args.path_length, args.semantics_bug)
+        views = build_views(pw, csv_table, args.session_gap_ms, args.path_length, args.method, args.semantics_bug)
         write_views(pw, views, out_dir)
         built = time.perf_counter()
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
@@ -328,7 +432,8 @@ def stream_child(pw, args, schema, csv_table, out_dir, imported):
 
     stream_table = pw.io.python.read(Updates(), schema=schema, autocommit_duration_ms=None)
     raw = csv_table.concat_reindex(stream_table)
-    transitions, journeys, segments = build_views(pw, raw, args.session_gap_ms, args.path_length, args.semantics_bug)
+    transitions, journeys, segments = build_views(pw, raw, args.session_gap_ms, args.path_length, args.method,
+                                                  args.semantics_bug)
     write_views(pw, (transitions, journeys, segments), out_dir)
     # The probe: each journey row's event count (every batch changes some), plus the other two
     # views through filters that pass nothing: the probe's time only closes once every view has
@@ -429,9 +534,9 @@ def prepare(csv_path, rejected_lines, out_path):
     return time.perf_counter() - started, len(out) - 1, last
 
 
-def pathway_child(args, mode, prepared, out_dir, extra=()):
+def pathway_child(args, mode, method, prepared, out_dir, extra=()):
     env = dict(os.environ, PATHWAY_THREADS=str(args.threads))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--prepared", str(prepared),
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--method", method, "--prepared", str(prepared),
            "--child-out", str(out_dir), "--session-gap-ms", str(args.session_gap_ms),
            "--path-length", str(args.path_length), "--semantics-bug", args.semantics_bug,
            "--timeout", str(args.timeout), *extra]
@@ -517,8 +622,8 @@ def compare(label, ours, theirs, names, show=10):
     return len(diffs)
 
 
-def check(dv, pw_dir, out_dir, what="equality check (Pathway vs Stepstone snapshot)"):
-    print(f"{what}:")
+def check(dv, pw_dir, out_dir, what):
+    print(what)
     total = 0
     names = ["count", "dwell_ms_total", "dwell_ms_mean", "probability"]
     total += compare(
@@ -602,6 +707,9 @@ def main():
     import duckdb_views as dv  # the shared Stepstone helpers (arrow reading, dead letters, bench)
     import pyarrow as pa
 
+    methods = [m for m in args.methods.split(",") if m]
+    if not methods or any(m not in METHODS for m in methods):
+        raise SystemExit(f"--methods: a comma-separated list of {', '.join(METHODS)}")
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     if args.input:
@@ -617,74 +725,88 @@ def main():
             )
     out_dir = work / f"stepstone-out-{csv_path.stem}"
     tag = "" if args.semantics_bug == "none" else "-bug-" + args.semantics_bug.replace(">=", "ge")
-    pw_dir = work / f"pathway-out-{csv_path.stem}{tag}"
     prepared = work / f"pathway-input-{csv_path.stem}.csv"
     version = subprocess.run([sys.executable, "-c", "import pathway; print(pathway.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
     load_before = os.getloadavg()[0]
     print(f"workload {csv_path} ({csv_path.stat().st_size / 2**20:.1f} MiB); pathway {version}, "
           f"pyarrow {pa.__version__}; Pathway threads {args.threads}, Stepstone workers {args.workers}; "
-          f"{os.cpu_count()} CPUs; load average {load_before:.2f}", flush=True)
+          f"methods {', '.join(methods)}; {os.cpu_count()} CPUs; load average {load_before:.2f}", flush=True)
     if args.semantics_bug != "none":
         print(f"DELIBERATE SEMANTICS BUG in Pathway: {args.semantics_bug}")
 
-    step_elapsed, step_wall, step_rss = [], [], []
-    pw_prep, pw_run, pw_wall, pw_rss, pw_import = [], [], [], [], []
+    # Bulk: interleaved repetitions, Stepstone first (its dead letters name the rows to drop).
+    step = {"elapsed": [], "wall": [], "rss": []}
+    pw_runs = {m: {"prep": [], "run": [], "total": [], "import": [], "wall": [], "rss": []} for m in methods}
     rejected_lines = None
     for rep in range(args.reps):
         summary, wall, rss, cmd = stepstone_run(args, csv_path, out_dir)
-        step_elapsed.append(summary["elapsed_seconds"])
-        step_wall.append(wall)
-        step_rss.append(rss)
+        step["elapsed"].append(summary["elapsed_seconds"])
+        step["wall"].append(wall)
+        step["rss"].append(rss)
         lines = dv.read_rejected(out_dir, csv_path)
         if rejected_lines is not None and lines != rejected_lines:
             raise SystemExit("Stepstone rejected different lines in two runs")
         rejected_lines = lines
-        prep_s, kept, max_line = prepare(csv_path, rejected_lines, prepared)
-        figures, wall, rss = pathway_child(args, "bulk", prepared, pw_dir)
-        pw_prep.append(prep_s)
-        pw_run.append(figures["run_s"])
-        pw_import.append(figures["import_s"])
-        pw_wall.append(wall)
-        pw_rss.append(rss)
-        print(f"rep {rep + 1}/{args.reps}  stepstone {summary['elapsed_seconds']:.3f} s (process {step_wall[-1]:.3f} s, "
-              f"{step_rss[-1]:.0f} MiB)   pathway prep {prep_s:.3f} s + pw.run {figures['run_s']:.3f} s = "
-              f"{prep_s + figures['run_s']:.3f} s (process {wall:.3f} s, {rss:.0f} MiB)", flush=True)
+        report = [f"rep {rep + 1}/{args.reps}  stepstone {summary['elapsed_seconds']:.3f} s "
+                  f"(process {wall:.3f} s, {rss:.0f} MiB)"]
+        for m in methods:
+            prep_s, kept, max_line = prepare(csv_path, rejected_lines, prepared)
+            figures, wall, rss = pathway_child(args, "bulk", m, prepared, work / f"pathway-out-{m}-{csv_path.stem}{tag}")
+            r = pw_runs[m]
+            r["prep"].append(prep_s)
+            r["run"].append(figures["run_s"])
+            r["total"].append(prep_s + figures["run_s"])
+            r["import"].append(figures["import_s"])
+            r["wall"].append(wall)
+            r["rss"].append(rss)
+            report.append(f"pathway/{m} prep {prep_s:.3f} + pw.run {figures['run_s']:.3f} = {r['total'][-1]:.3f} s "
+                          f"(process {wall:.3f} s, {rss:.0f} MiB)")
+        print("   ".join(report), flush=True)
     print(f"events {kept} (Stepstone: {summary['events']}), rejected lines {len(rejected_lines)} "
           f"(Stepstone: {summary['rejected_total']})")
 
-    diffs, pw_events = check(dv, pw_dir, out_dir)
-    if pw_events != summary["events"] or kept != summary["events"]:
-        print(f"  event count differs: Pathway journeys {pw_events}, prepared rows {kept}, Stepstone {summary['events']}")
-        diffs += 1
+    diffs = 0
+    equal = {}
+    for m in methods:
+        d, pw_events = check(dv, work / f"pathway-out-{m}-{csv_path.stem}{tag}", out_dir,
+                             f"equality check (Pathway/{m} vs Stepstone snapshot):")
+        if pw_events != summary["events"] or kept != summary["events"]:
+            print(f"  event count differs: Pathway journeys {pw_events}, prepared rows {kept}, "
+                  f"Stepstone {summary['events']}")
+            d += 1
+        equal[m] = d == 0
+        diffs += d
 
-    pw_total = [a + b for a, b in zip(pw_prep, pw_run)]
     result = {
         "workload": {"csv": str(csv_path), "events": summary["events"], "rejected": len(rejected_lines),
                      "customers": summary["customers"]},
         "versions": {"pathway": version, "pyarrow": pa.__version__, "python": sys.version.split()[0]},
         "settings": {"pathway_threads": args.threads, "stepstone_workers": args.workers, "reps": args.reps,
-                     "session_gap_ms": args.session_gap_ms, "path_length": args.path_length,
+                     "session_gap_ms": args.session_gap_ms, "path_length": args.path_length, "methods": methods,
                      "stepstone_command": cmd, "cpus": os.cpu_count(), "semantics_bug": args.semantics_bug,
-                     "load_average_1m_at_start": load_before, "pathway_mode": "static (pw.io.csv.read mode=static)"},
+                     "load_average_1m_at_start": load_before,
+                     "pathway_bulk_mode": "static (pw.io.csv.read mode=static, pw.io.jsonlines.write)"},
         "equal": diffs == 0,
+        "equal_by_method": equal,
         "differences": diffs,
-        "bulk": {
-            "stepstone_elapsed_s": step_elapsed, "stepstone_process_s": step_wall, "stepstone_peak_rss_mib": step_rss,
-            "pathway_prep_s": pw_prep, "pathway_run_s": pw_run, "pathway_total_s": pw_total,
-            "pathway_import_s": pw_import, "pathway_process_s": pw_wall, "pathway_peak_rss_mib": pw_rss,
-        },
+        "bulk": {"stepstone_elapsed_s": step["elapsed"], "stepstone_process_s": step["wall"],
+                 "stepstone_peak_rss_mib": step["rss"],
+                 "pathway": {m: {"prep_s": r["prep"], "run_s": r["run"], "total_s": r["total"],
+                                 "import_s": r["import"], "process_s": r["wall"], "peak_rss_mib": r["rss"]}
+                             for m, r in pw_runs.items()}},
     }
-    m_step, m_pw = statistics.median(step_elapsed), statistics.median(pw_total)
+    m_step = statistics.median(step["elapsed"])
     print()
     print(f"bulk, {summary['events']} events (median of {args.reps}, min–max)")
-    print(f"  stepstone run -w {args.workers}         {fmt(step_elapsed)}  (process wall {fmt(step_wall)}); "
-          f"peak RSS {fmt(step_rss, 'MiB')}")
-    print(f"  pathway prep + pw.run     {fmt(pw_total)}  (prep {fmt(pw_prep)}, pw.run {fmt(pw_run)}; process wall "
-          f"{fmt(pw_wall)} incl. import {fmt(pw_import)}); peak RSS {fmt(pw_rss, 'MiB')}")
-    print(f"  ratio pathway / stepstone  time {m_pw / m_step:.2f} (process walls "
-          f"{statistics.median(pw_wall) / statistics.median(step_wall):.2f}), "
-          f"peak RSS {statistics.median(pw_rss) / statistics.median(step_rss):.2f}", flush=True)
+    print(f"  stepstone run -w {args.workers}            {fmt(step['elapsed'])}  (process wall {fmt(step['wall'])}); "
+          f"peak RSS {fmt(step['rss'], 'MiB')}")
+    for m, r in pw_runs.items():
+        print(f"  pathway/{m:<6} prep + pw.run  {fmt(r['total'])}  (prep {fmt(r['prep'])}, pw.run {fmt(r['run'])}; "
+              f"process wall {fmt(r['wall'])} incl. import {fmt(r['import'])}); peak RSS {fmt(r['rss'], 'MiB')}")
+        print(f"    ratio pathway/{m} / stepstone: time {statistics.median(r['total']) / m_step:.1f}, process walls "
+              f"{statistics.median(r['wall']) / statistics.median(step['wall']):.1f}, peak RSS "
+              f"{statistics.median(r['rss']) / statistics.median(step['rss']):.1f}", flush=True)
 
     if args.batches > 0 and diffs == 0:
         journeys = dv.read_arrow(out_dir / "journeys.arrow")
@@ -693,43 +815,47 @@ def main():
         rows, moved_path = update_events(args, work, csv_path, first, last, max_line)
         updates_json = work / f"pathway-updates-{csv_path.stem}-{len(rows)}.json"
         updates_json.write_text(json.dumps(rows))
-        stream_dir = work / f"pathway-stream-{csv_path.stem}{tag}"
-        figures, wall, rss = pathway_child(
-            args, "stream", prepared, stream_dir,
-            ["--updates", str(updates_json), "--batches", str(args.batches), "--batch-size", str(args.batch_size),
-             "--expected-events", str(kept)],
-        )
-        lat = [x * 1000 for x in figures["latencies_s"]]
-        print()
-        print(f"update batches of {args.batch_size} events on top of {kept}: Pathway streaming "
-              f"(CSV static reader + Python connector), {args.batches} batches, pushed one at a time")
-        print(f"  pathway streaming bulk (CSV fully processed) {figures['bulk_s']:.3f} s; process wall {wall:.3f} s, "
-              f"peak RSS {rss:.0f} MiB")
-        print(f"  pathway per batch  p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms "
-              f"(min {min(lat):.1f}, max {max(lat):.1f}; pushing into the connector "
-              f"{statistics.median(figures['push_s']) * 1000:.2f} ms of it)", flush=True)
-        result["incremental"] = {"batch_size": args.batch_size, "batches": args.batches,
-                                 "pathway_latency_ms": lat, "pathway_stream_bulk_s": figures["bulk_s"],
-                                 "pathway_stream_process_s": wall, "pathway_stream_peak_rss_mib": rss}
         updated_dir = work / f"stepstone-out-{csv_path.stem}-updated"
         stepstone_run(args, csv_path, updated_dir, [moved_path])
-        after, after_events = check(dv, stream_dir, updated_dir,
-                                    f"  equality check after the {args.batches} batches "
-                                    f"(Stepstone run on the CSV, then {moved_path.name})")
-        if after_events != kept + len(rows):
-            print(f"  event count differs after the batches: Pathway {after_events}, expected {kept + len(rows)}")
-            after += 1
-        result["incremental"]["equal_after_batches"] = after == 0
-        diffs += after
-        result["equal"], result["differences"] = diffs == 0, diffs
         inc, source = dv.stepstone_incremental(args, work)
+        print()
+        print(f"update batches of {args.batch_size} events on top of {kept}: Pathway streaming (CSV static "
+              f"reader + Python connector), {args.batches} batches, each pushed once the previous one is out")
+        result["incremental"] = {"batch_size": args.batch_size, "batches": args.batches}
+        for m in methods:
+            stream_dir = work / f"pathway-stream-{m}-{csv_path.stem}{tag}"
+            figures, wall, rss = pathway_child(
+                args, "stream", m, prepared, stream_dir,
+                ["--updates", str(updates_json), "--batches", str(args.batches), "--batch-size", str(args.batch_size),
+                 "--expected-events", str(kept)],
+            )
+            lat = [x * 1000 for x in figures["latencies_s"]]
+            print(f"  pathway/{m:<6} per batch p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms "
+                  f"(min {min(lat):.1f}, max {max(lat):.1f}); streaming bulk (CSV fully processed) "
+                  f"{figures['bulk_s']:.3f} s; process wall {wall:.3f} s, peak RSS {rss:.0f} MiB", flush=True)
+            after, after_events = check(dv, stream_dir, updated_dir,
+                                        f"  equality check after the {args.batches} batches "
+                                        f"(Stepstone run on the CSV, then {moved_path.name}):")
+            if after_events != kept + len(rows):
+                print(f"  event count differs after the batches: Pathway {after_events}, expected {kept + len(rows)}")
+                after += 1
+            result["incremental"][m] = {
+                "latency_ms": lat, "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
+                "push_ms": [x * 1000 for x in figures["push_s"]], "stream_bulk_s": figures["bulk_s"],
+                "process_s": wall, "peak_rss_mib": rss, "equal_after_batches": after == 0,
+            }
+            equal[m] = equal[m] and after == 0
+            diffs += after
+        result["equal"], result["differences"] = diffs == 0, diffs
         if inc:
             result["incremental"]["stepstone_bench"] = {"source": source,
                                                         "by_workers": {str(k): v for k, v in inc.items()}}
             for workers, b in sorted(inc.items()):
+                ratios = ", ".join(
+                    f"pathway/{m} p50 / p50 {result['incremental'][m]['p50_ms'] / b['p50_ms']:.1f}, "
+                    f"p99 / p99 {result['incremental'][m]['p99_ms'] / b['p99_ms']:.1f}" for m in methods)
                 print(f"  stepstone incremental w={workers}  p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms "
-                      f"(from {source})   ratio pathway p50 / p50 {percentile(lat, 50) / b['p50_ms']:.1f}, "
-                      f"p99 / p99 {percentile(lat, 99) / b['p99_ms']:.1f}")
+                      f"(from {source});   {ratios}")
 
     result["settings"]["load_average_1m_at_end"] = os.getloadavg()[0]
     print(f"\nload average {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")

@@ -3,6 +3,7 @@
 //! writes snapshots at the configured interval and at the end.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
@@ -10,12 +11,25 @@ use crossbeam_channel::Receiver;
 use super::handle::Frontier;
 use super::worker::Completed;
 use crate::sink::update::Update;
-use crate::sink::{DeltaWriter, SnapshotInfo, SnapshotWriter, Tables};
+use crate::sink::{Changes, DeltaWriter, SnapshotInfo, SnapshotWriter, Tables};
+
+/// The sink tables, shared between the collector (the only writer) and readers such as the
+/// live service's lookups.
+pub type SharedTables = Arc<RwLock<Tables>>;
+
+/// Sees every applied logical time while the tables are still locked for writing, so that
+/// what it publishes (for example to subscribers) is in the same order as the tables change.
+pub trait Observer: Send {
+    /// `changes` were just applied to `tables`.
+    fn applied(&mut self, changes: &Changes, tables: &Tables);
+    /// A snapshot was just written.
+    fn snapshot_written(&mut self, info: &SnapshotInfo);
+}
 
 /// What the collector ends with.
 pub struct Collected {
     /// The final tables.
-    pub tables: Tables,
+    pub tables: SharedTables,
     /// The final snapshot.
     pub snapshot: SnapshotInfo,
     /// Logical times applied.
@@ -29,13 +43,15 @@ pub struct Collector {
     /// The number of workers that must complete a time before it is applied.
     workers: usize,
     /// The sink tables.
-    tables: Tables,
+    tables: SharedTables,
     /// The snapshot writer.
     snapshots: SnapshotWriter,
     /// Wall-clock time between snapshots, if periodic snapshots are on.
     interval: Option<Duration>,
     /// The delta writer, if deltas are written.
     deltas: Option<DeltaWriter>,
+    /// Who else sees every applied time, if anyone.
+    observer: Option<Box<dyn Observer>>,
 }
 
 impl Collector {
@@ -47,7 +63,18 @@ impl Collector {
         interval: Option<Duration>,
         deltas: Option<DeltaWriter>,
     ) -> Self {
-        Collector { workers, tables, snapshots, interval, deltas }
+        Collector { workers, tables: Arc::new(RwLock::new(tables)), snapshots, interval, deltas, observer: None }
+    }
+
+    /// This collector, also reporting every applied time and snapshot to `observer`.
+    pub fn with_observer(mut self, observer: Box<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The tables this collector writes, for readers.
+    pub fn tables(&self) -> SharedTables {
+        self.tables.clone()
     }
 
     /// Runs until every worker has hung up, then writes the final snapshot.
@@ -66,14 +93,21 @@ impl Collector {
                     break;
                 }
                 let (time, (_, updates)) = first.remove_entry();
-                let changes = self.tables.apply(time, &updates);
-                epochs += 1;
-                if let Some(deltas) = &mut self.deltas {
-                    deltas.write(&changes)?;
-                    deltas.flush()?;
+                {
+                    let mut tables = self.tables.write().expect("tables lock");
+                    let changes = tables.apply(time, &updates);
+                    if let Some(observer) = &mut self.observer {
+                        observer.applied(&changes, &tables);
+                    }
+                    drop(tables);
+                    if let Some(deltas) = &mut self.deltas {
+                        deltas.write(&changes)?;
+                        deltas.flush()?;
+                    }
                 }
+                epochs += 1;
                 if self.interval.is_some_and(|interval| last_snapshot.elapsed() >= interval) {
-                    self.snapshots.write(&self.tables)?;
+                    self.snapshot()?;
                     snapshots += 1;
                     last_snapshot = Instant::now();
                 }
@@ -83,7 +117,16 @@ impl Collector {
         if !pending.is_empty() {
             anyhow::bail!("a worker stopped before completing logical time {}", pending.keys().next().unwrap_or(&0));
         }
-        let snapshot = self.snapshots.write(&self.tables)?;
+        let snapshot = self.snapshot()?;
         Ok(Collected { tables: self.tables, snapshot, epochs, snapshots: snapshots + 1 })
+    }
+
+    /// Writes a snapshot of the tables as they are now.
+    fn snapshot(&mut self) -> anyhow::Result<SnapshotInfo> {
+        let info = self.snapshots.write(&self.tables.read().expect("tables lock"))?;
+        if let Some(observer) = &mut self.observer {
+            observer.snapshot_written(&info);
+        }
+        Ok(info)
     }
 }

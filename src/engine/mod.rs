@@ -28,9 +28,9 @@ use crate::sink::{DeltaWriter, SnapshotWriter, Tables};
 use crate::source::DeadLetterWriter;
 use reader::{Cut, EpochCutter};
 
-pub use collector::{Collected, Collector};
+pub use collector::{Collected, Collector, Observer, SharedTables};
 pub use handle::{Engine, Frontier};
-pub use reader::to_event;
+pub use reader::{Decoded, DecoderSpec, spawn_decoder, to_event};
 pub use summary::RunSummary;
 
 /// Runs `pipeline` to the end of its inputs and returns what it did.
@@ -38,6 +38,7 @@ pub use summary::RunSummary;
 /// Bad records go to the dead-letter file; with `strict` the first one ends the run with an
 /// error naming it. The final snapshot is written before this returns.
 pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
+    anyhow::ensure!(!pipeline.follow, "follow keeps reading forever: it is for stepstone serve, not run");
     let started = Instant::now();
     std::fs::create_dir_all(&pipeline.out_dir)
         .with_context(|| format!("creating the output directory {}", pipeline.out_dir.display()))?;

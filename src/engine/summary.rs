@@ -53,6 +53,7 @@ impl RunSummary {
         elapsed: Duration,
     ) -> Self {
         let Collected { tables, snapshot, epochs, snapshots } = collected;
+        let tables = tables.read().expect("tables lock");
         let customers: BTreeSet<Sym> = tables.journeys().keys().map(|j| j.customer).collect();
         let names = symbols.names();
         let elapsed_seconds = elapsed.as_secs_f64();

@@ -152,24 +152,10 @@ impl DeltaWriter {
     /// this thread.
     pub fn write(&mut self, changes: &Changes) -> anyhow::Result<()> {
         let DeltaWriter { out, target, symbols } = self;
-        let names = symbols.names();
-        let time = changes.time;
-
-        let mut journeys: Vec<(i64, NamedRow)> =
-            changes.journeys.iter().map(|(row, diff)| (*diff, NamedRow::new(row, &names))).collect();
-        journeys.sort_unstable();
-        let mut memberships: Vec<(i64, NamedMembership)> =
-            changes.memberships.iter().map(|(key, diff)| (*diff, named_membership(key, &names))).collect();
-        memberships.sort_unstable();
-
-        let is_removal = |diff: i64| diff < 0;
-        for removals in [true, false] {
-            for (diff, row) in journeys.iter().filter(|(diff, _)| is_removal(*diff) == removals) {
-                write_line(out, target, &journey_line(time, row, *diff)?)?;
-            }
-            for (diff, membership) in memberships.iter().filter(|(diff, _)| is_removal(*diff) == removals) {
-                write_line(out, target, &segment_line(time, membership, *diff))?;
-            }
+        for line in delta_lines(changes, &symbols.names())? {
+            out.write_all(line.json.as_bytes())
+                .and_then(|()| out.write_all(b"\n"))
+                .with_context(|| format!("writing the deltas to {}", target.display()))?;
         }
         Ok(())
     }
@@ -180,11 +166,77 @@ impl DeltaWriter {
     }
 }
 
-/// Writes one JSON line to `out`, whose destination `target` names.
-fn write_line(out: &mut impl Write, target: &Path, line: &impl Serialize) -> anyhow::Result<()> {
-    serde_json::to_writer(&mut *out, line)
-        .and_then(|()| out.write_all(b"\n").map_err(serde_json::Error::io))
-        .with_context(|| format!("writing the deltas to {}", target.display()))
+/// One context-delta line, with the names a subscriber filters on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeltaLine {
+    /// The customer the line is about.
+    pub customer: Arc<str>,
+    /// The segment, for a membership line.
+    pub segment: Option<Arc<str>>,
+    /// The line as JSON (without the line end).
+    pub json: String,
+}
+
+/// The lines of `changes` in the order [`DeltaWriter`] writes them, names resolved through
+/// `names`.
+pub fn delta_lines(changes: &Changes, names: &Names<'_>) -> anyhow::Result<Vec<DeltaLine>> {
+    let time = changes.time;
+    let mut journeys: Vec<(i64, NamedRow)> =
+        changes.journeys.iter().map(|(row, diff)| (*diff, NamedRow::new(row, names))).collect();
+    journeys.sort_unstable();
+    let mut memberships: Vec<(i64, NamedMembership)> =
+        changes.memberships.iter().map(|(key, diff)| (*diff, named_membership(key, names))).collect();
+    memberships.sort_unstable();
+
+    let mut lines = Vec::with_capacity(journeys.len() + memberships.len());
+    let is_removal = |diff: i64| diff < 0;
+    for removals in [true, false] {
+        for (diff, row) in journeys.iter().filter(|(diff, _)| is_removal(*diff) == removals) {
+            lines.push(journey_delta(time, row, *diff)?);
+        }
+        for (diff, membership) in memberships.iter().filter(|(diff, _)| is_removal(*diff) == removals) {
+            lines.push(membership_delta(time, membership, *diff)?);
+        }
+    }
+    Ok(lines)
+}
+
+/// The line of one journey row entering (`diff` 1) or leaving (-1) at `time`.
+pub fn journey_row_line(time: u64, row: &JourneyRow, diff: i64, names: &Names<'_>) -> anyhow::Result<DeltaLine> {
+    journey_delta(time, &NamedRow::new(row, names), diff)
+}
+
+/// The line of one segment membership beginning (`diff` 1) or ending (-1) at `time`.
+pub fn membership_line(
+    time: u64,
+    membership: &MembershipKey,
+    diff: i64,
+    names: &Names<'_>,
+) -> anyhow::Result<DeltaLine> {
+    membership_delta(time, &named_membership(membership, names), diff)
+}
+
+/// The current context of one journey as a JSON object: the fields of a journey line without
+/// `time`, `type` and `diff`.
+pub fn journey_object(row: &JourneyRow, names: &Names<'_>) -> anyhow::Result<serde_json::Value> {
+    let named = NamedRow::new(row, names);
+    let mut object = serde_json::to_value(journey_line(0, &named, 1)?).context("serializing a journey row")?;
+    if let Some(fields) = object.as_object_mut() {
+        for key in ["time", "type", "diff"] {
+            fields.remove(key);
+        }
+    }
+    Ok(object)
+}
+
+fn journey_delta(time: u64, row: &NamedRow<'_>, diff: i64) -> anyhow::Result<DeltaLine> {
+    let json = serde_json::to_string(&journey_line(time, row, diff)?).context("serializing a journey delta")?;
+    Ok(DeltaLine { customer: Arc::from(row.customer), segment: None, json })
+}
+
+fn membership_delta(time: u64, membership: &NamedMembership<'_>, diff: i64) -> anyhow::Result<DeltaLine> {
+    let json = serde_json::to_string(&segment_line(time, membership, diff)).context("serializing a segment delta")?;
+    Ok(DeltaLine { customer: Arc::from(membership.1), segment: Some(Arc::from(membership.0)), json })
 }
 
 /// Serializes channel events as the list of their channel names.

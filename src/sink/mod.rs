@@ -6,6 +6,6 @@ pub mod snapshot;
 pub mod tables;
 pub mod update;
 
-pub use deltas::DeltaWriter;
+pub use deltas::{DeltaLine, DeltaWriter};
 pub use snapshot::{SnapshotInfo, SnapshotWriter};
 pub use tables::{Changes, Tables};

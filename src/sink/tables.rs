@@ -44,6 +44,10 @@ pub struct Tables {
     segment_channels: HashMap<EdgeKey, i64>,
     /// The segments declared in the configuration, which are always reported; sorted by id.
     declared_segments: Vec<Sym>,
+    /// The journey keys of each customer with keyed journeys (lookups by customer).
+    keys_of: HashMap<Sym, Vec<Sym>>,
+    /// The targets of the contact-point edges out of each source (lookups by `from`).
+    edges_from: HashMap<Sym, Vec<Sym>>,
 }
 
 /// The consolidated changes of one logical time that the delta writer reports.
@@ -82,6 +86,8 @@ impl Tables {
             segments: HashMap::default(),
             segment_channels: HashMap::default(),
             declared_segments,
+            keys_of: HashMap::default(),
+            edges_from: HashMap::default(),
         }
     }
 
@@ -145,7 +151,13 @@ impl Tables {
         }
 
         for (edge, stats) in transitions {
+            let existed = self.transitions.contains_key(&edge);
             apply_aggregate(&mut self.transitions, edge, stats, add_edge);
+            match (existed, self.transitions.contains_key(&edge)) {
+                (false, true) => self.edges_from.entry(edge.0).or_default().push(edge.1),
+                (true, false) => remove_from_index(&mut self.edges_from, edge.0, &edge.1),
+                _ => {}
+            }
         }
         for (edge, stats) in channel_transitions {
             apply_aggregate(&mut self.channel_transitions, edge, stats, add_edge);
@@ -180,6 +192,45 @@ impl Tables {
         &self.channel_transitions
     }
 
+    /// The current rows of `customer`'s journeys, by journey key (no key first).
+    pub fn journeys_of(&self, customer: Sym) -> Vec<&JourneyRow> {
+        let keyed = self.keys_of.get(&customer).into_iter().flatten().map(|&key| JourneyId { customer, key: Some(key) });
+        let mut rows: Vec<&JourneyRow> =
+            std::iter::once(JourneyId::customer(customer)).chain(keyed).filter_map(|id| self.journeys.get(&id)).collect();
+        rows.sort_by_key(|row| row.journey.key);
+        rows
+    }
+
+    /// The segments `journey` is a member of, sorted by symbol id.
+    pub fn segments_of(&self, journey: JourneyId) -> Vec<Sym> {
+        let mut segments: Vec<Sym> = self
+            .memberships
+            .iter()
+            .filter(|(_, members)| members.contains(&journey))
+            .map(|(segment, _)| *segment)
+            .collect();
+        segments.sort_unstable();
+        segments
+    }
+
+    /// The contact-point edges out of `from`: `(to, (count, dwell_ms_total))`, sorted by symbol id.
+    pub fn transitions_from(&self, from: Sym) -> Vec<(Sym, EdgeStats)> {
+        let mut edges: Vec<(Sym, EdgeStats)> = self
+            .edges_from
+            .get(&from)
+            .into_iter()
+            .flatten()
+            .filter_map(|&to| self.transitions.get(&(from, to)).map(|stats| (to, *stats)))
+            .collect();
+        edges.sort_unstable();
+        edges
+    }
+
+    /// Whether `segment` is declared in the configuration or has members.
+    pub fn has_segment(&self, segment: Sym) -> bool {
+        self.declared_segments.binary_search(&segment).is_ok() || self.segments.contains_key(&segment)
+    }
+
     /// The current members of `segment` (empty for unknown segments or segments without members).
     pub fn members(&self, segment: Sym) -> impl Iterator<Item = &JourneyId> {
         self.memberships.get(&segment).into_iter().flatten()
@@ -208,6 +259,9 @@ impl Tables {
         match self.journeys.entry(row.journey) {
             Entry::Occupied(current) if current.get() == row => {
                 current.remove();
+                if let Some(key) = row.journey.key {
+                    remove_from_index(&mut self.keys_of, row.journey.customer, &key);
+                }
             }
             Entry::Occupied(current) => {
                 tracing::warn!(?row.journey, current = ?current.get(), removed = ?row,
@@ -223,6 +277,9 @@ impl Tables {
     fn insert_journey(&mut self, row: &JourneyRow, diff: i64) {
         if diff != 1 {
             tracing::warn!(?row.journey, diff, "sink tables: journey row entered more than once");
+        }
+        if row.journey.key.is_some() && !self.journeys.contains_key(&row.journey) {
+            self.keys_of.entry(row.journey.customer).or_default().extend(row.journey.key);
         }
         if let Some(replaced) = self.journeys.insert(row.journey, row.clone()) {
             tracing::warn!(?row.journey, ?replaced,
@@ -252,6 +309,16 @@ impl Tables {
         let inserted = self.memberships.entry(segment).or_default().insert(journey);
         if !inserted || diff != 1 {
             tracing::warn!(?segment, ?journey, diff, inserted, "sink tables: inconsistent membership insertion");
+        }
+    }
+}
+
+/// Removes `value` from the list of `key` in `index`, and the list once it is empty.
+fn remove_from_index(index: &mut HashMap<Sym, Vec<Sym>>, key: Sym, value: &Sym) {
+    if let Some(values) = index.get_mut(&key) {
+        values.retain(|v| v != value);
+        if values.is_empty() {
+            index.remove(&key);
         }
     }
 }

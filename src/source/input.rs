@@ -5,7 +5,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -51,6 +52,28 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// How often a followed file is checked for new data at its end.
+const FOLLOW_POLL: Duration = Duration::from_millis(50);
+
+/// A file read as it grows: at its end, waits for more data instead of ending, until `stop`
+/// is set.
+pub(crate) struct Follow {
+    file: File,
+    stop: Arc<AtomicBool>,
+}
+
+impl Read for Follow {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.file.read(buf)?;
+            if n > 0 || buf.is_empty() || self.stop.load(Ordering::Relaxed) {
+                return Ok(n);
+            }
+            std::thread::sleep(FOLLOW_POLL);
+        }
+    }
+}
+
 /// An opened input stream, decompressed, with its progress counters.
 pub(crate) struct Opened {
     /// The decompressed bytes.
@@ -61,15 +84,26 @@ pub(crate) struct Opened {
     pub total_bytes: Option<u64>,
 }
 
-/// Opens `path` (`-` is stdin) as a decompressed byte stream.
-pub(crate) fn open_stream(path: &str, compression: Compression) -> anyhow::Result<Opened> {
+/// Opens `path` (`-` is stdin) as a decompressed byte stream; with `follow`, an uncompressed
+/// file is read as it grows until the flag is set.
+pub(crate) fn open_stream(
+    path: &str,
+    compression: Compression,
+    follow: Option<&Arc<AtomicBool>>,
+) -> anyhow::Result<Opened> {
     let bytes_read = Arc::new(AtomicU64::new(0));
     let (raw, total_bytes): (Box<dyn Read + Send>, _) = if path == "-" {
         (Box::new(io::stdin()), None)
     } else {
         let file = open_file(path)?;
         let size = file.metadata().ok().map(|m| m.len());
-        (Box::new(file), size)
+        match follow {
+            Some(stop) => {
+                anyhow::ensure!(compression == Compression::None, "{path}: a compressed input cannot be followed");
+                (Box::new(Follow { file, stop: stop.clone() }), None)
+            }
+            None => (Box::new(file), size),
+        }
     };
     let counted = BufReader::with_capacity(BUFFER, Counting { inner: raw, count: bytes_read.clone() });
     let reader: Box<dyn Read + Send> = match compression {

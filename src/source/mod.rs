@@ -169,6 +169,11 @@ impl Rejection {
         }
     }
 
+    /// A malformed record at `line` of `source`, for `reason`.
+    pub fn malformed(source: &str, line: u64, reason: String) -> Rejection {
+        Rejection::from_fault(source, line, Fault::malformed(reason), String::new())
+    }
+
     fn read_error(source: &str, line: u64, error: &dyn fmt::Display) -> Rejection {
         Rejection {
             source: source.to_string(),
@@ -192,6 +197,8 @@ pub struct DecodeOptions {
     pub conversion: Option<Conversion>,
     /// A column whose value becomes [`Record::journey_key`].
     pub journey_key: Option<String>,
+    /// When set, JSON Lines and CSV files are read as they grow, until the flag turns true.
+    pub follow: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// An input file format.
@@ -230,6 +237,27 @@ impl FromStr for Format {
     }
 }
 
+/// Decodes single JSON objects with the field mapping of a pipeline, as JSON Lines input does:
+/// for records that arrive one by one, such as the live service's ingest.
+pub struct JsonRecordDecoder {
+    decoder: RowDecoder,
+    source: String,
+}
+
+impl JsonRecordDecoder {
+    /// A decoder for `options`, naming `source` in its rejections.
+    pub fn new(options: &DecodeOptions, source: &str) -> Self {
+        JsonRecordDecoder { decoder: RowDecoder::new(options), source: source.to_owned() }
+    }
+
+    /// Decodes the JSON object `text`, handing the record to `consume`; a bad record is a
+    /// rejection with `line` as its position.
+    pub fn decode<T>(&self, text: &str, line: u64, consume: impl FnOnce(RecordRef<'_>) -> T) -> Result<T, Rejection> {
+        jsonl::decode_line(&self.decoder, text, consume)
+            .map_err(|fault| Rejection::from_fault(&self.source, line, fault, text.to_owned()))
+    }
+}
+
 /// Opens one input; `path` "-" is stdin (JSONL unless `format` says otherwise). `format` None =
 /// detect from the extension. Fails if the file cannot be opened or a required column is absent.
 pub fn open(path: &str, format: Option<Format>, options: &DecodeOptions) -> anyhow::Result<Source> {
@@ -255,7 +283,13 @@ pub fn open(path: &str, format: Option<Format>, options: &DecodeOptions) -> anyh
         let (decoder, bytes_read, total_bytes) = columnar::open_parquet(path, decoder)?;
         return Ok(Source { inner: Inner::Batches(decoder), bytes_read, total_bytes });
     }
-    let opened = input::open_stream(path, compression)?;
+    if options.follow.is_some() {
+        anyhow::ensure!(
+            matches!(format, Format::Jsonl | Format::Csv) && !stdin,
+            "{path}: only JSON Lines and CSV files can be followed"
+        );
+    }
+    let opened = input::open_stream(path, compression, options.follow.as_ref())?;
     let (bytes_read, total_bytes) = (opened.bytes_read.clone(), opened.total_bytes);
     let inner = match format {
         Format::Jsonl => Inner::Jsonl(jsonl::JsonlDecoder::new(opened.reader, decoder, source)),

@@ -1,0 +1,106 @@
+//! The engine driver of the live service: one thread that takes ingest batches (from HTTP and
+//! from the configured sources) in arrival order, numbers their events, writes their rejections
+//! to the dead-letter file, feeds the engine and seals a logical time whenever the queue runs
+//! dry or the epoch interval has passed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use stepstone_dataflows::event::Event;
+
+use super::live::Live;
+use crate::engine::{Collected, Engine};
+use crate::source::{DeadLetterWriter, Rejection};
+
+/// Logical times sealed but not yet complete before the driver waits for the engine (and the
+/// ingest queue fills, so that ingest answers 429).
+const MAX_IN_FLIGHT: u64 = 64;
+
+/// What the engine driver receives.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Decoded events, in arrival order; the driver numbers them.
+    pub events: Vec<Event>,
+    /// Records that could not be decoded.
+    pub rejections: Vec<Rejection>,
+}
+
+/// How often the driver checks `stop` while no batch arrives.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Starts the driver thread; it ends, finishing the engine (and writing the final snapshot),
+/// once every sender of `batches` is gone, or once `stop` is set and the queue is empty.
+pub fn spawn(
+    mut engine: Engine,
+    mut dead_letters: DeadLetterWriter,
+    batches: Receiver<Batch>,
+    live: Arc<Live>,
+    epoch_interval: Duration,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<JoinHandle<anyhow::Result<Collected>>> {
+    std::thread::Builder::new()
+        .name("stepstone-driver".into())
+        .spawn(move || {
+            let fed = drive(&mut engine, &mut dead_letters, &batches, &live, epoch_interval, &stop);
+            let collected = engine.finish();
+            dead_letters.flush()?;
+            fed?;
+            collected
+        })
+        .context("spawning the engine driver")
+}
+
+/// The driver's loop.
+fn drive(
+    engine: &mut Engine,
+    dead_letters: &mut DeadLetterWriter,
+    batches: &Receiver<Batch>,
+    live: &Live,
+    epoch_interval: Duration,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let mut next_seq = 0u64;
+    loop {
+        let first = match batches.recv_timeout(STOP_POLL) {
+            Ok(batch) => batch,
+            Err(RecvTimeoutError::Timeout) if stop.load(Ordering::Relaxed) => break,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let opened = Instant::now();
+        let mut batch = Some(first);
+        while let Some(Batch { mut events, rejections }) = batch.take() {
+            for rejection in &rejections {
+                dead_letters.write(rejection)?;
+                live.metrics.reject(rejection.reason_kind());
+            }
+            if !rejections.is_empty() {
+                dead_letters.flush()?;
+            }
+            if !events.is_empty() {
+                for event in &mut events {
+                    event.seq = next_seq;
+                    next_seq += 1;
+                }
+                live.metrics.events_in.inc_by(events.len() as u64);
+                engine.send(events)?;
+            }
+            if opened.elapsed() < epoch_interval {
+                batch = match batches.try_recv() {
+                    Ok(more) => Some(more),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+                };
+            }
+        }
+        let time = engine.seal()?;
+        live.metrics.sealed(time);
+        if time >= MAX_IN_FLIGHT {
+            engine.wait_for(time - MAX_IN_FLIGHT)?;
+        }
+    }
+    Ok(())
+}

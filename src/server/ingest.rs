@@ -1,0 +1,108 @@
+//! `POST /v1/events`: decodes a JSON array or NDJSON body with the pipeline's field mapping
+//! and queues its events for the engine, answering how many were accepted and why the others
+//! were rejected.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use stepstone_dataflows::symbols::Interner;
+
+use super::driver::Batch;
+use super::live::{Live, Refused};
+use crate::engine::to_event;
+use crate::source::Rejection;
+
+/// The answer to an ingest request.
+#[derive(Debug, Serialize)]
+struct Answer {
+    /// Events queued for the engine.
+    accepted: usize,
+    /// The records that were not, with why.
+    rejected: Vec<Rejected>,
+}
+
+/// One rejected record of a request.
+#[derive(Debug, Serialize)]
+struct Rejected {
+    /// Its position in the request (0-based; for NDJSON, among the non-blank lines).
+    index: usize,
+    /// The field at fault, if one.
+    field: Option<String>,
+    /// The reason's kind (`bad_time`, `missing_field`, …).
+    kind: &'static str,
+    /// Why.
+    reason: String,
+}
+
+/// An error answer: `{"error": …}` with a status.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+/// Handles `POST /v1/events`.
+pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
+    let texts = match records(&body) {
+        Ok(texts) => texts,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    let mut interner = Interner::new(live.symbols.clone());
+    let mut batch = Batch::default();
+    let mut rejected = Vec::new();
+    for (index, text) in texts.into_iter().enumerate() {
+        let decoded = match text {
+            Ok(text) => live.records.decode(text, index as u64 + 1, |record| {
+                to_event(&record, 0, &mut interner, live.keep_sessions)
+            }),
+            Err(reason) => Err(Rejection::malformed("POST /v1/events", index as u64 + 1, reason)),
+        };
+        match decoded {
+            Ok(event) => batch.events.push(event),
+            Err(rejection) => {
+                rejected.push(Rejected {
+                    index,
+                    field: rejection.field.clone(),
+                    kind: rejection.reason_kind(),
+                    reason: rejection.reason.clone(),
+                });
+                batch.rejections.push(rejection);
+            }
+        }
+    }
+    let accepted = batch.events.len();
+    let status = if accepted == 0 && !rejected.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    if accepted > 0 || !batch.rejections.is_empty() {
+        match live.submit(batch) {
+            Ok(()) => {}
+            Err(Refused::Busy) => {
+                let mut response = error(StatusCode::TOO_MANY_REQUESTS, "the engine is behind; retry later");
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+            Err(Refused::Closed) => return error(StatusCode::SERVICE_UNAVAILABLE, "the service is shutting down"),
+        }
+    }
+    (status, axum::Json(Answer { accepted, rejected })).into_response()
+}
+
+/// The records of a body: the elements of a JSON array, or the non-blank lines of NDJSON (a
+/// line that is not UTF-8 is a rejection of its own); an error when the body starts as an array
+/// but is not one.
+fn records(body: &[u8]) -> Result<Vec<Result<&str, String>>, String> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    if body.trim_ascii_start().starts_with(b"[") {
+        let elements: Vec<&RawValue> =
+            serde_json::from_slice(body).map_err(|e| format!("the body is not a JSON array of objects: {e}"))?;
+        return Ok(elements.into_iter().map(|element| Ok(element.get())).collect());
+    }
+    Ok(body
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(|line| !line.is_empty())
+        .map(|line| std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8: {e}")))
+        .collect())
+}

@@ -1,0 +1,135 @@
+//! The state the live service's handlers share: the engine's tables, the stream of published
+//! deltas, the ingest queue and the metrics; and the collector's [`Publisher`] that feeds the
+//! delta stream.
+
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Sender, TrySendError};
+use stepstone_dataflows::symbols::Symbols;
+use tokio::sync::{broadcast, watch};
+
+use super::driver::Batch;
+use super::metrics::Metrics;
+use crate::config::ServerSettings;
+use crate::engine::{Observer, SharedTables};
+use crate::sink::deltas::delta_lines;
+use crate::sink::{Changes, DeltaLine, SnapshotInfo, Tables};
+use crate::source::{DecodeOptions, JsonRecordDecoder};
+
+/// The delta lines of one applied logical time.
+#[derive(Debug)]
+pub struct Published {
+    /// The logical time, complete once these lines are seen.
+    pub time: u64,
+    /// Its lines, in the order of the delta file.
+    pub lines: Vec<DeltaLine>,
+}
+
+/// Why an ingest batch was not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The engine is behind: the queue is full.
+    Busy,
+    /// The service is shutting down.
+    Closed,
+}
+
+/// Everything the handlers share.
+pub struct Live {
+    /// The engine's output tables.
+    pub tables: SharedTables,
+    /// The names the tables' symbols stand for.
+    pub symbols: Arc<Symbols>,
+    /// Every applied time's delta lines, to subscribers.
+    pub deltas: broadcast::Sender<Arc<Published>>,
+    /// The service's metrics.
+    pub metrics: Metrics,
+    /// The service's settings.
+    pub settings: ServerSettings,
+    /// How ingested records are decoded.
+    pub records: JsonRecordDecoder,
+    /// Whether events keep their session ids (sessions decided by id).
+    pub keep_sessions: bool,
+    /// The queue to the engine driver; `None` once ingest has stopped.
+    ingest: Mutex<Option<Sender<Batch>>>,
+    /// Turns true when the service shuts down; subscriptions end on it.
+    shutdown: watch::Sender<bool>,
+}
+
+impl Live {
+    /// The shared state of a service over `tables`, queueing ingest batches on `ingest`.
+    pub fn new(
+        tables: SharedTables,
+        symbols: Arc<Symbols>,
+        settings: ServerSettings,
+        decode: &DecodeOptions,
+        keep_sessions: bool,
+        ingest: Sender<Batch>,
+    ) -> Live {
+        let (deltas, _) = broadcast::channel(settings.subscriber_buffer);
+        Live {
+            tables,
+            symbols,
+            deltas,
+            metrics: Metrics::new(),
+            records: JsonRecordDecoder::new(decode, "POST /v1/events"),
+            keep_sessions,
+            settings,
+            ingest: Mutex::new(Some(ingest)),
+            shutdown: watch::channel(false).0,
+        }
+    }
+
+    /// Queues `batch` for the engine without waiting.
+    pub fn submit(&self, batch: Batch) -> Result<(), Refused> {
+        let sender = self.ingest.lock().expect("ingest lock").clone().ok_or(Refused::Closed)?;
+        sender.try_send(batch).map_err(|error| match error {
+            TrySendError::Full(_) => Refused::Busy,
+            TrySendError::Disconnected(_) => Refused::Closed,
+        })
+    }
+
+    /// Stops ingest: later batches are refused, and the engine driver ends once the queue drains.
+    pub fn stop_ingest(&self) {
+        self.ingest.lock().expect("ingest lock").take();
+    }
+
+    /// Tells every subscription to end.
+    pub fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A receiver that turns true when the service shuts down.
+    pub fn on_shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}
+
+/// The collector's observer in serve mode: publishes each applied time's delta lines to the
+/// subscribers and keeps the metrics.
+pub struct Publisher {
+    /// The shared state.
+    pub live: Arc<Live>,
+}
+
+impl Observer for Publisher {
+    fn applied(&mut self, changes: &Changes, _tables: &Tables) {
+        let live = &self.live;
+        live.metrics.applied(changes.time);
+        if live.deltas.receiver_count() == 0 {
+            return;
+        }
+        match delta_lines(changes, &live.symbols.names()) {
+            Ok(lines) => {
+                live.metrics.deltas_out.inc_by(lines.len() as u64);
+                // No subscriber now is not an error.
+                let _ = live.deltas.send(Arc::new(Published { time: changes.time, lines }));
+            }
+            Err(error) => tracing::error!("cannot publish the deltas of time {}: {error:#}", changes.time),
+        }
+    }
+
+    fn snapshot_written(&mut self, _info: &SnapshotInfo) {
+        self.live.metrics.snapshot_written();
+    }
+}

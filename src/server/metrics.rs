@@ -1,0 +1,139 @@
+//! The live service's counters and gauges, exposed at `GET /metrics` in the Prometheus text
+//! format.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// The label of rejected-record counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// The rejection's reason kind (`bad_time`, `missing_field`, …).
+    pub reason: String,
+}
+
+/// Every metric of the live service.
+pub struct Metrics {
+    registry: Registry,
+    /// Events accepted into the engine.
+    pub events_in: Counter,
+    /// Records rejected, by reason.
+    pub rejected: Family<ReasonLabel, Counter>,
+    /// Delta lines published to subscribers.
+    pub deltas_out: Counter,
+    /// Subscribers connected now.
+    pub subscribers: Gauge,
+    /// The latest complete logical time (-1 before the first).
+    pub logical_time: Gauge,
+    /// Seconds since the oldest sealed but not yet applied logical time was sealed.
+    engine_lag: Gauge<f64, AtomicU64>,
+    /// Seconds since the last snapshot was written.
+    snapshot_age: Gauge<f64, AtomicU64>,
+    /// Wall time of the last snapshot, in ms since the epoch (0: none yet).
+    last_snapshot_ms: AtomicI64,
+    /// Sealed times not yet applied, oldest first, with when they were sealed.
+    in_flight: Mutex<VecDeque<(u64, Instant)>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// The metrics, registered under their names.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let events_in = Counter::default();
+        let rejected = Family::<ReasonLabel, Counter>::default();
+        let deltas_out = Counter::default();
+        let subscribers = Gauge::default();
+        let logical_time = Gauge::default();
+        let engine_lag = Gauge::<f64, AtomicU64>::default();
+        let snapshot_age = Gauge::<f64, AtomicU64>::default();
+        logical_time.set(-1);
+        registry.register("stepstone_events_in", "Events accepted into the engine", events_in.clone());
+        registry.register("stepstone_events_rejected", "Records rejected, by reason", rejected.clone());
+        // Events are placed by event time whenever they arrive, so none is late yet.
+        registry.register(
+            "stepstone_events_late",
+            "Events older than the watermark when they arrived",
+            Counter::<u64>::default(),
+        );
+        registry.register("stepstone_deltas_out", "Context-delta lines published to subscribers", deltas_out.clone());
+        registry.register("stepstone_subscribers", "Subscribers connected", subscribers.clone());
+        registry.register("stepstone_logical_time", "The latest complete logical time", logical_time.clone());
+        registry.register(
+            "stepstone_engine_lag_seconds",
+            "Age of the oldest sealed logical time the engine has not completed",
+            engine_lag.clone(),
+        );
+        registry.register(
+            "stepstone_snapshot_age_seconds",
+            "Seconds since the last snapshot was written",
+            snapshot_age.clone(),
+        );
+        Metrics {
+            registry,
+            events_in,
+            rejected,
+            deltas_out,
+            subscribers,
+            logical_time,
+            engine_lag,
+            snapshot_age,
+            last_snapshot_ms: AtomicI64::new(0),
+            in_flight: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Counts one rejected record of `reason`.
+    pub fn reject(&self, reason: &str) {
+        self.rejected.get_or_create(&ReasonLabel { reason: reason.to_owned() }).inc();
+    }
+
+    /// Records that logical time `time` was sealed now.
+    pub fn sealed(&self, time: u64) {
+        self.in_flight.lock().expect("metrics lock").push_back((time, Instant::now()));
+    }
+
+    /// Records that every time up to `time` was applied.
+    pub fn applied(&self, time: u64) {
+        self.logical_time.set(i64::try_from(time).unwrap_or(i64::MAX));
+        let mut in_flight = self.in_flight.lock().expect("metrics lock");
+        while in_flight.front().is_some_and(|(t, _)| *t <= time) {
+            in_flight.pop_front();
+        }
+    }
+
+    /// Records that a snapshot was written now.
+    pub fn snapshot_written(&self) {
+        self.last_snapshot_ms.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The metrics in the Prometheus text format, the gauges of ages computed now.
+    pub fn render(&self) -> String {
+        let lag = self.in_flight.lock().expect("metrics lock").front().map_or(0.0, |(_, at)| at.elapsed().as_secs_f64());
+        self.engine_lag.set(lag);
+        let last = self.last_snapshot_ms.load(std::sync::atomic::Ordering::Relaxed);
+        self.snapshot_age.set(if last == 0 { 0.0 } else { (now_ms() - last).max(0) as f64 / 1000.0 });
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Wall-clock time in ms since the epoch.
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

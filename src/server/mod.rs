@@ -1,0 +1,250 @@
+//! `stepstone serve`: runs a pipeline continuously and serves it.
+//!
+//! The data path stays one-way. Events arrive over HTTP ([`ingest`]) and from the configured
+//! sources (followed as they grow, with `follow`); one driver thread ([`driver`]) numbers them,
+//! feeds the engine and seals logical times; the engine's collector applies each time to the
+//! tables and hands its changes to the [`live::Publisher`], which publishes them to the
+//! subscribers ([`subscribe`]). Lookups ([`lookup`]) and Arrow Flight ([`flight`]) read the
+//! tables; snapshots go to the output directory as in `stepstone run`.
+//!
+//! Both servers bind to loopback by default. With a token configured every `/v1` endpoint and
+//! Flight require `Authorization: Bearer <token>`. SIGINT or SIGTERM stops ingest, drains the
+//! engine, writes the final snapshot and exits.
+
+mod driver;
+mod flight;
+mod ingest;
+mod live;
+mod lookup;
+mod metrics;
+mod subscribe;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use arrow_flight::flight_service_server::FlightServiceServer;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use stepstone_dataflows::event::SessionRule;
+use stepstone_dataflows::segments::BoundSegment;
+use stepstone_dataflows::symbols::Symbols;
+use tokio::net::TcpListener;
+
+use crate::config::Pipeline;
+use crate::engine::{Collector, Engine, spawn_decoder, Decoded, DecoderSpec};
+use crate::sink::{SnapshotWriter, Tables};
+use crate::source::DeadLetterWriter;
+use driver::Batch;
+use live::{Live, Publisher};
+
+/// Runs `pipeline` as a service until SIGINT or SIGTERM.
+pub fn serve(pipeline: &Pipeline) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("stepstone-server")
+        .enable_all()
+        .build()
+        .context("starting the server runtime")?;
+    runtime.block_on(run(pipeline))
+}
+
+/// The service, from start to a clean stop.
+async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
+    let settings = pipeline.server.clone();
+    std::fs::create_dir_all(&pipeline.out_dir)
+        .with_context(|| format!("creating the output directory {}", pipeline.out_dir.display()))?;
+    let dead_letters = DeadLetterWriter::create(&pipeline.rejected)?;
+    let symbols = Arc::new(Symbols::new());
+    let segments: Vec<BoundSegment> = pipeline.segments.iter().map(|s| s.bind(&symbols)).collect();
+    let tables = Tables::new(segments.iter().map(|s| s.name).collect());
+    let collector = Collector::new(
+        pipeline.workers,
+        tables,
+        SnapshotWriter::new(&pipeline.out_dir, pipeline.parquet, symbols.clone()),
+        pipeline.snapshot_interval,
+        None,
+    );
+    let keep_sessions = pipeline.params.session == SessionRule::ById;
+    let (batches, queue) = crossbeam_channel::bounded::<Batch>(settings.ingest_queue);
+    let live = Arc::new(Live::new(
+        collector.tables(),
+        symbols.clone(),
+        settings.clone(),
+        &pipeline.decode,
+        keep_sessions,
+        batches.clone(),
+    ));
+    let collector = collector.with_observer(Box::new(Publisher { live: live.clone() }));
+    let engine = Engine::start(pipeline.params, segments, pipeline.workers, collector)?;
+    let stop_sources = Arc::new(AtomicBool::new(false));
+    let driver =
+        driver::spawn(engine, dead_letters, queue, live.clone(), settings.epoch_interval, stop_sources.clone())?;
+
+    let sources = (!pipeline.inputs.is_empty())
+        .then(|| start_sources(pipeline, &symbols, keep_sessions, &stop_sources, batches.clone()))
+        .transpose()?;
+    drop(batches);
+
+    let http = TcpListener::bind(&settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
+    let flight_address: SocketAddr = settings
+        .flight_listen
+        .parse()
+        .with_context(|| format!("flight-listen {:?}: expected IP:PORT", settings.flight_listen))?;
+    let flight = TcpListener::bind(flight_address)
+        .await
+        .with_context(|| format!("listening on {} (Flight)", settings.flight_listen))?;
+    eprintln!(
+        "stepstone serving on http://{} (Arrow Flight on grpc://{}); snapshots in {}",
+        http.local_addr().context("the HTTP address")?,
+        flight.local_addr().context("the Flight address")?,
+        pipeline.out_dir.display()
+    );
+
+    let mut stopping = live.on_shutdown();
+    let http_server = axum::serve(http, router(live.clone())).with_graceful_shutdown(async move {
+        let _ = stopping.changed().await;
+    });
+    let token = settings.token.clone();
+    let service = FlightServiceServer::new(flight::TablesService { live: live.clone() });
+    let service = tonic::service::interceptor::InterceptedService::new(service, move |request: tonic::Request<()>| {
+        check_flight_token(token.as_deref(), request)
+    });
+    let mut stopping = live.on_shutdown();
+    let flight_server = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(flight), async move {
+            let _ = stopping.changed().await;
+        });
+    let http_task = tokio::spawn(async move { http_server.await.context("the HTTP server failed") });
+    let flight_task = tokio::spawn(async move { flight_server.await.context("the Flight server failed") });
+
+    wait_for_signal().await?;
+    eprintln!("stopping: draining ingest and writing the final snapshot");
+    live.stop_ingest();
+    stop_sources.store(true, Ordering::Relaxed);
+    let collected = tokio::task::spawn_blocking(move || driver.join())
+        .await
+        .context("waiting for the engine driver")?
+        .map_err(|_| anyhow::anyhow!("the engine driver panicked"))?;
+    // Sources reading stdin cannot be interrupted; they end with the process.
+    drop(sources);
+    live.shut_down();
+    let collected = collected?;
+    http_task.await.context("joining the HTTP server")??;
+    flight_task.await.context("joining the Flight server")??;
+    eprintln!(
+        "stopped at logical time {}; final snapshot in {}",
+        collected.snapshot.time.map_or("-".to_owned(), |t| t.to_string()),
+        pipeline.out_dir.display()
+    );
+    Ok(())
+}
+
+/// The HTTP routes: `/v1/*` behind the bearer token (if any), `/metrics` and `/healthz` open.
+fn router(live: Arc<Live>) -> Router {
+    let max_body = live.settings.max_body_bytes;
+    let v1 = Router::new()
+        .route("/v1/events", post(ingest::ingest).layer(DefaultBodyLimit::max(max_body)))
+        .route("/v1/subscribe", get(subscribe::websocket))
+        .route("/v1/subscribe/sse", get(subscribe::sse))
+        .route("/v1/customers/{id}", get(lookup::customer))
+        .route("/v1/segments", get(lookup::segments))
+        .route("/v1/segments/{name}", get(lookup::segment))
+        .route("/v1/transitions", get(lookup::transitions))
+        .route_layer(middleware::from_fn_with_state(live.clone(), require_token));
+    Router::new()
+        .merge(v1)
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(live)
+}
+
+/// `GET /metrics`.
+async fn metrics(State(live): State<Arc<Live>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], live.metrics.render()).into_response()
+}
+
+/// Rejects requests without the configured bearer token with 401.
+async fn require_token(State(live): State<Arc<Live>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &live.settings.token {
+        let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if given.and_then(|v| v.strip_prefix("Bearer ")) != Some(token.as_str()) {
+            return ingest::error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        }
+    }
+    next.run(request).await
+}
+
+/// The Flight counterpart of [`require_token`].
+fn check_flight_token(token: Option<&str>, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    let Some(token) = token else { return Ok(request) };
+    let given = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+    if given.and_then(|v| v.strip_prefix("Bearer ")) == Some(token) {
+        Ok(request)
+    } else {
+        Err(tonic::Status::unauthenticated("missing or wrong bearer token"))
+    }
+}
+
+/// Reads the configured inputs (followed as they grow when `follow` is set) on a decoder thread
+/// and forwards their events and rejections to the engine driver until `stop` is set.
+fn start_sources(
+    pipeline: &Pipeline,
+    symbols: &Arc<Symbols>,
+    keep_sessions: bool,
+    stop: &Arc<AtomicBool>,
+    batches: crossbeam_channel::Sender<Batch>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let mut options = pipeline.decode.clone();
+    if pipeline.follow {
+        options.follow = Some(stop.clone());
+    }
+    let (decoded, decoder) = spawn_decoder(DecoderSpec {
+        inputs: pipeline.inputs.clone(),
+        format: pipeline.format,
+        options,
+        symbols: symbols.clone(),
+        keep_sessions,
+    });
+    let forwarder = std::thread::Builder::new()
+        .name("stepstone-sources".into())
+        .spawn(move || {
+            for message in decoded {
+                let items = match message {
+                    Decoded::Items(items) => items,
+                    Decoded::Failed(error) => {
+                        tracing::error!("input failed: {error:#}");
+                        return;
+                    }
+                };
+                let mut batch = Batch::default();
+                for item in items {
+                    match item {
+                        Ok(event) => batch.events.push(event),
+                        Err(rejection) => batch.rejections.push(rejection),
+                    }
+                }
+                if batches.send(batch).is_err() {
+                    return;
+                }
+            }
+        })
+        .context("spawning the source forwarder")?;
+    Ok(vec![decoder, forwarder])
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.context("waiting for SIGINT"),
+        _ = terminate.recv() => Ok(()),
+    }
+}
