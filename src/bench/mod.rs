@@ -15,12 +15,15 @@
 //!    with the whole workload as one logical time, then fed batches of 1, 100 and 10,000 further
 //!    events at a fixed rate; the latency of a batch runs from its scheduled send time to the
 //!    moment its logical time is applied ([`incremental`]).
+//! 4. **Live latency**: `stepstone serve` in a child process, events posted over HTTP at fixed
+//!    rates, the time until each event's delta reaches a WebSocket subscriber ([`live`]).
 //!
 //! The workload is written once per (events, customers, seed) into the data directory and reused
 //! ([`workload`]). Results are printed as a table and optionally written as JSON ([`report`]).
 
 mod bulk;
 mod incremental;
+mod live;
 mod report;
 mod stats;
 mod workload;
@@ -63,6 +66,10 @@ pub struct BenchOptions {
     /// Batches per batch size (1, 100, 10,000 events) in the incremental measurement; 0 skips it.
     #[arg(long, default_value_t = 100)]
     pub batches: usize,
+    /// Event rates (events/s) at which event-to-delta latency through `stepstone serve` is
+    /// measured, comma-separated; `0` skips the live measurement.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000", value_name = "N,…")]
+    pub live_rates: Vec<u64>,
     /// Where the generated workload is kept (and reused).
     #[arg(long, default_value = "target/bench-data", value_name = "DIR")]
     pub data_dir: PathBuf,
@@ -106,7 +113,10 @@ pub fn run(options: &BenchOptions, exe: &Path) -> anyhow::Result<Report> {
     let measured = bulk::measure(options, &workload, exe, &scratch.0)?;
     let incremental =
         if options.batches == 0 { Vec::new() } else { incremental::measure(options, &workload, &scratch.0)? };
-    Ok(Report::new(options, &workload, measured, incremental))
+    let rates: Vec<u64> = options.live_rates.iter().copied().filter(|&r| r > 0).collect();
+    let workers = options.workers.iter().copied().max().unwrap_or(1);
+    let live = if rates.is_empty() { Vec::new() } else { live::measure(exe, &rates, workers, &scratch.0)? };
+    Ok(Report::new(options, &workload, measured, incremental, live))
 }
 
 /// The pipeline every measurement runs: `input` into `out` on `workers` workers, converting on

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::BenchOptions;
 use super::bulk::{BulkRuns, DecodeRuns, Format, MIB, Measured};
 use super::incremental::{IncrementalRun, Phase};
+use super::live::LiveRun;
 use super::stats::{Spread, percentile};
 use super::workload::Workload;
 
@@ -22,6 +23,27 @@ pub struct Report {
     pub bulk: Vec<BulkResult>,
     /// Update latency per worker count (empty with `--batches 0`).
     pub incremental: Vec<IncrementalResult>,
+    /// Event-to-delta latency through the live service, per offered rate.
+    pub live: Vec<LiveResult>,
+}
+
+/// Event-to-delta latency at one offered rate.
+#[derive(Debug, Serialize)]
+pub struct LiveResult {
+    /// Events offered per second.
+    pub rate: u64,
+    /// Events posted.
+    pub sent: u64,
+    /// Their deltas received.
+    pub received: usize,
+    /// Requests not answered 200.
+    pub refused: u64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Largest, ms.
+    pub max_ms: f64,
 }
 
 /// The settings of a bench run.
@@ -123,6 +145,7 @@ impl Report {
         workload: &Workload,
         measured: Measured,
         incremental: Vec<IncrementalRun>,
+        live: Vec<LiveRun>,
     ) -> Report {
         let settings = Settings {
             events: options.events,
@@ -135,7 +158,26 @@ impl Report {
         };
         let decode: Vec<DecodeResult> = measured.decode.iter().map(|runs| decode_result(runs, workload)).collect();
         let bulk = measured.bulk.iter().map(|runs| bulk_result(runs, &measured.bulk, &decode)).collect();
-        Report { settings, decode, bulk, incremental: incremental.iter().map(incremental_result).collect() }
+        Report {
+            settings,
+            decode,
+            bulk,
+            incremental: incremental.iter().map(incremental_result).collect(),
+            live: live.iter().map(live_result).collect(),
+        }
+    }
+}
+
+fn live_result(run: &LiveRun) -> LiveResult {
+    let sorted = &run.latencies_ms;
+    LiveResult {
+        rate: run.rate,
+        sent: run.sent,
+        received: sorted.len(),
+        refused: run.refused,
+        p50_ms: percentile(sorted, 50.0).unwrap_or(f64::NAN),
+        p99_ms: percentile(sorted, 99.0).unwrap_or(f64::NAN),
+        max_ms: sorted.last().copied().unwrap_or(f64::NAN),
     }
 }
 
@@ -266,6 +308,27 @@ impl fmt::Display for Report {
                         "", b.size, b.interval_ms, b.sent, b.planned, b.p50_ms, b.p99_ms, b.max_ms, b.target
                     )?;
                 }
+            }
+        }
+        if !self.live.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "{:<18} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}",
+                "live event→delta", "sent", "received", "refused", "p50 ms", "p99 ms", "max ms"
+            )?;
+            for l in &self.live {
+                writeln!(
+                    f,
+                    "  {:<16} {:>9} {:>9} {:>8} {:>9.2} {:>9.2} {:>9.2}",
+                    format!("{} /s", l.rate),
+                    l.sent,
+                    l.received,
+                    l.refused,
+                    l.p50_ms,
+                    l.p99_ms,
+                    l.max_ms
+                )?;
             }
         }
         Ok(())

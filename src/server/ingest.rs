@@ -55,9 +55,9 @@ pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
     let mut rejected = Vec::new();
     for (index, text) in texts.into_iter().enumerate() {
         let decoded = match text {
-            Ok(text) => live.records.decode(text, index as u64 + 1, |record| {
-                to_event(&record, 0, &mut interner, live.keep_sessions)
-            }),
+            Ok(text) => live
+                .records
+                .decode(text, index as u64 + 1, |record| to_event(&record, 0, &mut interner, live.keep_sessions)),
             Err(reason) => Err(Rejection::malformed("POST /v1/events", index as u64 + 1, reason)),
         };
         match decoded {

@@ -46,8 +46,11 @@ pub async fn customer(State(live): State<Arc<Live>>, Path(id): Path<String>) -> 
 pub async fn segments(State(live): State<Arc<Live>>) -> Response {
     let tables = live.tables.read().expect("tables lock");
     let names = live.symbols.names();
-    let mut rows: Vec<(&str, Value)> =
-        tables.segments().into_iter().map(|(name, stats)| (names.get(name), segment_object(names.get(name), stats))).collect();
+    let mut rows: Vec<(&str, Value)> = tables
+        .segments()
+        .into_iter()
+        .map(|(name, stats)| (names.get(name), segment_object(names.get(name), stats)))
+        .collect();
     rows.sort_by(|a, b| a.0.cmp(b.0));
     Json(json!({ "time": tables.time(), "segments": rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>() }))
         .into_response()
@@ -71,7 +74,8 @@ pub async fn segment(State(live): State<Arc<Live>>, Path(name): Path<String>) ->
         .map(|((_, channel), members)| (names.get(*channel), *members))
         .collect();
     channels.sort_unstable();
-    object["channels"] = channels.into_iter().map(|(channel, members)| json!({ "channel": channel, "members": members })).collect();
+    object["channels"] =
+        channels.into_iter().map(|(channel, members)| json!({ "channel": channel, "members": members })).collect();
     object["time"] = json!(tables.time());
     Json(object).into_response()
 }

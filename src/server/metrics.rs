@@ -122,7 +122,8 @@ impl Metrics {
 
     /// The metrics in the Prometheus text format, the gauges of ages computed now.
     pub fn render(&self) -> String {
-        let lag = self.in_flight.lock().expect("metrics lock").front().map_or(0.0, |(_, at)| at.elapsed().as_secs_f64());
+        let lag =
+            self.in_flight.lock().expect("metrics lock").front().map_or(0.0, |(_, at)| at.elapsed().as_secs_f64());
         self.engine_lag.set(lag);
         let last = self.last_snapshot_ms.load(std::sync::atomic::Ordering::Relaxed);
         self.snapshot_age.set(if last == 0 { 0.0 } else { (now_ms() - last).max(0) as f64 / 1000.0 });

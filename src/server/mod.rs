@@ -26,19 +26,19 @@ use std::thread::JoinHandle;
 
 use anyhow::Context;
 use arrow_flight::flight_service_server::FlightServiceServer;
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use stepstone_dataflows::event::SessionRule;
 use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::symbols::Symbols;
 use tokio::net::TcpListener;
 
 use crate::config::Pipeline;
-use crate::engine::{Collector, Engine, spawn_decoder, Decoded, DecoderSpec};
+use crate::engine::{Collector, Decoded, DecoderSpec, Engine, spawn_decoder};
 use crate::sink::{SnapshotWriter, Tables};
 use crate::source::DeadLetterWriter;
 use driver::Batch;
@@ -91,7 +91,8 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
         .transpose()?;
     drop(batches);
 
-    let http = TcpListener::bind(&settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
+    let http =
+        TcpListener::bind(&settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
     let flight_address: SocketAddr = settings
         .flight_listen
         .parse()
@@ -116,11 +117,12 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
         check_flight_token(token.as_deref(), request)
     });
     let mut stopping = live.on_shutdown();
-    let flight_server = tonic::transport::Server::builder()
-        .add_service(service)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(flight), async move {
+    let flight_server = tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
+        tokio_stream::wrappers::TcpListenerStream::new(flight),
+        async move {
             let _ = stopping.changed().await;
-        });
+        },
+    );
     let http_task = tokio::spawn(async move { http_server.await.context("the HTTP server failed") });
     let flight_task = tokio::spawn(async move { flight_server.await.context("the Flight server failed") });
 
@@ -158,11 +160,7 @@ fn router(live: Arc<Live>) -> Router {
         .route("/v1/segments/{name}", get(lookup::segment))
         .route("/v1/transitions", get(lookup::transitions))
         .route_layer(middleware::from_fn_with_state(live.clone(), require_token));
-    Router::new()
-        .merge(v1)
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(live)
+    Router::new().merge(v1).route("/metrics", get(metrics)).route("/healthz", get(|| async { "ok\n" })).with_state(live)
 }
 
 /// `GET /metrics`.

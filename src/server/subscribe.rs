@@ -147,9 +147,7 @@ fn start(live: &Arc<Live>, query: FilterQuery) -> Result<mpsc::Receiver<String>,
         let mut lines = Vec::new();
         let journeys: Vec<_> = match &filter {
             Filter::All => tables.journeys().values().collect(),
-            Filter::Customer(customer) => {
-                live.symbols.get(customer).map(|c| tables.journeys_of(c)).unwrap_or_default()
-            }
+            Filter::Customer(customer) => live.symbols.get(customer).map(|c| tables.journeys_of(c)).unwrap_or_default(),
             Filter::Segment(_) => Vec::new(),
         };
         for row in journeys {

@@ -1,0 +1,180 @@
+//! Event-to-delta latency through the live service: `stepstone serve` runs as a child process on
+//! loopback, one WebSocket subscriber listens to every delta, and events are posted at a fixed
+//! rate; each event is of a customer of its own, so it produces exactly one journey line, and
+//! its latency runs from when its batch was due to be posted until its line reaches the
+//! subscriber.
+//!
+//! The load is open: batches are due every millisecond (or every tenth of a second for rates
+//! below 10k/s), posted on their own tasks whatever the answers, so a slow answer queues the
+//! next batches instead of hiding them. Everything runs on 127.0.0.1, for a bounded time.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use futures::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long each rate is offered.
+const PHASE: Duration = Duration::from_secs(5);
+/// How long after the last batch the subscriber keeps listening for late lines.
+const DRAIN: Duration = Duration::from_secs(5);
+/// The first event time of the offered load (ms since the epoch): 2026-01-01.
+const BASE_MS: i64 = 1_767_225_600_000;
+
+/// The latencies of one offered rate.
+pub struct LiveRun {
+    /// Events offered per second.
+    pub rate: u64,
+    /// Events posted.
+    pub sent: u64,
+    /// Their delta lines received within the drain time, latencies in ms, ascending.
+    pub latencies_ms: Vec<f64>,
+    /// Requests that were not answered 200.
+    pub refused: u64,
+}
+
+/// Measures each of `rates` against a fresh `exe serve` with `workers` workers whose files go
+/// below `scratch`.
+pub fn measure(exe: &Path, rates: &[u64], workers: usize, scratch: &Path) -> anyhow::Result<Vec<LiveRun>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the bench's runtime")?;
+    rates
+        .iter()
+        .map(|&rate| {
+            let dir = scratch.join(format!("live-{rate}"));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let run = runtime.block_on(measure_rate(exe, rate, workers, &dir))?;
+            eprintln!(
+                "live  {rate:>7} events/s  sent {}  received {}  refused {}",
+                run.sent,
+                run.latencies_ms.len(),
+                run.refused
+            );
+            Ok(run)
+        })
+        .collect()
+}
+
+/// The running service, stopped (SIGTERM, then waited for) on drop.
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `exe serve` in `dir` and returns it with its HTTP address.
+fn start(exe: &Path, workers: usize, dir: &Path) -> anyhow::Result<(Service, String)> {
+    let config = dir.join("live.toml");
+    std::fs::write(
+        &config,
+        "[journeys]\nconversion = \"kind=purchase\"\n[output]\ndir = \"out\"\n[server]\ningest-queue = 4096\n\
+         [[segments]]\nname = \"buyers\"\nrule = \"converted\"\n",
+    )
+    .with_context(|| format!("writing {}", config.display()))?;
+    let mut child = Command::new(exe)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0", "--flight-listen", "127.0.0.1:0", "--workers", &workers.to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {} serve", exe.display()))?;
+    let stderr = child.stderr.take().context("the service's stderr")?;
+    let service = Service(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let line = lines.next().context("the service ended before it listened")?.context("reading its stderr")?;
+    let address = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .with_context(|| format!("no address in {line:?}"))?
+        .to_owned();
+    // Keep draining its stderr so that it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok((service, address))
+}
+
+/// One rate against a fresh service.
+async fn measure_rate(exe: &Path, rate: u64, workers: usize, dir: &Path) -> anyhow::Result<LiveRun> {
+    ensure!(rate > 0, "rates must be positive");
+    let (service, address) = start(exe, workers, dir)?;
+    let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/v1/subscribe"))
+        .await
+        .context("connecting the subscriber")?;
+    let (_, mut socket) = socket.split();
+
+    let tick = if rate >= 10_000 { Duration::from_millis(1) } else { Duration::from_millis(100) };
+    let per_batch = (rate as f64 * tick.as_secs_f64()).round().max(1.0) as u64;
+    let batches = (PHASE.as_secs_f64() / tick.as_secs_f64()) as u64;
+    let sent = per_batch * batches;
+    let due: Arc<Vec<Instant>> = {
+        let start = Instant::now() + Duration::from_millis(200);
+        Arc::new((0..batches).map(|b| start + tick * b as u32).collect())
+    };
+
+    let refused = Arc::new(Mutex::new(0u64));
+    let client = reqwest::Client::new();
+    let url = format!("http://{address}/v1/events");
+    let sender = {
+        let (due, refused) = (due.clone(), refused.clone());
+        tokio::spawn(async move {
+            for (b, at) in due.iter().enumerate() {
+                tokio::time::sleep_until((*at).into()).await;
+                let first = b as u64 * per_batch;
+                let body: String = (first..first + per_batch)
+                    .map(|i| {
+                        format!(
+                            "{{\"customer\":\"live-{i}\",\"time\":{},\"contact_point\":\"home\",\"channel\":\"web\"}}\n",
+                            BASE_MS + i as i64
+                        )
+                    })
+                    .collect();
+                let (client, url, refused) = (client.clone(), url.clone(), refused.clone());
+                tokio::spawn(async move {
+                    let ok = client.post(&url).body(body).send().await.is_ok_and(|r| r.status().is_success());
+                    if !ok {
+                        *refused.lock().expect("refused lock") += 1;
+                    }
+                });
+            }
+        })
+    };
+
+    let mut latencies_ms = Vec::with_capacity(sent as usize);
+    let deadline = *due.last().context("no batches")? + DRAIN;
+    while (latencies_ms.len() as u64) < sent {
+        let message = match tokio::time::timeout_at(deadline.into(), socket.next()).await {
+            Ok(Some(message)) => message.context("reading the subscription")?,
+            Ok(None) => bail!("the subscription ended early"),
+            Err(_) => break,
+        };
+        let Message::Text(text) = message else { continue };
+        let received = Instant::now();
+        let Some(index) = new_live_customer(&text) else { continue };
+        let Some(at) = due.get((index / per_batch) as usize) else { continue };
+        latencies_ms.push(received.saturating_duration_since(*at).as_secs_f64() * 1000.0);
+    }
+    sender.await.context("the sender task")?;
+    drop(service);
+    latencies_ms.sort_by(f64::total_cmp);
+    let refused = *refused.lock().expect("refused lock");
+    Ok(LiveRun { rate, sent, latencies_ms, refused })
+}
+
+/// The number `i` of a journey line that brings customer `live-i` in (`diff` 1, one event).
+fn new_live_customer(text: &str) -> Option<u64> {
+    let line: serde_json::Value = serde_json::from_str(text).ok()?;
+    if line["type"] != "journey" || line["diff"] != 1 || line["events"] != 1 {
+        return None;
+    }
+    line["customer"].as_str()?.strip_prefix("live-")?.parse().ok()
+}
