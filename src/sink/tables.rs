@@ -194,9 +194,12 @@ impl Tables {
 
     /// The current rows of `customer`'s journeys, by journey key (no key first).
     pub fn journeys_of(&self, customer: Sym) -> Vec<&JourneyRow> {
-        let keyed = self.keys_of.get(&customer).into_iter().flatten().map(|&key| JourneyId { customer, key: Some(key) });
-        let mut rows: Vec<&JourneyRow> =
-            std::iter::once(JourneyId::customer(customer)).chain(keyed).filter_map(|id| self.journeys.get(&id)).collect();
+        let keyed =
+            self.keys_of.get(&customer).into_iter().flatten().map(|&key| JourneyId { customer, key: Some(key) });
+        let mut rows: Vec<&JourneyRow> = std::iter::once(JourneyId::customer(customer))
+            .chain(keyed)
+            .filter_map(|id| self.journeys.get(&id))
+            .collect();
         rows.sort_by_key(|row| row.journey.key);
         rows
     }

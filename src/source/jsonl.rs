@@ -72,7 +72,11 @@ impl JsonlDecoder {
 }
 
 /// Decodes one line, handing its record to `consume`.
-pub(crate) fn decode_line<T>(decoder: &RowDecoder, text: &str, consume: impl FnOnce(RecordRef<'_>) -> T) -> Result<T, Fault> {
+pub(crate) fn decode_line<T>(
+    decoder: &RowDecoder,
+    text: &str,
+    consume: impl FnOnce(RecordRef<'_>) -> T,
+) -> Result<T, Fault> {
     let mut de = serde_json::Deserializer::from_str(text);
     let cells = RowSeed { decoder }
         .deserialize(&mut de)
