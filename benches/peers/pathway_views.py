@@ -103,6 +103,9 @@ def parse_args():
     p.add_argument("--methods", default="sort,tuple",
                    help="Pathway formulations to run, comma-separated: `sort` (prev/next pointers) and/or `tuple` "
                    "(a sorted_tuple per customer and a Python UDF)")
+    p.add_argument("--stream-sink", choices=("memory", "jsonlines"), default="memory",
+                   help="where the incremental run's views go: `pw.io.subscribe` callbacks keeping them in memory "
+                   "(written out after the run), or `pw.io.jsonlines.write` files (adds file writes to each batch)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds allowed to each Pathway child")
     p.add_argument(
         "--bench-json", default="auto",
@@ -366,8 +369,11 @@ def views_by_tuple(pw, ev, gap_ms, path_length, bug):
     return grouped, journeys
 
 
+VIEW_NAMES = ("transitions", "journeys", "segments")
+
+
 def write_views(pw, views, out_dir):
-    for name, table in zip(("transitions", "journeys", "segments"), views):
+    for name, table in zip(VIEW_NAMES, views):
         pw.io.jsonlines.write(table, str(out_dir / f"{name}.jsonl"))
 
 
@@ -399,7 +405,7 @@ def stream_child(pw, args, schema, csv_table, out_dir, imported):
     with open(args.updates) as f:
         updates = json.load(f)
     batches = [updates[i * args.batch_size:(i + 1) * args.batch_size] for i in range(args.batches)]
-    state = {"events": 0, "target": args.expected_events, "target_time": None, "batch": 0}
+    state = {"events": 0, "target": args.expected_events, "target_time": None, "closed": None}
     lock = threading.Lock()
     reached = threading.Event()
     marks = {}  # batch -> (pushed, committed, closed) perf_counter times
@@ -418,7 +424,6 @@ def stream_child(pw, args, schema, csv_table, out_dir, imported):
             for b, rows in enumerate(batches, start=1):
                 with lock:
                     reached.clear()
-                    state["batch"] = b
                     state["target"] = args.expected_events + sum(len(x) for x in batches[:b])
                     state["target_time"] = None
                 pushed = time.perf_counter()
@@ -432,9 +437,21 @@ def stream_child(pw, args, schema, csv_table, out_dir, imported):
 
     stream_table = pw.io.python.read(Updates(), schema=schema, autocommit_duration_ms=None)
     raw = csv_table.concat_reindex(stream_table)
-    transitions, journeys, segments = build_views(pw, raw, args.session_gap_ms, args.path_length, args.method,
-                                                  args.semantics_bug)
-    write_views(pw, (transitions, journeys, segments), out_dir)
+    views = build_views(pw, raw, args.session_gap_ms, args.path_length, args.method, args.semantics_bug)
+    transitions, journeys, segments = views
+    if args.stream_sink == "jsonlines":
+        write_views(pw, views, out_dir)
+    else:  # in memory: each view's rows with their multiplicities, written out after the run
+        kept = {name: {} for name in VIEW_NAMES}
+
+        def keeper(rows):
+            def on_change(key, row, time, is_addition):
+                frozen = json.dumps(row, sort_keys=True)
+                rows[frozen] = rows.get(frozen, 0) + (1 if is_addition else -1)
+            return on_change
+
+        for name, table in zip(VIEW_NAMES, views):
+            pw.io.subscribe(table, on_change=keeper(kept[name]))
     # The probe: each journey row's event count (every batch changes some), plus the other two
     # views through filters that pass nothing: the probe's time only closes once every view has
     # processed it.
@@ -462,10 +479,16 @@ def stream_child(pw, args, schema, csv_table, out_dir, imported):
     done = time.perf_counter()
     if len(marks) != len(batches) + 1:
         raise SystemExit(f"only {len(marks) - 1} of {len(batches)} batches were processed")
+    if args.stream_sink != "jsonlines":
+        for name in VIEW_NAMES:
+            with open(out_dir / f"{name}.jsonl", "w") as f:
+                for frozen, n in kept[name].items():
+                    if n:
+                        f.write(frozen[:-1] + f', "diff": {n}}}\n')
     latencies = [marks[b][2] - marks[b][0] for b in range(1, len(batches) + 1)]
     push = [marks[b][1] - marks[b][0] for b in range(1, len(batches) + 1)]
     return {"build_s": built - imported, "bulk_s": marks[0][2] - built, "run_s": done - built,
-            "latencies_s": latencies, "push_s": push}
+            "latencies_s": latencies, "push_s": push, "sink": args.stream_sink}
 
 
 # =============================================================================================
@@ -539,7 +562,7 @@ def pathway_child(args, mode, method, prepared, out_dir, extra=()):
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--method", method, "--prepared", str(prepared),
            "--child-out", str(out_dir), "--session-gap-ms", str(args.session_gap_ms),
            "--path-length", str(args.path_length), "--semantics-bug", args.semantics_bug,
-           "--timeout", str(args.timeout), *extra]
+           "--timeout", str(args.timeout), "--stream-sink", args.stream_sink, *extra]
     wall, rss = run_measured(cmd, env=env, timeout=args.timeout)
     figures = json.loads((out_dir / "figures.json").read_text())
     return figures, wall, rss

@@ -39,6 +39,11 @@ impl Frontier {
         self.changed.notify_all();
     }
 
+    /// The latest applied time, if any.
+    pub fn applied(&self) -> Option<u64> {
+        self.state.lock().expect("frontier lock").0
+    }
+
     /// Blocks until `time` has been applied; `false` if the collector stopped before that.
     pub fn wait_for(&self, time: u64) -> bool {
         let mut state = self.state.lock().expect("frontier lock");

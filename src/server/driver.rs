@@ -1,7 +1,11 @@
 //! The engine driver of the live service: one thread that takes ingest batches (from HTTP and
 //! from the configured sources) in arrival order, numbers their events, writes their rejections
-//! to the dead-letter file, feeds the engine and seals a logical time whenever the queue runs
-//! dry or the epoch interval has passed.
+//! to the dead-letter file, feeds the engine and seals logical times.
+//!
+//! A time is sealed as soon as its first batch is in while the engine is idle, so a lone event
+//! is complete within milliseconds; while the engine is still busy with the previous time, the
+//! open time keeps taking the batches that arrive, up to the epoch interval, so that under load
+//! the engine works on fewer, larger times instead of falling behind.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +35,9 @@ pub struct Batch {
 
 /// How often the driver checks `stop` while no batch arrives.
 const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// How often the driver checks whether the engine is done while it keeps a time open.
+const BUSY_POLL: Duration = Duration::from_micros(200);
 
 /// Starts the driver thread; it ends, finishing the engine (and writing the final snapshot),
 /// once every sender of `batches` is gone, or once `stop` is set and the queue is empty.
@@ -64,8 +71,13 @@ fn drive(
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let mut next_seq = 0u64;
+    let frontier = engine.frontier();
+    // The latest sealed time.
+    let mut sealed: Option<u64> = None;
+    // A batch taken after the open time's interval ran out: the first of the next time.
+    let mut carried: Option<Batch> = None;
     loop {
-        let first = match batches.recv_timeout(STOP_POLL) {
+        let first = match carried.take().map_or_else(|| batches.recv_timeout(STOP_POLL), Ok) {
             Ok(batch) => batch,
             Err(RecvTimeoutError::Timeout) if stop.load(Ordering::Relaxed) => break,
             Err(RecvTimeoutError::Timeout) => continue,
@@ -89,14 +101,25 @@ fn drive(
                 live.metrics.events_in.inc_by(events.len() as u64);
                 engine.send(events)?;
             }
-            if opened.elapsed() < epoch_interval {
-                batch = match batches.try_recv() {
-                    Ok(more) => Some(more),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-                };
-            }
+            let busy = sealed.is_some() && frontier.applied() < sealed;
+            let remaining = epoch_interval.saturating_sub(opened.elapsed());
+            batch = match batches.try_recv() {
+                Ok(more) if !remaining.is_zero() => Some(more),
+                Ok(more) => {
+                    carried = Some(more);
+                    None
+                }
+                Err(TryRecvError::Empty) if busy && !remaining.is_zero() => {
+                    batches.recv_timeout(remaining.min(BUSY_POLL)).ok().or_else(|| {
+                        // Keep the time open while the engine is still busy.
+                        (frontier.applied() < sealed && opened.elapsed() < epoch_interval).then(Batch::default)
+                    })
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+            };
         }
         let time = engine.seal()?;
+        sealed = Some(time);
         live.metrics.sealed(time);
         if time >= MAX_IN_FLIGHT {
             engine.wait_for(time - MAX_IN_FLIGHT)?;

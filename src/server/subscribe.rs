@@ -18,7 +18,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -95,13 +95,18 @@ pub async fn sse(State(live): State<Arc<Live>>, Query(query): Query<FilterQuery>
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }
 
-/// Sends the subscription's messages over the WebSocket until either side ends.
+/// Sends the subscription's messages over the WebSocket until either side ends; messages that
+/// are ready together go out in one write.
 async fn forward(mut socket: WebSocket, mut messages: mpsc::Receiver<String>) {
     loop {
         tokio::select! {
             message = messages.recv() => match message {
                 Some(text) => {
-                    if socket.send(Message::Text(text.into())).await.is_err() {
+                    let mut sent = socket.feed(Message::Text(text.into())).await;
+                    while sent.is_ok() && let Ok(more) = messages.try_recv() {
+                        sent = socket.feed(Message::Text(more.into())).await;
+                    }
+                    if sent.is_err() || socket.flush().await.is_err() {
                         return;
                     }
                 }

@@ -227,3 +227,124 @@ pub fn journeys(batch: &RecordBatch) -> BTreeMap<String, OracleJourney> {
         })
         .collect()
 }
+
+/// One event with every field a journey row depends on (for the live service's tests).
+#[derive(Clone, Debug)]
+pub struct FullEvent {
+    /// The customer.
+    pub customer: String,
+    /// Event time in ms.
+    pub time: i64,
+    /// Arrival position, deciding ties.
+    pub row: usize,
+    /// The contact point.
+    pub contact_point: String,
+    /// The channel, if any.
+    pub channel: Option<String>,
+    /// Whether the event converts.
+    pub converting: bool,
+    /// The event's value (0 when absent).
+    pub value: f64,
+}
+
+impl FullEvent {
+    /// The event as [`oracle`] takes it.
+    pub fn to_oracle(&self) -> OracleEvent {
+        OracleEvent {
+            customer: self.customer.clone(),
+            time: self.time,
+            row: self.row,
+            contact_point: self.contact_point.clone(),
+            converting: self.converting,
+        }
+    }
+}
+
+/// What the full oracle expects for one customer: every field of a journey row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FullJourney {
+    /// First event time (ms).
+    pub first_time: i64,
+    /// Last event time (ms).
+    pub last_time: i64,
+    /// Number of events.
+    pub events: i64,
+    /// Number of sessions.
+    pub sessions: i64,
+    /// Time of the first event of the last session.
+    pub session_start: i64,
+    /// Number of events of the last session.
+    pub session_events: i64,
+    /// The last `path_len` contact points, oldest first.
+    pub path: Vec<String>,
+    /// Events per channel (events without a channel are not counted).
+    pub channel_events: BTreeMap<String, i64>,
+    /// Number of converting events.
+    pub conversions: i64,
+    /// Time of the last converting event.
+    pub last_conversion_time: Option<i64>,
+    /// Total value in micro-units (each event's value rounded to micro-units, then summed).
+    pub value_micros: i64,
+}
+
+impl FullJourney {
+    /// Whether the journey converted.
+    pub fn converted(&self) -> bool {
+        self.conversions > 0
+    }
+
+    /// The total value as the engine reports it.
+    pub fn value(&self) -> f64 {
+        self.value_micros as f64 / 1e6
+    }
+}
+
+/// Every customer's full journey row, computed sequentially like [`oracle`]: events sorted per
+/// customer by (time, arrival position), sessions split where the gap is strictly greater than
+/// `gap` (never when `None`).
+pub fn full_journeys(events: &[FullEvent], gap: Option<i64>, path_len: usize) -> BTreeMap<String, FullJourney> {
+    let mut per_customer: BTreeMap<&str, Vec<&FullEvent>> = BTreeMap::new();
+    for e in events {
+        per_customer.entry(&e.customer).or_default().push(e);
+    }
+    let mut journeys = BTreeMap::new();
+    for (customer, mut list) in per_customer {
+        list.sort_by_key(|e| (e.time, e.row));
+        let mut sessions = 0;
+        let mut session_start = list[0].time;
+        let mut session_events = 0;
+        for (i, e) in list.iter().enumerate() {
+            let new_session = i == 0 || gap.is_some_and(|gap| e.time - list[i - 1].time > gap);
+            if new_session {
+                sessions += 1;
+                session_start = e.time;
+                session_events = 0;
+            }
+            session_events += 1;
+        }
+        let mut channel_events = BTreeMap::new();
+        for e in &list {
+            if let Some(channel) = &e.channel {
+                *channel_events.entry(channel.clone()).or_default() += 1;
+            }
+        }
+        let skip = list.len().saturating_sub(path_len);
+        journeys.insert(
+            customer.to_owned(),
+            FullJourney {
+                first_time: list[0].time,
+                last_time: list[list.len() - 1].time,
+                events: list.len() as i64,
+                sessions,
+                session_start,
+                session_events,
+                path: list[skip..].iter().map(|e| e.contact_point.clone()).collect(),
+                channel_events,
+                conversions: list.iter().filter(|e| e.converting).count() as i64,
+                last_conversion_time: list.iter().filter(|e| e.converting).map(|e| e.time).next_back(),
+                value_micros: list.iter().map(|e| (e.value * 1e6).round() as i64).sum(),
+            },
+        );
+    }
+    journeys
+}
