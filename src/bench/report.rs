@@ -97,6 +97,10 @@ pub struct BulkResult {
     pub speedup: f64,
     /// The largest peak RSS of the repetitions' processes, in bytes.
     pub peak_rss_bytes: u64,
+    /// That peak per event of the workload.
+    pub peak_bytes_per_event: f64,
+    /// That peak per customer of the workload.
+    pub peak_bytes_per_customer: f64,
 }
 
 /// Update latency on one worker count.
@@ -157,7 +161,8 @@ impl Report {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let decode: Vec<DecodeResult> = measured.decode.iter().map(|runs| decode_result(runs, workload)).collect();
-        let bulk = measured.bulk.iter().map(|runs| bulk_result(runs, &measured.bulk, &decode)).collect();
+        let bulk =
+            measured.bulk.iter().map(|runs| bulk_result(runs, &measured.bulk, &decode, options.customers)).collect();
         Report {
             settings,
             decode,
@@ -197,8 +202,9 @@ fn decode_result(runs: &DecodeRuns, workload: &Workload) -> DecodeResult {
     }
 }
 
-fn bulk_result(runs: &BulkRuns, all: &[BulkRuns], decode: &[DecodeResult]) -> BulkResult {
+fn bulk_result(runs: &BulkRuns, all: &[BulkRuns], decode: &[DecodeResult], customers: u64) -> BulkResult {
     let eps = throughput(runs.events, &runs.seconds);
+    let peak = runs.peak_rss_bytes.iter().copied().max().unwrap_or(0);
     let decoded = decode.iter().find(|d| d.format == runs.format).map_or(f64::NAN, |d| d.events_per_second.median);
     let first =
         all.iter().find(|r| r.format == runs.format).map_or(f64::NAN, |r| throughput(r.events, &r.seconds).median);
@@ -208,7 +214,9 @@ fn bulk_result(runs: &BulkRuns, all: &[BulkRuns], decode: &[DecodeResult]) -> Bu
         events_per_second: eps,
         vs_decode: eps.median / decoded,
         speedup: eps.median / first,
-        peak_rss_bytes: runs.peak_rss_bytes.iter().copied().max().unwrap_or(0),
+        peak_rss_bytes: peak,
+        peak_bytes_per_event: peak as f64 / runs.events.max(1) as f64,
+        peak_bytes_per_customer: peak as f64 / customers.max(1) as f64,
     }
 }
 
@@ -272,16 +280,22 @@ impl fmt::Display for Report {
             )?;
         }
         writeln!(f)?;
-        writeln!(f, "{:<18} {:<32} {:>9} {:>8} {:>9}", "bulk run", "events/s", "vs decode", "speedup", "peak MiB")?;
+        writeln!(
+            f,
+            "{:<18} {:<32} {:>9} {:>8} {:>9} {:>8} {:>8}",
+            "bulk run", "events/s", "vs decode", "speedup", "peak MiB", "B/event", "B/cust."
+        )?;
         for b in &self.bulk {
             let name = format!("{} w={}", b.format.name(), b.workers);
             let mib = b.peak_rss_bytes as f64 / MIB;
             writeln!(
                 f,
-                "  {name:<16} {:<32} {:>9.2} {:>8.2} {mib:>9.0}",
+                "  {name:<16} {:<32} {:>9.2} {:>8.2} {mib:>9.0} {:>8.0} {:>8.0}",
                 rates(&b.events_per_second),
                 b.vs_decode,
-                b.speedup
+                b.speedup,
+                b.peak_bytes_per_event,
+                b.peak_bytes_per_customer
             )?;
         }
         if !self.incremental.is_empty() {

@@ -95,7 +95,8 @@ impl Collector {
                 let (time, (_, updates)) = first.remove_entry();
                 {
                     let mut tables = self.tables.write().expect("tables lock");
-                    let changes = tables.apply(time, &updates);
+                    let report_rows = self.deltas.is_some() || self.observer.is_some();
+                    let changes = tables.apply_reporting(time, &updates, report_rows);
                     if let Some(observer) = &mut self.observer {
                         observer.applied(&changes, &tables);
                     }

@@ -99,6 +99,13 @@ impl Tables {
     /// that is not present, a second row for a journey) are applied as well as possible and
     /// logged as warnings.
     pub fn apply(&mut self, time: u64, updates: &[Update]) -> Changes {
+        self.apply_reporting(time, updates, true)
+    }
+
+    /// Applies the updates of `time` as [`Tables::apply`] does; the returned [`Changes`] list
+    /// the changed journey rows only with `report_rows` (they are copies), its memberships
+    /// always.
+    pub fn apply_reporting(&mut self, time: u64, updates: &[Update], report_rows: bool) -> Changes {
         if let Some(previous) = self.time
             && time < previous
         {
@@ -169,7 +176,12 @@ impl Tables {
             apply_aggregate(&mut self.segment_channels, key, diff, |a, b| *a += b);
         }
 
-        Changes { time, journeys: journeys.into_iter().map(|(row, diff)| (row.clone(), diff)).collect(), memberships }
+        let journeys = if report_rows {
+            journeys.into_iter().map(|(row, diff)| (row.clone(), diff)).collect()
+        } else {
+            Vec::new()
+        };
+        Changes { time, journeys, memberships }
     }
 
     /// The latest applied logical time, `None` before the first [`Tables::apply`].
