@@ -41,10 +41,9 @@ impl TablesService {
         }
         let tables = self.live.tables.read().expect("tables lock");
         let wall_time = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let batches = SnapshotBatches::build(&tables, &self.live.symbols, &wall_time)
-            .map_err(|e| Status::internal(format!("{e:#}")))?;
-        let (_, batch) = batches.named().into_iter().find(|(name, _)| *name == table).expect("a listed table");
-        Ok(batch.clone())
+        SnapshotBatches::table(&tables, &self.live.symbols, &wall_time, table)
+            .expect("a listed table")
+            .map_err(|e| Status::internal(format!("{e:#}")))
     }
 
     /// The table a descriptor names: its first path element, or its command as text.

@@ -80,7 +80,7 @@ pub async fn websocket(
 ) -> Response {
     let messages = match start(&live, query) {
         Ok(messages) => messages,
-        Err(response) => return response,
+        Err((status, message)) => return error(status, message),
     };
     upgrade.on_upgrade(move |socket| forward(socket, messages)).into_response()
 }
@@ -89,7 +89,7 @@ pub async fn websocket(
 pub async fn sse(State(live): State<Arc<Live>>, Query(query): Query<FilterQuery>) -> Response {
     let messages = match start(&live, query) {
         Ok(messages) => messages,
-        Err(response) => return response,
+        Err((status, message)) => return error(status, message),
     };
     let events = ReceiverStream::new(messages).map(|message| Ok::<_, Infallible>(Event::default().data(message)));
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
@@ -134,10 +134,10 @@ impl Drop for Counted {
 
 /// Starts a subscription: takes the snapshot and the delta stream under the tables' lock and
 /// spawns the task that produces the subscriber's messages.
-fn start(live: &Arc<Live>, query: FilterQuery) -> Result<mpsc::Receiver<String>, Response> {
-    let filter = Filter::of(query).map_err(|message| error(StatusCode::BAD_REQUEST, message))?;
+fn start(live: &Arc<Live>, query: FilterQuery) -> Result<mpsc::Receiver<String>, (StatusCode, String)> {
+    let filter = Filter::of(query).map_err(|message| (StatusCode::BAD_REQUEST, message))?;
     if live.metrics.subscribers.get() >= live.settings.max_subscribers as i64 {
-        return Err(error(
+        return Err((
             StatusCode::SERVICE_UNAVAILABLE,
             format!("too many subscribers (max-subscribers = {})", live.settings.max_subscribers),
         ));
@@ -192,6 +192,8 @@ fn start(live: &Arc<Live>, query: FilterQuery) -> Result<mpsc::Receiver<String>,
         }
         loop {
             let received = tokio::select! {
+                // Deliver every published time before the closing message.
+                biased;
                 received = deltas.recv() => received,
                 _ = shutdown.changed() => {
                     let _ = sender.send(json!({ "type": "closing" }).to_string()).await;
@@ -224,7 +226,7 @@ fn progress(time: u64) -> String {
     json!({ "type": "progress", "time": time }).to_string()
 }
 
-/// An internal error as a response.
-fn internal(e: anyhow::Error) -> Response {
-    error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+/// An internal error, for an error response.
+fn internal(e: anyhow::Error) -> (StatusCode, String) {
+    (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
 }

@@ -54,10 +54,7 @@ impl SnapshotBatches {
     /// Each batch takes one read view of `symbols` while it is built (interning waits meanwhile);
     /// the caller must not hold one on this thread.
     pub fn build(tables: &Tables, symbols: &Symbols, wall_time: &str) -> anyhow::Result<Self> {
-        let mut metadata = HashMap::from([(WALL_TIME_KEY.to_owned(), wall_time.to_owned())]);
-        if let Some(time) = tables.time() {
-            metadata.insert(LOGICAL_TIME_KEY.to_owned(), time.to_string());
-        }
+        let metadata = snapshot_metadata(tables, wall_time);
         // One statement per batch, so that each read view is released before the next is taken
         // (a second read lock on this thread could deadlock behind a waiting writer).
         let journeys = journeys_batch(tables, &symbols.names(), &metadata).context("building the journeys batch")?;
@@ -69,6 +66,27 @@ impl SnapshotBatches {
         let segment_channels = segment_channels_batch(tables, &symbols.names(), &metadata)
             .context("building the segment_channels batch")?;
         Ok(SnapshotBatches { journeys, transitions, channel_transitions, segments, segment_channels })
+    }
+
+    /// The batch of the one table `name` (`journeys`, `transitions`, `channel_transitions`,
+    /// `segments` or `segment_channels`), built as [`SnapshotBatches::build`] builds it; `None`
+    /// for another name.
+    pub fn table(
+        tables: &Tables,
+        symbols: &Symbols,
+        wall_time: &str,
+        name: &str,
+    ) -> Option<anyhow::Result<RecordBatch>> {
+        let metadata = snapshot_metadata(tables, wall_time);
+        let names = symbols.names();
+        Some(match name {
+            "journeys" => journeys_batch(tables, &names, &metadata),
+            "transitions" => edges_batch(tables.transitions(), &names, &metadata),
+            "channel_transitions" => edges_batch(tables.channel_transitions(), &names, &metadata),
+            "segments" => segments_batch(tables, &names, &metadata),
+            "segment_channels" => segment_channels_batch(tables, &names, &metadata),
+            _ => return None,
+        })
     }
 
     /// The batches with their table names, in a fixed order.
@@ -159,6 +177,15 @@ pub fn segment_channels_schema() -> Schema {
 }
 
 /// `schema` with `metadata` attached.
+/// The schema metadata of a snapshot of `tables` taken at `wall_time`.
+fn snapshot_metadata(tables: &Tables, wall_time: &str) -> HashMap<String, String> {
+    let mut metadata = HashMap::from([(WALL_TIME_KEY.to_owned(), wall_time.to_owned())]);
+    if let Some(time) = tables.time() {
+        metadata.insert(LOGICAL_TIME_KEY.to_owned(), time.to_string());
+    }
+    metadata
+}
+
 fn with_metadata(schema: Schema, metadata: &HashMap<String, String>) -> SchemaRef {
     Arc::new(schema.with_metadata(metadata.clone()))
 }
