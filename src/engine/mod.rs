@@ -40,21 +40,7 @@ pub use summary::RunSummary;
 pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
     anyhow::ensure!(!pipeline.follow, "follow keeps reading forever: it is for stepstone serve, not run");
     let started = Instant::now();
-    std::fs::create_dir_all(&pipeline.out_dir)
-        .with_context(|| format!("creating the output directory {}", pipeline.out_dir.display()))?;
-    let mut dead_letters = DeadLetterWriter::create(&pipeline.rejected)?;
-    let symbols = Arc::new(Symbols::new());
-    let segments: Vec<BoundSegment> = pipeline.segments.iter().map(|s| s.bind(&symbols)).collect();
-    let deltas = pipeline.deltas.as_deref().map(|path| DeltaWriter::create(path, symbols.clone())).transpose()?;
-    let tables = Tables::new(segments.iter().map(|s| s.name).collect());
-    let collector = Collector::new(
-        pipeline.workers,
-        tables,
-        SnapshotWriter::new(&pipeline.out_dir, pipeline.parquet, symbols.clone()),
-        pipeline.snapshot_interval,
-        deltas,
-    );
-
+    let Setup { mut dead_letters, symbols, segments, collector } = Setup::new(pipeline)?;
     let mut engine = Engine::start(pipeline.params, segments, pipeline.workers, collector)?;
 
     let live = pipeline.inputs.iter().any(|p| p == "-");
@@ -79,6 +65,40 @@ pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
     let json = serde_json::to_string_pretty(&summary).context("serializing the run summary")?;
     std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     Ok(summary)
+}
+
+/// What every way of running a pipeline sets up before its engine starts.
+pub struct Setup {
+    /// The dead-letter file.
+    pub dead_letters: DeadLetterWriter,
+    /// The symbol table of the run.
+    pub symbols: Arc<Symbols>,
+    /// The segments, bound to `symbols`.
+    pub segments: Vec<BoundSegment>,
+    /// The collector: sink tables, snapshots into the output directory, and the delta file
+    /// when one is configured.
+    pub collector: Collector,
+}
+
+impl Setup {
+    /// Creates the output directory and the files of `pipeline`.
+    pub fn new(pipeline: &Pipeline) -> anyhow::Result<Setup> {
+        std::fs::create_dir_all(&pipeline.out_dir)
+            .with_context(|| format!("creating the output directory {}", pipeline.out_dir.display()))?;
+        let dead_letters = DeadLetterWriter::create(&pipeline.rejected)?;
+        let symbols = Arc::new(Symbols::new());
+        let segments: Vec<BoundSegment> = pipeline.segments.iter().map(|s| s.bind(&symbols)).collect();
+        let deltas = pipeline.deltas.as_deref().map(|path| DeltaWriter::create(path, symbols.clone())).transpose()?;
+        let tables = Tables::new(segments.iter().map(|s| s.name).collect());
+        let collector = Collector::new(
+            pipeline.workers,
+            tables,
+            SnapshotWriter::new(&pipeline.out_dir, pipeline.parquet, symbols.clone()),
+            pipeline.snapshot_interval,
+            deltas,
+        );
+        Ok(Setup { dead_letters, symbols, segments, collector })
+    }
 }
 
 /// Feeds every event to the workers, sealing each epoch, and rejections to the dead-letter

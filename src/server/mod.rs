@@ -33,14 +33,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use stepstone_dataflows::event::SessionRule;
-use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::symbols::Symbols;
 use tokio::net::TcpListener;
 
 use crate::config::Pipeline;
-use crate::engine::{Collector, Decoded, DecoderSpec, Engine, spawn_decoder};
-use crate::sink::{SnapshotWriter, Tables};
-use crate::source::DeadLetterWriter;
+use crate::engine::{Decoded, DecoderSpec, Engine, Setup, spawn_decoder};
 use driver::Batch;
 use live::{Live, Publisher};
 
@@ -57,19 +54,7 @@ pub fn serve(pipeline: &Pipeline) -> anyhow::Result<()> {
 /// The service, from start to a clean stop.
 async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
     let settings = pipeline.server.clone();
-    std::fs::create_dir_all(&pipeline.out_dir)
-        .with_context(|| format!("creating the output directory {}", pipeline.out_dir.display()))?;
-    let dead_letters = DeadLetterWriter::create(&pipeline.rejected)?;
-    let symbols = Arc::new(Symbols::new());
-    let segments: Vec<BoundSegment> = pipeline.segments.iter().map(|s| s.bind(&symbols)).collect();
-    let tables = Tables::new(segments.iter().map(|s| s.name).collect());
-    let collector = Collector::new(
-        pipeline.workers,
-        tables,
-        SnapshotWriter::new(&pipeline.out_dir, pipeline.parquet, symbols.clone()),
-        pipeline.snapshot_interval,
-        None,
-    );
+    let Setup { dead_letters, symbols, segments, collector } = Setup::new(pipeline)?;
     let keep_sessions = pipeline.params.session == SessionRule::ById;
     let (batches, queue) = crossbeam_channel::bounded::<Batch>(settings.ingest_queue);
     let live = Arc::new(Live::new(
