@@ -16,7 +16,9 @@ use stepstone_dataflows::segments::SegmentDef;
 
 use crate::source::{Conversion, DecodeOptions, Field, Format, Mapping, TimeFormat};
 
-/// The default number of events per logical time (epoch) when reading files.
+/// The default number of events per logical time (epoch) when reading files with periodic
+/// snapshots. Without them a run is one logical time: every time's end recomputes the rows of
+/// the journeys it touched, which for a bulk load is nearly every journey each time.
 pub const DEFAULT_EPOCH_EVENTS: usize = 1_000_000;
 
 /// A pipeline config file, as written (see the README's config reference).
@@ -348,7 +350,10 @@ impl Pipeline {
         if workers == 0 {
             bail!("workers must be at least 1");
         }
-        let epoch_events = run.epoch_events.unwrap_or(DEFAULT_EPOCH_EVENTS);
+        let epoch_events = run.epoch_events.unwrap_or(match snapshot_interval {
+            Some(_) => DEFAULT_EPOCH_EVENTS,
+            None => usize::MAX,
+        });
         if epoch_events == 0 {
             bail!("epoch-events must be at least 1");
         }
