@@ -1,58 +1,70 @@
 #!/usr/bin/env python3
-"""Pathway peer of Stepstone's views: the same transitions, journeys and segments as a Pathway
-(0.33) streaming pipeline, Pathway being a streaming engine on a differential-dataflow core.
+"""Pathway peer of Stepstone's views: the same transitions, journeys and segments in Pathway.
 
-On one generated CSV workload (the DuckDB peer's, `duckdb_views.py`) this script
+Pathway (0.33) is a streaming engine on a differential-dataflow core. On one generated CSV
+workload (the DuckDB peer's: same file, same seed, same update batches) this script
 
 1. runs `stepstone run` (2 workers by default) `--reps` times: its `elapsed_seconds` from
    `summary.json`, its peak RSS (`wait4` of the child), its dead letters (`rejected.jsonl`) and
    its snapshots (`*.arrow`);
 2. prepares Pathway's input: the CSV with its line number (header = line 1) as a first column and
    Stepstone's rejected lines dropped, as `duckdb_views.py` does in SQL (a line-level pass; a
-   generated CSV has one record per line; timed and counted in Pathway's total);
-3. runs the Pathway pipeline in a child process (`PATHWAY_THREADS=2` by default), `--reps`
-   times interleaved with Stepstone, in STATIC mode: `pw.io.csv.read(mode="static")`, the views,
-   `pw.io.jsonlines.write` of every view; the time is `pw.run()` (the whole file read, every view
-   computed and written), and peak RSS is the child's (`wait4`);
+   generated CSV has one record per line); timed, and counted in Pathway's total;
+3. runs each Pathway formulation (`--methods`, below) in a child process (`PATHWAY_THREADS=2` by
+   default), `--reps` times interleaved with Stepstone, in STATIC mode: `pw.io.csv.read(mode=
+   "static")`, which decodes the fields as Stepstone does (times to ms, values to integer
+   micro-units, blank channel as none), the views, `pw.io.jsonlines.write` of each; the time is
+   `pw.run()` (the whole file read, every view computed and written); peak RSS is the child's
+   (`wait4`), Python and Pathway included;
 4. checks that Pathway's views are EQUAL to Stepstone's snapshot: every transition's count and
-   dwell total (exact), dwell mean and probability (1e-9 relative); every journeys.arrow column
-   (customer, journey_key, first_time, last_time, events, sessions, session_start, session_events,
-   session_duration_ms, path, last_contact_point, channels, channel_events, converted,
-   conversions, last_conversion_time, value); every segment's members, value, converted members
-   and conversion rate. Differences are printed and the script exits non-zero (a peer's time only
-   counts when the outputs match). `--semantics-bug gap>=` (sessions split at `>=` instead of
-   `>`) and `--semantics-bug ties` (equal times in arbitrary order) show that the check catches a
-   wrong rule: both fail on `fuzz_csv.py`'s CSV (minute grid: equal times, gaps of exactly 30
-   min); the generated workload, with ms times, has no exact 30-min gap, so `gap>=` passes there;
-5. incremental (`--batches`, `--batch-size`): one more child runs the same pipeline in
-   STREAMING mode: the prepared CSV (static reader) and a `pw.io.python.ConnectorSubject` for
-   the updates (the continuation `duckdb_views.py` and `stepstone bench` use: the next seed, 5%
-   moved inside the loaded span). Once the CSV is fully processed the subject pushes one batch,
-   commits it and waits until Pathway has closed the batch's time on a probe sink fed by all three
-   views (so every view's update for the batch is computed), then the next batch. Latency =
-   first `next()` of a batch to that `on_time_end` callback. The views after the last batch
-   (consolidated from the jsonlines sinks) are checked against a Stepstone run on the CSV followed
-   by the batches; Stepstone's incremental latencies come from `stepstone bench` as in the DuckDB
-   peer.
+   dwell total (exact), dwell mean and probability (1e-9 relative; bit-identity is counted too);
+   every journeys.arrow column (customer, journey_key, first_time, last_time, events, sessions,
+   session_start, session_events, session_duration_ms, path, last_contact_point, channels,
+   channel_events, converted, conversions, last_conversion_time, value); every segment's members,
+   value, converted members and conversion rate; and the event count. Differences are printed and
+   the script exits non-zero: a peer's time only counts when the outputs match.
+   `--semantics-bug gap>=` (sessions split at a gap equal to the session gap) and
+   `--semantics-bug ties` (equal times not in input order: by row id, or reversed) show that the
+   check catches a wrong rule: both fail on `fuzz_csv.py`'s CSV (minute grid: equal times, gaps
+   of exactly 30 min) and `ties` fails on the generated workload too; `gap>=` passes there (ms
+   times: no gap of exactly 30 min);
+5. incremental (`--batches` of `--batch-size`): per formulation, one more child runs the same
+   pipeline in STREAMING mode: the prepared CSV (static reader) plus a `pw.io.python.
+   ConnectorSubject` for the updates (the continuation `duckdb_views.py` and `stepstone bench`
+   use: the next seed, from an hour after the last event, 5% moved to random times inside the
+   loaded span). Once the CSV is fully processed the subject pushes one batch (`next()` per event,
+   then `commit()`) and waits until Pathway closes the batch's time on a probe sink fed by all three
+   views (so every view's update for the batch is computed), then pushes the next one: closed loop,
+   as the DuckDB peer's recompute, whereas `stepstone bench` sends at a fixed rate. Latency = the
+   batch's first `next()` to the probe's `on_time_end`. The views are kept by `pw.io.subscribe`
+   callbacks in memory (`--stream-sink jsonlines`: file sinks instead) and, after the last batch,
+   checked against a Stepstone run on the CSV followed by the batches. Stepstone's incremental
+   latencies come from `stepstone bench`, as in the DuckDB peer; `--inc-reps N` repeats the
+   measurement, interleaved (`stepstone bench` with `--bench-json run`, then each method), since
+   on a shared machine latencies swing by 10x and more with the other tenants' load.
 
-How the per-customer order is computed (the choice asked for): `Table.sort(key=(t, line),
-instance=customer)` gives each event `prev`/`next` pointers, maintained incrementally by
-Pathway's sort operator; `ix` through them gives each event its neighbours' time, contact point
-and conversion flag, from which each event emits its edges (an incoming one, `(start) -> cp` or
-`prev -> cp` with dwell, and at most one outgoing, `cp -> (conversion)` or `cp -> (exit)`), so an
-inserted or late event only changes the edges of itself and its two neighbours. Transitions are
-a `groupby(from, to)` of the edges and out-degrees a `groupby(from)`; journeys a
-`groupby(customer)` of the events with `session_events` from a join of the events with their
-customer's `session_start` and the path from `path_length - 1` `ix` steps back along `prev` from
-the last event; segments a `reduce` of the journeys per rule. No Python UDF touches the events
-(only the path tuple and the channel list of each journey are built by one). The alternative, a
-`sorted_tuple` reducer per customer plus a Python UDF over the whole sequence, recomputes a
-customer's whole sequence on every change.
+The per-customer order, two formulations (`--methods sort,tuple`, both by default):
 
-Semantics (SEMANTICS.md): per customer, events ordered by time, ties by input order; a new
-session when the gap to the previous event is strictly greater than the session gap; paths with
-the synthetic states `(start)`, `(conversion)` and `(exit)`; dwell in ms, 0 to or from a synthetic
-state. Everything runs on local files only.
+- `sort`, per event: `Table.sort(key=(t, line), instance=customer)` gives each event `prev` and
+  `next` pointers, kept up to date by Pathway's sort operator; `ix` through them gives each event
+  its neighbours' time, contact point and conversion flag, from which it emits its edges (an
+  incoming one, `(start) -> cp` or `prev -> cp` with the dwell, and at most one outgoing,
+  `cp -> (conversion)` or `cp -> (exit)`), so an inserted or late event only changes its own and
+  its two neighbours' edges. Transitions: a `groupby(from, to)` of the edges. Journeys: a
+  `groupby(customer)` of the events, `session_events` from the events joined with their
+  customer's `session_start`, the path from `path_length - 1` `ix` steps back along `prev` from
+  the last event. Only the path list and the channel lists are built by (deterministic) UDFs.
+- `tuple`, per customer: a `sorted_tuple` reducer of each customer's events by (t, line) and one
+  deterministic Python UDF that walks the sequence and returns every journey field plus the
+  customer's edge counts; the edges are `flatten`ed and summed per (from, to). A change to a
+  customer rebuilds that customer's tuple and reruns the UDF on it (customers are small: the
+  largest of the 1M workload has 134 events), so it is incremental per customer, not per event.
+
+Both end the same way: out-degrees a `groupby(from)`, probability and mean by `ix_ref`; each
+segment a `filter` and `reduce` of the journeys. Semantics (SEMANTICS.md): per customer, events
+ordered by time, ties by input order; a new session when the gap to the previous event is strictly
+greater than the session gap; paths with the synthetic states `(start)`, `(conversion)` and
+`(exit)`; dwell in ms, 0 to or from a synthetic state. Everything runs on local files only.
 """
 
 import argparse
@@ -98,8 +110,11 @@ def parse_args():
     p.add_argument("--workers", type=int, default=2, help="Stepstone workers")
     p.add_argument("--session-gap-ms", type=int, default=30 * 60 * 1000)
     p.add_argument("--path-length", type=int, default=5)
-    p.add_argument("--batches", type=int, default=20, help="update batches for the incremental run; 0 skips it")
+    p.add_argument("--batches", type=int, default=100, help="update batches for the incremental run; 0 skips it")
     p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--inc-reps", type=int, default=1,
+                   help="repetitions of the incremental measurement (each: `stepstone bench` if --bench-json run, "
+                   "then a streaming run per method)")
     p.add_argument("--methods", default="sort,tuple",
                    help="Pathway formulations to run, comma-separated: `sort` (prev/next pointers) and/or `tuple` "
                    "(a sorted_tuple per customer and a Python UDF)")
@@ -114,7 +129,8 @@ def parse_args():
     )
     p.add_argument("--semantics-bug", choices=("none", "gap>=", "ties"), default="none",
                    help="a deliberately wrong rule in Pathway, to see the equality check fail: `gap>=` splits "
-                   "sessions at a gap equal to the session gap, `ties` orders equal times arbitrarily")
+                   "sessions at a gap equal to the session gap, `ties` ignores input order between equal times "
+                   "(sort: by row id; tuple: reversed)")
     p.add_argument("--out-json", help="write the figures here (default: WORK_DIR/pathway-peer-STEM.json)")
     # Internal: the Pathway child process.
     p.add_argument("--child", choices=("bulk", "stream"), help=argparse.SUPPRESS)
@@ -379,7 +395,13 @@ def write_views(pw, views, out_dir):
 
 def child_main(args):
     started = time.perf_counter()
+    import logging
+
     import pathway as pw
+
+    # Pathway logs every connector step at INFO and each source's end at WARNING; keep its errors
+    # (a row it cannot parse is logged as an ERROR and dropped, which the equality check catches).
+    logging.basicConfig(level=logging.ERROR, format="[%(asctime)s]:%(levelname)s:%(message)s")
 
     imported = time.perf_counter()
     out_dir = Path(args.child_out)
@@ -392,7 +414,7 @@ def child_main(args):
         views = build_views(pw, csv_table, args.session_gap_ms, args.path_length, args.method, args.semantics_bug)
         write_views(pw, views, out_dir)
         built = time.perf_counter()
-        pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE, default_logging=False)
         done = time.perf_counter()
         figures.update(build_s=built - imported, run_s=done - built)
     else:
@@ -475,7 +497,7 @@ def stream_child(pw, args, schema, csv_table, out_dir, imported):
     time_now = time.perf_counter
     pw.io.subscribe(probe, on_change=on_change, on_time_end=on_time_end)
     built = time.perf_counter()
-    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE, default_logging=False)
     done = time.perf_counter()
     if len(marks) != len(batches) + 1:
         raise SystemExit(f"only {len(marks) - 1} of {len(batches)} batches were processed")
@@ -559,9 +581,10 @@ def prepare(csv_path, rejected_lines, out_path):
 
 def pathway_child(args, mode, method, prepared, out_dir, extra=()):
     env = dict(os.environ, PATHWAY_THREADS=str(args.threads))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--method", method, "--prepared", str(prepared),
-           "--child-out", str(out_dir), "--session-gap-ms", str(args.session_gap_ms),
-           "--path-length", str(args.path_length), "--semantics-bug", args.semantics_bug,
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--method", method,
+           "--prepared", str(prepared), "--child-out", str(out_dir),
+           "--session-gap-ms", str(args.session_gap_ms), "--path-length", str(args.path_length),
+           "--semantics-bug", args.semantics_bug,
            "--timeout", str(args.timeout), "--stream-sink", args.stream_sink, *extra]
     wall, rss = run_measured(cmd, env=env, timeout=args.timeout)
     figures = json.loads((out_dir / "figures.json").read_text())
@@ -636,7 +659,8 @@ def compare(label, ours, theirs, names, show=10):
                     exact_floats += x == y
                     inexact_floats += x != y
     status = "EQUAL" if not diffs else f"{len(diffs)} DIFFERENCES"
-    floats = f", floats bit-identical {exact_floats}/{exact_floats + inexact_floats}" if exact_floats + inexact_floats else ""
+    n_floats = exact_floats + inexact_floats
+    floats = f", floats bit-identical {exact_floats}/{n_floats}" if n_floats else ""
     print(f"  {label:<12} {len(ours):>8} rows (Pathway) {len(theirs):>8} rows (Stepstone)  {status}{floats}")
     for d in diffs[:show]:
         print("   " + d)
@@ -714,7 +738,11 @@ def update_events(args, work, csv_path, first, last, max_line):
 
 def fmt(xs, unit="s"):
     m, lo, hi = statistics.median(xs), min(xs), max(xs)
-    return f"{m:.3f} s ({lo:.3f}–{hi:.3f})" if unit == "s" else f"{m:.0f} {unit} ({lo:.0f}–{hi:.0f})"
+    if unit == "s":
+        return f"{m:.3f} s ({lo:.3f}–{hi:.3f})"
+    if unit == "ms":
+        return f"{m:.1f} ms ({lo:.1f}–{hi:.1f})"
+    return f"{m:.0f} {unit} ({lo:.0f}–{hi:.0f})"
 
 
 def percentile(xs, q):
@@ -775,7 +803,8 @@ def main():
                   f"(process {wall:.3f} s, {rss:.0f} MiB)"]
         for m in methods:
             prep_s, kept, max_line = prepare(csv_path, rejected_lines, prepared)
-            figures, wall, rss = pathway_child(args, "bulk", m, prepared, work / f"pathway-out-{m}-{csv_path.stem}{tag}")
+            figures, wall, rss = pathway_child(args, "bulk", m, prepared,
+                                               work / f"pathway-out-{m}-{csv_path.stem}{tag}")
             r = pw_runs[m]
             r["prep"].append(prep_s)
             r["run"].append(figures["run_s"])
@@ -840,45 +869,64 @@ def main():
         updates_json.write_text(json.dumps(rows))
         updated_dir = work / f"stepstone-out-{csv_path.stem}-updated"
         stepstone_run(args, csv_path, updated_dir, [moved_path])
-        inc, source = dv.stepstone_incremental(args, work)
         print()
         print(f"update batches of {args.batch_size} events on top of {kept}: Pathway streaming (CSV static "
-              f"reader + Python connector), {args.batches} batches, each pushed once the previous one is out")
-        result["incremental"] = {"batch_size": args.batch_size, "batches": args.batches}
-        for m in methods:
-            stream_dir = work / f"pathway-stream-{m}-{csv_path.stem}{tag}"
-            figures, wall, rss = pathway_child(
-                args, "stream", m, prepared, stream_dir,
-                ["--updates", str(updates_json), "--batches", str(args.batches), "--batch-size", str(args.batch_size),
-                 "--expected-events", str(kept)],
-            )
-            lat = [x * 1000 for x in figures["latencies_s"]]
-            print(f"  pathway/{m:<6} per batch p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms "
-                  f"(min {min(lat):.1f}, max {max(lat):.1f}); streaming bulk (CSV fully processed) "
-                  f"{figures['bulk_s']:.3f} s; process wall {wall:.3f} s, peak RSS {rss:.0f} MiB", flush=True)
-            after, after_events = check(dv, stream_dir, updated_dir,
-                                        f"  equality check after the {args.batches} batches "
-                                        f"(Stepstone run on the CSV, then {moved_path.name}):")
-            if after_events != kept + len(rows):
-                print(f"  event count differs after the batches: Pathway {after_events}, expected {kept + len(rows)}")
-                after += 1
-            result["incremental"][m] = {
-                "latency_ms": lat, "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
-                "push_ms": [x * 1000 for x in figures["push_s"]], "stream_bulk_s": figures["bulk_s"],
-                "process_s": wall, "peak_rss_mib": rss, "equal_after_batches": after == 0,
-            }
-            equal[m] = equal[m] and after == 0
-            diffs += after
+              f"reader + Python connector), {args.batches} batches, each pushed once the previous one is out; "
+              f"{args.inc_reps} rep(s), each a `stepstone bench` (if --bench-json run) then every method")
+        inc_runs = {m: [] for m in methods}
+        bench_runs = []
+        for rep in range(args.inc_reps):
+            if rep == 0 or args.bench_json == "run":
+                inc, source = dv.stepstone_incremental(args, work)
+                if inc and args.workers in inc:
+                    b = inc[args.workers]
+                    bench_runs.append({"source": source, **b})
+                    print(f"  rep {rep + 1}/{args.inc_reps}  stepstone incremental w={args.workers} "
+                          f"p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms "
+                          f"(from {source}; load average {os.getloadavg()[0]:.2f})", flush=True)
+            for m in methods:
+                stream_dir = work / f"pathway-stream-{m}-{csv_path.stem}{tag}"
+                figures, wall, rss = pathway_child(
+                    args, "stream", m, prepared, stream_dir,
+                    ["--updates", str(updates_json), "--batches", str(args.batches),
+                     "--batch-size", str(args.batch_size), "--expected-events", str(kept)],
+                )
+                lat = [x * 1000 for x in figures["latencies_s"]]
+                print(f"  rep {rep + 1}/{args.inc_reps}  pathway/{m:<6} per batch p50 {percentile(lat, 50):.1f} ms, "
+                      f"p99 {percentile(lat, 99):.1f} ms (min {min(lat):.1f}, max {max(lat):.1f}); streaming bulk "
+                      f"(CSV fully processed) {figures['bulk_s']:.3f} s; process wall {wall:.3f} s, peak RSS "
+                      f"{rss:.0f} MiB; load average {os.getloadavg()[0]:.2f}", flush=True)
+                after, after_events = check(dv, stream_dir, updated_dir,
+                                            f"  equality check after the {args.batches} batches "
+                                            f"(Stepstone run on the CSV, then {moved_path.name}):")
+                if after_events != kept + len(rows):
+                    print(f"  event count differs after the batches: Pathway {after_events}, "
+                          f"expected {kept + len(rows)}")
+                    after += 1
+                inc_runs[m].append({
+                    "latency_ms": lat, "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
+                    "push_ms": [x * 1000 for x in figures["push_s"]], "stream_bulk_s": figures["bulk_s"],
+                    "process_s": wall, "peak_rss_mib": rss, "equal_after_batches": after == 0,
+                    "load_average_1m": os.getloadavg()[0],
+                })
+                equal[m] = equal[m] and after == 0
+                diffs += after
         result["equal"], result["differences"] = diffs == 0, diffs
-        if inc:
-            result["incremental"]["stepstone_bench"] = {"source": source,
-                                                        "by_workers": {str(k): v for k, v in inc.items()}}
-            for workers, b in sorted(inc.items()):
-                ratios = ", ".join(
-                    f"pathway/{m} p50 / p50 {result['incremental'][m]['p50_ms'] / b['p50_ms']:.1f}, "
-                    f"p99 / p99 {result['incremental'][m]['p99_ms'] / b['p99_ms']:.1f}" for m in methods)
-                print(f"  stepstone incremental w={workers}  p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms "
-                      f"(from {source});   {ratios}")
+        result["incremental"] = {"batch_size": args.batch_size, "batches": args.batches, "reps": args.inc_reps,
+                                 "pathway": inc_runs, "stepstone_bench": bench_runs}
+        print(f"\nincremental, batches of {args.batch_size} on top of {kept} events (median of the runs' p50 and "
+              f"p99, min–max over runs)")
+        if bench_runs:
+            s50, s99 = [b["p50_ms"] for b in bench_runs], [b["p99_ms"] for b in bench_runs]
+            print(f"  stepstone w={args.workers}  p50 {fmt(s50, 'ms')}, p99 {fmt(s99, 'ms')}  "
+                  f"({len(bench_runs)} bench run(s), open loop: a batch every 20 ms)")
+        for m, runs in inc_runs.items():
+            p50, p99 = [r["p50_ms"] for r in runs], [r["p99_ms"] for r in runs]
+            ratio = ""
+            if bench_runs:
+                ratio = (f";  ratio to stepstone p50 {statistics.median(p50) / statistics.median(s50):.0f}, "
+                         f"p99 {statistics.median(p99) / statistics.median(s99):.0f}")
+            print(f"  pathway/{m:<6} p50 {fmt(p50, 'ms')}, p99 {fmt(p99, 'ms')}  (closed loop){ratio}")
 
     result["settings"]["load_average_1m_at_end"] = os.getloadavg()[0]
     print(f"\nload average {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")

@@ -2,11 +2,13 @@
 //! deltas, the ingest queue and the metrics; and the collector's [`Publisher`] that feeds the
 //! delta stream.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
 use stepstone_dataflows::symbols::Symbols;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{Notify, Semaphore, broadcast, watch};
 
 use super::driver::Batch;
 use super::metrics::Metrics;
@@ -54,6 +56,50 @@ pub struct Live {
     ingest: Mutex<Option<Sender<Batch>>>,
     /// Turns true when the service shuts down; subscriptions end on it.
     shutdown: watch::Sender<bool>,
+    /// One permit per subscriber place (`max-subscribers`).
+    pub subscriber_places: Arc<Semaphore>,
+    /// The WebSocket connections still writing, which shutdown waits for.
+    pub connections: Arc<Connections>,
+}
+
+/// Counts open connections, so that shutdown can wait until they have said goodbye.
+#[derive(Debug, Default)]
+pub struct Connections {
+    open: AtomicUsize,
+    closed: Notify,
+}
+
+/// One open connection; closes on drop.
+pub struct Connection(Arc<Connections>);
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.closed.notify_waiters();
+        }
+    }
+}
+
+impl Connections {
+    /// Counts one more open connection.
+    pub fn open(self: &Arc<Self>) -> Connection {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        Connection(self.clone())
+    }
+
+    /// Waits until every connection has closed, at most `limit`; `false` if some are still open.
+    pub async fn all_closed(&self, limit: Duration) -> bool {
+        let wait = async {
+            loop {
+                let closed = self.closed.notified();
+                if self.open.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                closed.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
 }
 
 impl Live {
@@ -67,6 +113,7 @@ impl Live {
         ingest: Sender<Batch>,
     ) -> Live {
         let (deltas, _) = broadcast::channel(settings.subscriber_buffer);
+        let settings_places = settings.max_subscribers;
         Live {
             tables,
             symbols,
@@ -77,6 +124,8 @@ impl Live {
             settings,
             ingest: Mutex::new(Some(ingest)),
             shutdown: watch::channel(false).0,
+            subscriber_places: Arc::new(Semaphore::new(settings_places)),
+            connections: Arc::default(),
         }
     }
 

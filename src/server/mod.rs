@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::Context;
 use arrow_flight::flight_service_server::FlightServiceServer;
@@ -40,6 +41,9 @@ use crate::config::Pipeline;
 use crate::engine::{Decoded, DecoderSpec, Engine, Setup, spawn_decoder};
 use driver::Batch;
 use live::{Live, Publisher};
+
+/// How long shutdown waits for connections to finish after the final snapshot.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs `pipeline` as a service until SIGINT or SIGTERM.
 pub fn serve(pipeline: &Pipeline) -> anyhow::Result<()> {
@@ -123,8 +127,19 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
     drop(sources);
     live.shut_down();
     let collected = collected?;
-    http_task.await.context("joining the HTTP server")??;
-    flight_task.await.context("joining the Flight server")??;
+    if !live.connections.all_closed(SHUTDOWN_GRACE).await {
+        tracing::warn!("some subscriber connections did not close within {SHUTDOWN_GRACE:?}");
+    }
+    for (name, task) in [("HTTP", http_task), ("Flight", flight_task)] {
+        let abort = task.abort_handle();
+        match tokio::time::timeout(SHUTDOWN_GRACE, task).await {
+            Ok(joined) => joined.with_context(|| format!("joining the {name} server"))??,
+            Err(_) => {
+                tracing::warn!("the {name} server still had connections after {SHUTDOWN_GRACE:?}; closing them");
+                abort.abort();
+            }
+        }
+    }
     eprintln!(
         "stopped at logical time {}; final snapshot in {}",
         collected.snapshot.time.map_or("-".to_owned(), |t| t.to_string()),
@@ -157,7 +172,7 @@ async fn metrics(State(live): State<Arc<Live>>) -> Response {
 async fn require_token(State(live): State<Arc<Live>>, request: Request, next: Next) -> Response {
     if let Some(token) = &live.settings.token {
         let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        if given.and_then(|v| v.strip_prefix("Bearer ")) != Some(token.as_str()) {
+        if !bearer_matches(given, token) {
             return ingest::error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         }
     }
@@ -168,11 +183,19 @@ async fn require_token(State(live): State<Arc<Live>>, request: Request, next: Ne
 fn check_flight_token(token: Option<&str>, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
     let Some(token) = token else { return Ok(request) };
     let given = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
-    if given.and_then(|v| v.strip_prefix("Bearer ")) == Some(token) {
+    if bearer_matches(given, token) {
         Ok(request)
     } else {
         Err(tonic::Status::unauthenticated("missing or wrong bearer token"))
     }
+}
+
+/// Whether the `Authorization` value `given` is `Bearer <token>` (the scheme in any case),
+/// compared in time independent of where they differ.
+fn bearer_matches(given: Option<&str>, token: &str) -> bool {
+    let Some((scheme, credentials)) = given.and_then(|v| v.split_once(' ')) else { return false };
+    let (a, b) = (credentials.trim().as_bytes(), token.as_bytes());
+    scheme.eq_ignore_ascii_case("bearer") && a.len() == b.len() && a.iter().zip(b).fold(0, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 /// Reads the configured inputs (followed as they grow when `follow` is set) on a decoder thread

@@ -12,6 +12,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -22,16 +23,19 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::ingest::error;
-use super::live::{Live, Published};
+use super::live::{Connection, Live, Published};
 use crate::sink::DeltaLine;
 use crate::sink::deltas::{journey_row_line, membership_line};
 
 /// Messages a subscription task buffers for its connection.
 const CONNECTION_BUFFER: usize = 256;
+
+/// How long a last message (`lagged`, `closing`) may wait for room in a full connection buffer.
+const LAST_MESSAGE: Duration = Duration::from_millis(500);
 
 /// The query of a subscription.
 #[derive(Debug, Deserialize)]
@@ -82,7 +86,8 @@ pub async fn websocket(
         Ok(messages) => messages,
         Err((status, message)) => return error(status, message),
     };
-    upgrade.on_upgrade(move |socket| forward(socket, messages)).into_response()
+    let open = live.connections.open();
+    upgrade.on_upgrade(move |socket| forward(socket, messages, open)).into_response()
 }
 
 /// `GET /v1/subscribe/sse`: a Server-Sent Events subscription (each message one `data:` event).
@@ -96,8 +101,8 @@ pub async fn sse(State(live): State<Arc<Live>>, Query(query): Query<FilterQuery>
 }
 
 /// Sends the subscription's messages over the WebSocket until either side ends; messages that
-/// are ready together go out in one write.
-async fn forward(mut socket: WebSocket, mut messages: mpsc::Receiver<String>) {
+/// are ready together go out in one write. The service waits for it at shutdown (`_open`).
+async fn forward(mut socket: WebSocket, mut messages: mpsc::Receiver<String>, _open: Connection) {
     loop {
         tokio::select! {
             message = messages.recv() => match message {
@@ -123,12 +128,16 @@ async fn forward(mut socket: WebSocket, mut messages: mpsc::Receiver<String>) {
     }
 }
 
-/// Counts a subscriber while it lives.
-struct Counted(Arc<Live>);
+/// Counts a subscriber while it lives; holds its place under `max-subscribers`.
+struct Counted {
+    live: Arc<Live>,
+    /// Released on drop, with the count.
+    _place: OwnedSemaphorePermit,
+}
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.0.metrics.subscribers.dec();
+        self.live.metrics.subscribers.dec();
     }
 }
 
@@ -136,57 +145,65 @@ impl Drop for Counted {
 /// spawns the task that produces the subscriber's messages.
 fn start(live: &Arc<Live>, query: FilterQuery) -> Result<mpsc::Receiver<String>, (StatusCode, String)> {
     let filter = Filter::of(query).map_err(|message| (StatusCode::BAD_REQUEST, message))?;
-    if live.metrics.subscribers.get() >= live.settings.max_subscribers as i64 {
-        return Err((
+    let place = live.subscriber_places.clone().try_acquire_owned().map_err(|_| {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("too many subscribers (max-subscribers = {})", live.settings.max_subscribers),
-        ));
-    }
+        )
+    })?;
     live.metrics.subscribers.inc();
-    let counted = Counted(live.clone());
+    let counted = Counted { live: live.clone(), _place: place };
     let (time, snapshot, mut deltas) = {
         let tables = live.tables.read().expect("tables lock");
         let names = live.symbols.names();
         let time = tables.time();
         let at = time.unwrap_or(0);
         let mut lines = Vec::new();
-        let journeys: Vec<_> = match &filter {
-            Filter::All => tables.journeys().values().collect(),
-            Filter::Customer(customer) => live.symbols.get(customer).map(|c| tables.journeys_of(c)).unwrap_or_default(),
-            Filter::Segment(_) => Vec::new(),
-        };
-        for row in journeys {
-            lines.push(journey_row_line(at, row, 1, &names).map_err(internal)?);
-        }
-        let segments: Vec<_> = match &filter {
-            Filter::Segment(segment) => live.symbols.get(segment).into_iter().collect(),
-            _ => tables.segments().into_iter().map(|(segment, _)| segment).collect(),
-        };
-        for segment in segments {
-            for journey in tables.members(segment) {
-                let line = membership_line(at, &(segment, *journey), 1, &names).map_err(internal)?;
-                if filter.matches(&line) {
-                    lines.push(line);
+        match &filter {
+            Filter::All => {
+                for row in tables.journeys().values() {
+                    lines.push(journey_row_line(at, row, 1, &names).map_err(internal)?);
+                }
+                for (segment, _) in tables.segments() {
+                    for journey in tables.members(segment) {
+                        lines.push(membership_line(at, &(segment, *journey), 1, &names).map_err(internal)?);
+                    }
+                }
+            }
+            Filter::Customer(customer) => {
+                let rows = live.symbols.get(customer).map(|c| tables.journeys_of(c)).unwrap_or_default();
+                for row in rows {
+                    lines.push(journey_row_line(at, row, 1, &names).map_err(internal)?);
+                    for segment in tables.segments_of(row.journey) {
+                        lines.push(membership_line(at, &(segment, row.journey), 1, &names).map_err(internal)?);
+                    }
+                }
+            }
+            Filter::Segment(segment) => {
+                if let Some(segment) = live.symbols.get(segment) {
+                    for journey in tables.members(segment) {
+                        lines.push(membership_line(at, &(segment, *journey), 1, &names).map_err(internal)?);
+                    }
                 }
             }
         }
         (time, lines, live.deltas.subscribe())
     };
     let (sender, receiver) = mpsc::channel(CONNECTION_BUFFER);
-    let mut shutdown = live.on_shutdown();
+    let mut out = Outbox { sender, shutdown: live.on_shutdown() };
     tokio::spawn(async move {
         let _counted = counted;
         let header = json!({ "type": "snapshot", "time": time, "rows": snapshot.len() }).to_string();
-        if sender.send(header).await.is_err() {
+        if !out.send(header).await {
             return;
         }
         for line in snapshot {
-            if sender.send(line.json).await.is_err() {
+            if !out.send(line.json).await {
                 return;
             }
         }
         if let Some(time) = time
-            && sender.send(progress(time)).await.is_err()
+            && !out.send(progress(time)).await
         {
             return;
         }
@@ -195,30 +212,59 @@ fn start(live: &Arc<Live>, query: FilterQuery) -> Result<mpsc::Receiver<String>,
                 // Deliver every published time before the closing message.
                 biased;
                 received = deltas.recv() => received,
-                _ = shutdown.changed() => {
-                    let _ = sender.send(json!({ "type": "closing" }).to_string()).await;
+                _ = out.shutdown.changed() => {
+                    out.last(json!({ "type": "closing" }).to_string()).await;
                     return;
                 }
+                // The connection went away: free the place now, not at the next delta.
+                _ = out.sender.closed() => return,
             };
             let published: Arc<Published> = match received {
                 Ok(published) => published,
                 Err(RecvError::Lagged(missed)) => {
-                    let _ = sender.send(json!({ "type": "lagged", "missed": missed }).to_string()).await;
+                    out.last(json!({ "type": "lagged", "missed": missed }).to_string()).await;
                     return;
                 }
                 Err(RecvError::Closed) => return,
             };
             for line in published.lines.iter().filter(|line| filter.matches(line)) {
-                if sender.send(line.json.clone()).await.is_err() {
+                if !out.send(line.json.clone()).await {
                     return;
                 }
             }
-            if sender.send(progress(published.time)).await.is_err() {
+            if !out.send(progress(published.time)).await {
                 return;
             }
         }
     });
     Ok(receiver)
+}
+
+/// Where a subscription task puts its messages.
+struct Outbox {
+    /// To the connection.
+    sender: mpsc::Sender<String>,
+    /// Turns true at shutdown.
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Outbox {
+    /// Sends `message`, waiting while the connection's buffer is full; `false` once the
+    /// connection is gone or the service shuts down meanwhile (then the subscriber is told).
+    async fn send(&mut self, message: String) -> bool {
+        tokio::select! {
+            sent = self.sender.send(message) => sent.is_ok(),
+            _ = self.shutdown.changed() => {
+                self.last(json!({ "type": "closing" }).to_string()).await;
+                false
+            }
+        }
+    }
+
+    /// Sends a last message if the connection takes it soon.
+    async fn last(&self, message: String) {
+        let _ = tokio::time::timeout(LAST_MESSAGE, self.sender.send(message)).await;
+    }
 }
 
 /// The progress message of a complete time.

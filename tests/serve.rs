@@ -1,0 +1,1918 @@
+//! End-to-end tests of the live service, `stepstone serve`, over loopback: the binary is started
+//! with a config on free ports, fed over HTTP and followed by WebSocket and SSE subscribers; what
+//! they receive, the lookups, the metrics, Arrow Flight (read by pyarrow's client,
+//! `tests/serve_flight.py`) and the final snapshot written at SIGTERM are compared with an
+//! independent sequential recomputation of the journeys (`common::oracle`, `common::full_journeys`).
+//!
+//! Every wait is bounded ([`WAIT`] for one condition, [`TEST_LIMIT`] for a whole test) and every
+//! server is killed when its test ends, passed or not.
+//!
+//! The `#[ignore]`d tests show server bugs (each names it); they fail until it is fixed:
+//! `cargo test --test serve -- --ignored`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat};
+use common::{Edges, FullEvent, FullJourney, full_journeys, oracle, read_table};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+/// The bearer token of the servers that require one.
+const TOKEN: &str = "secret";
+/// The longest wait for any one condition (a server starting, a subscriber catching up, …).
+const WAIT: Duration = Duration::from_secs(30);
+/// The longest a whole test may take.
+const TEST_LIMIT: Duration = Duration::from_secs(240);
+/// The session gap of the test configs, in ms.
+const GAP_MS: i64 = 30 * 60_000;
+/// The path length (the default).
+const PATH_LEN: usize = 5;
+
+/// Runs a test body under [`TEST_LIMIT`].
+async fn bounded<F: std::future::Future<Output = ()>>(body: F) {
+    tokio::time::timeout(TEST_LIMIT, body).await.expect("the test took longer than its time limit");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server process.
+
+/// A running `stepstone serve`, killed on drop if it still runs.
+struct Server {
+    child: Option<Child>,
+    /// Holds the config and the output directory while the server lives.
+    _dir: tempfile::TempDir,
+    /// `http://127.0.0.1:PORT`.
+    base: String,
+    /// The HTTP address.
+    http: SocketAddr,
+    /// The Arrow Flight address.
+    flight: SocketAddr,
+    /// The snapshot directory it announced.
+    out: PathBuf,
+    /// Its stderr so far.
+    stderr: Arc<Mutex<String>>,
+    /// The token requests send, if any.
+    token: Option<String>,
+    client: reqwest::Client,
+}
+
+impl Server {
+    /// Starts `stepstone serve` with `config` (TOML; `[output] dir = "out"` is added when the
+    /// config has no `[output]`) on free loopback ports and waits until it announces them.
+    fn start(config: &str, token: Option<&str>) -> Server {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = if config.contains("[output]") {
+            config.to_owned()
+        } else {
+            format!("{config}\n[output]\ndir = \"out\"\n")
+        };
+        let path = dir.path().join("stepstone.toml");
+        std::fs::write(&path, config).expect("writing the config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stepstone"))
+            .args([
+                "serve",
+                "--config",
+                path.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+                "--flight-listen",
+                "127.0.0.1:0",
+            ])
+            .current_dir(dir.path())
+            .env_remove("STEPSTONE_TOKEN")
+            .env("STEPSTONE_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting stepstone serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (announced, announcement) = std::sync::mpsc::channel::<String>();
+        let pipe = child.stderr.take().expect("the server's stderr");
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                log.lock().unwrap().push_str(&format!("{line}\n"));
+                if line.starts_with("stepstone serving on ") {
+                    let _ = announced.send(line);
+                }
+            }
+        });
+        let line = match announcement.recv_timeout(WAIT) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("stepstone serve did not announce its ports ({e}); stderr:\n{}", stderr.lock().unwrap());
+            }
+        };
+        let between = |after: &str, until: char| -> String {
+            let start = line.find(after).unwrap_or_else(|| panic!("{after:?} in {line:?}")) + after.len();
+            line[start..].split(until).next().unwrap().to_owned()
+        };
+        let http: SocketAddr = between("http://", ' ').parse().expect("the HTTP address");
+        let flight: SocketAddr = between("grpc://", ')').parse().expect("the Flight address");
+        let out = PathBuf::from(line.split("; snapshots in ").nth(1).expect("the snapshot directory"));
+        assert!(http.ip().is_loopback() && flight.ip().is_loopback(), "loopback only: {line}");
+        assert_ne!(http.port(), 0);
+        assert_ne!(flight.port(), 0);
+        assert_eq!(
+            std::fs::canonicalize(&out).expect("the snapshot directory exists"),
+            std::fs::canonicalize(dir.path().join("out")).unwrap(),
+            "the output directory is relative to the config file"
+        );
+        let client = reqwest::Client::builder().no_proxy().timeout(WAIT).build().expect("an HTTP client");
+        Server {
+            child: Some(child),
+            _dir: dir,
+            base: format!("http://{http}"),
+            http,
+            flight,
+            out,
+            stderr,
+            token: token.map(str::to_owned),
+            client,
+        }
+    }
+
+    /// The server's stderr so far.
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Adds the token (if any) to `request`.
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.header("authorization", format!("Bearer {token}")),
+            None => request,
+        }
+    }
+
+    /// `POST /v1/events` with `body`: the status, the `Retry-After` header and the JSON answer.
+    async fn post(&self, body: impl Into<reqwest::Body>) -> (u16, Option<String>, Value) {
+        let request = self.authorized(self.client.post(format!("{}/v1/events", self.base))).body(body);
+        let response = request.send().await.expect("POST /v1/events");
+        let status = response.status().as_u16();
+        let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+        let text = response.text().await.expect("the answer");
+        let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("a JSON answer ({e}): {text:?}"));
+        (status, retry, value)
+    }
+
+    /// `GET path` with the token: the status and the JSON answer.
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.authorized(self.client.get(format!("{}{path}", self.base))).send().await.expect("GET");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("the answer");
+        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: a JSON answer ({e}): {text:?}")))
+    }
+
+    /// `GET path` with the token, which must answer 200.
+    async fn get_ok(&self, path: &str) -> Value {
+        let (status, value) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {value}");
+        value
+    }
+
+    /// The status of `method path` sent with the `authorization` header `auth` (none if `None`).
+    async fn status_with(&self, method: reqwest::Method, path: &str, auth: Option<&str>) -> u16 {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        request.send().await.expect("a request").status().as_u16()
+    }
+
+    /// `GET /metrics` (no token needed), parsed: `name{labels}` → value.
+    async fn metrics(&self) -> BTreeMap<String, f64> {
+        let response = self.client.get(format!("{}/metrics", self.base)).send().await.expect("GET /metrics");
+        assert_eq!(response.status().as_u16(), 200);
+        let text = response.text().await.unwrap();
+        parse_metrics(&text)
+    }
+
+    /// Waits until the engine has taken `events` events and completed every sealed time, stably,
+    /// and returns the latest complete logical time.
+    async fn settle(&self, events: usize) -> u64 {
+        let deadline = Instant::now() + WAIT;
+        let mut previous: Option<f64> = None;
+        loop {
+            let m = self.metrics().await;
+            let settled = m.get("stepstone_events_in_total") == Some(&(events as f64))
+                && m.get("stepstone_engine_lag_seconds") == Some(&0.0)
+                && m["stepstone_logical_time"] >= 0.0;
+            if settled && previous == Some(m["stepstone_logical_time"]) {
+                return m["stepstone_logical_time"] as u64;
+            }
+            previous = settled.then(|| m["stepstone_logical_time"]);
+            assert!(Instant::now() < deadline, "the engine did not settle at {events} events: {m:?}");
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit.
+    async fn terminate(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("a running server");
+        let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("running kill");
+        assert!(killed.success(), "kill -TERM failed");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = child.try_wait().expect("waiting for the server") {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not stop within {WAIT:?} of SIGTERM:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `ws://…/v1/subscribe?query` as a client request with the token.
+    fn ws_request(&self, query: &str) -> tungstenite::handshake::client::Request {
+        let mut request = format!("ws://{}/v1/subscribe{query}", self.http).into_client_request().expect("a request");
+        if let Some(token) = &self.token {
+            request.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+        }
+        request
+    }
+
+    /// A WebSocket subscription with the query `query` (`""`, `"?customer=…"`).
+    async fn subscribe_ws(&self, query: &str) -> Subscriber {
+        let (socket, _) =
+            tokio_tungstenite::connect_async(self.ws_request(query)).await.expect("a WebSocket subscription");
+        Subscriber::websocket(format!("ws{query}"), socket)
+    }
+
+    /// An SSE subscription with the query `query`.
+    async fn subscribe_sse(&self, query: &str) -> Subscriber {
+        let request = self.authorized(self.client.get(format!("{}/v1/subscribe/sse{query}", self.base)));
+        // The subscription lives longer than a request's timeout.
+        let response = request.timeout(TEST_LIMIT).send().await.expect("an SSE subscription");
+        assert_eq!(response.status().as_u16(), 200, "SSE subscription {query}");
+        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(content_type.as_deref(), Some("text/event-stream"));
+        Subscriber::sse(format!("sse{query}"), response)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- stepstone serve stderr ---\n{}", self.log());
+        }
+    }
+}
+
+/// Parses the Prometheus text format into `name{labels}` → value.
+fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let (name, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("a metric line: {line:?}"));
+            (name.to_owned(), value.parse().unwrap_or_else(|_| panic!("a metric value: {line:?}")))
+        })
+        .collect()
+}
+
+/// `text` percent-encoded for a URL path segment or query value.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subscribers.
+
+/// What a subscriber's reader task reports.
+#[derive(Debug)]
+enum Received {
+    /// One message, parsed.
+    Message(Value),
+    /// The connection ended (with a reason, for a close frame or an error).
+    Closed(String),
+}
+
+/// A subscription read by a background task; the messages are collected in order.
+struct Subscriber {
+    name: String,
+    incoming: mpsc::UnboundedReceiver<Received>,
+    /// Every message so far, in order.
+    messages: Vec<Value>,
+    /// Why the connection ended, once it has.
+    closed: Option<String>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Subscriber {
+    /// Reads the WebSocket `socket` in the background.
+    fn websocket<S>(name: String, mut socket: tokio_tungstenite::WebSocketStream<S>) -> Subscriber
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, incoming) = mpsc::unbounded_channel();
+        let label = name.clone();
+        let reader = tokio::spawn(async move {
+            loop {
+                let received = match socket.next().await {
+                    Some(Ok(Message::Text(text))) => Received::Message(
+                        serde_json::from_str(text.as_str())
+                            .unwrap_or_else(|e| panic!("{label}: a JSON message ({e}): {:?}", text.as_str())),
+                    ),
+                    Some(Ok(Message::Close(frame))) => Received::Closed(format!("close frame {frame:?}")),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => Received::Closed(format!("error: {e}")),
+                    None => Received::Closed("end of stream".to_owned()),
+                };
+                let end = matches!(received, Received::Closed(_));
+                if sender.send(received).is_err() || end {
+                    return;
+                }
+            }
+        });
+        Subscriber { name, incoming, messages: Vec::new(), closed: None, reader }
+    }
+
+    /// Reads the SSE response `response` in the background: each event's `data:` is a message.
+    fn sse(name: String, mut response: reqwest::Response) -> Subscriber {
+        let (sender, incoming) = mpsc::unbounded_channel();
+        let label = name.clone();
+        let reader = tokio::spawn(async move {
+            let mut buffer: Vec<u8> = Vec::new();
+            loop {
+                let chunk = match response.chunk().await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => {
+                        let _ = sender.send(Received::Closed("end of stream".to_owned()));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = sender.send(Received::Closed(format!("error: {e}")));
+                        return;
+                    }
+                };
+                buffer.extend_from_slice(&chunk);
+                while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+                    let event: Vec<u8> = buffer.drain(..end + 2).collect();
+                    let event = String::from_utf8(event).expect("UTF-8 events");
+                    let data: Vec<&str> = event
+                        .lines()
+                        .filter_map(|line| line.strip_prefix("data:"))
+                        .map(|data| data.strip_prefix(' ').unwrap_or(data))
+                        .collect();
+                    if data.is_empty() {
+                        continue; // a keep-alive comment
+                    }
+                    let text = data.join("\n");
+                    let value =
+                        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{label}: a JSON event ({e}): {text:?}"));
+                    if sender.send(Received::Message(value)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Subscriber { name, incoming, messages: Vec::new(), closed: None, reader }
+    }
+
+    /// Takes what the reader has received so far, waiting at most until `deadline` for more;
+    /// false if nothing came.
+    async fn pull(&mut self, deadline: Instant) -> bool {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, self.incoming.recv()).await {
+            Ok(Some(Received::Message(value))) => {
+                self.messages.push(value);
+                true
+            }
+            Ok(Some(Received::Closed(why))) => {
+                self.closed = Some(why);
+                true
+            }
+            Ok(None) => {
+                self.closed.get_or_insert_with(|| "the reader stopped".to_owned());
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Waits (bounded) until `done` holds for the messages so far.
+    async fn wait_until(&mut self, what: &str, done: impl Fn(&[Value], Option<&str>) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !done(&self.messages, self.closed.as_deref()) {
+            let more = self.pull(deadline).await;
+            if !more && (Instant::now() >= deadline || self.closed.is_some()) {
+                panic!(
+                    "{}: {what} did not happen within {WAIT:?}; closed: {:?}; last messages: {:?}",
+                    self.name,
+                    self.closed,
+                    &self.messages[self.messages.len().saturating_sub(5)..]
+                );
+            }
+        }
+    }
+
+    /// Waits (bounded) until a progress message for `time` (or later) has arrived.
+    async fn wait_progress(&mut self, time: u64) {
+        self.wait_until(&format!("progress for time {time}"), |messages, _| {
+            messages.iter().any(|m| m["type"] == "progress" && m["time"].as_u64().is_some_and(|t| t >= time))
+        })
+        .await;
+    }
+
+    /// Waits (bounded) until the connection has ended.
+    async fn wait_closed(&mut self) {
+        self.wait_until("the end of the connection", |_, closed| closed.is_some()).await;
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// A subscription's messages replayed: the state as of its last progress message, with every
+/// rule of the protocol checked on the way.
+#[derive(Debug, Default)]
+struct Replay {
+    /// The snapshot's time.
+    snapshot_time: Option<u64>,
+    /// The snapshot's row count.
+    snapshot_rows: usize,
+    /// The current journey rows by customer (the lines without `time` and `diff`).
+    journeys: BTreeMap<String, Value>,
+    /// The current memberships `(segment, customer)`.
+    memberships: BTreeSet<(String, String)>,
+    /// The progress times after the snapshot's, in order.
+    progress: Vec<u64>,
+    /// Delta lines after the snapshot rows (up to the last progress).
+    delta_lines: usize,
+    /// Every delta line received, snapshot rows included.
+    lines: Vec<Value>,
+    /// The final `lagged` or `closing` message, if one came.
+    end: Option<Value>,
+}
+
+impl Replay {
+    /// Applies one delta line, checking that it is consistent with the state.
+    fn apply(&mut self, line: &Value, who: &str) {
+        let diff = line["diff"].as_i64().unwrap_or_else(|| panic!("{who}: a diff in {line}"));
+        assert!(diff == 1 || diff == -1, "{who}: diff ±1 in {line}");
+        assert_eq!(line["journey_key"], Value::Null, "{who}: no journey key in {line}");
+        let customer = line["customer"].as_str().unwrap_or_else(|| panic!("{who}: a customer in {line}")).to_owned();
+        match line["type"].as_str() {
+            Some("journey") => {
+                let mut row = line.clone();
+                let fields = row.as_object_mut().unwrap();
+                fields.remove("time");
+                fields.remove("diff");
+                if diff < 0 {
+                    let current = self.journeys.remove(&customer);
+                    assert_eq!(current.as_ref(), Some(&row), "{who}: a removed row is the current row ({line})");
+                } else {
+                    let replaced = self.journeys.insert(customer, row);
+                    assert!(replaced.is_none(), "{who}: a row entered before the previous one left ({line})");
+                }
+            }
+            Some("segment") => {
+                let segment = line["segment"].as_str().unwrap_or_else(|| panic!("{who}: a segment in {line}"));
+                assert_eq!(line.as_object().unwrap().len(), 6, "{who}: the fields of a segment line: {line}");
+                let key = (segment.to_owned(), customer);
+                if diff < 0 {
+                    assert!(self.memberships.remove(&key), "{who}: a membership ended that had not begun ({line})");
+                } else {
+                    assert!(self.memberships.insert(key), "{who}: a membership began twice ({line})");
+                }
+            }
+            _ => panic!("{who}: a delta line of unknown type: {line}"),
+        }
+    }
+}
+
+/// Replays `messages` (see [`Replay`]).
+fn replay(messages: &[Value], who: &str) -> Replay {
+    let mut state = Replay::default();
+    let mut messages = messages.iter().peekable();
+    let header = messages.next().unwrap_or_else(|| panic!("{who}: no snapshot message"));
+    assert_eq!(header["type"], "snapshot", "{who}: the first message is the snapshot's: {header}");
+    assert_eq!(header.as_object().unwrap().len(), 3, "{who}: the snapshot message's fields: {header}");
+    state.snapshot_time = match &header["time"] {
+        Value::Null => None,
+        time => Some(time.as_u64().unwrap_or_else(|| panic!("{who}: a snapshot time: {header}"))),
+    };
+    state.snapshot_rows = header["rows"].as_u64().unwrap_or_else(|| panic!("{who}: snapshot rows: {header}")) as usize;
+    if state.snapshot_time.is_none() {
+        assert_eq!(state.snapshot_rows, 0, "{who}: no rows before the first time");
+    }
+    for _ in 0..state.snapshot_rows {
+        let line = messages.next().unwrap_or_else(|| panic!("{who}: the snapshot's rows end early"));
+        assert_eq!(line["diff"], 1, "{who}: snapshot rows have diff 1: {line}");
+        assert_eq!(line["time"].as_u64(), state.snapshot_time, "{who}: snapshot rows are of its time: {line}");
+        state.apply(line, who);
+        state.lines.push(line.clone());
+    }
+    let mut last = state.snapshot_time;
+    if let Some(time) = state.snapshot_time {
+        let progress = messages.next().unwrap_or_else(|| panic!("{who}: no progress after the snapshot"));
+        assert_eq!(progress, &json!({"type": "progress", "time": time}), "{who}: progress after the snapshot");
+    }
+    let mut pending: Vec<&Value> = Vec::new();
+    for message in messages.by_ref() {
+        match message["type"].as_str() {
+            Some("journey" | "segment") => pending.push(message),
+            Some("progress") => {
+                let time = message["time"].as_u64().unwrap_or_else(|| panic!("{who}: a progress time: {message}"));
+                assert_eq!(message.as_object().unwrap().len(), 2, "{who}: the progress message's fields: {message}");
+                assert!(last.is_none_or(|last| time > last), "{who}: progress {time} after {last:?}");
+                let mut inserting = false;
+                for line in pending.drain(..) {
+                    assert_eq!(line["time"].as_u64(), Some(time), "{who}: a line before progress {time}: {line}");
+                    let removal = line["diff"] == -1;
+                    assert!(!(removal && inserting), "{who}: removals come before insertions at time {time}");
+                    inserting |= !removal;
+                    state.apply(line, who);
+                    state.lines.push(line.clone());
+                    state.delta_lines += 1;
+                }
+                state.progress.push(time);
+                last = Some(time);
+            }
+            Some("lagged" | "closing") => {
+                state.end = Some(message.clone());
+                break;
+            }
+            _ => panic!("{who}: an unknown message: {message}"),
+        }
+    }
+    if let Some(extra) = messages.next() {
+        panic!("{who}: a message after {:?}: {extra}", state.end);
+    }
+    state
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test data and the oracle's expectations.
+
+/// 2026-03-01T10:00:00Z plus `minutes`, in ms.
+fn at(minutes: f64) -> i64 {
+    let base = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap().and_hms_opt(10, 0, 0).unwrap().and_utc();
+    base.timestamp_millis() + (minutes * 60_000.0).round() as i64
+}
+
+/// `ms` as RFC 3339 with milliseconds and `Z`, as the service writes times.
+fn rfc3339(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// How a good record writes its time.
+#[derive(Clone, Copy, Debug)]
+enum Shown {
+    /// `2026-03-01T10:00:00Z`.
+    Rfc3339,
+    /// `2026-03-01T12:00:00.000+02:00`.
+    Offset(i32),
+    /// `2026-03-01 10:00:00` (no offset: UTC).
+    Spaced,
+    /// Epoch milliseconds, a JSON number.
+    EpochMs,
+    /// Epoch seconds, a JSON number.
+    EpochS,
+}
+
+/// One record of a test request: a good event or a bad record with the rejection it must get.
+#[derive(Clone, Debug)]
+enum Record {
+    Good { event: FullEvent, json: String },
+    Bad { json: String, field: Option<&'static str>, kind: &'static str },
+}
+
+/// A good record; `kind = Some("purchase")` converts.
+fn good(
+    customer: &str,
+    time: i64,
+    shown: Shown,
+    contact_point: &str,
+    channel: Option<&str>,
+    kind: Option<&str>,
+) -> Record {
+    let time_json = match shown {
+        Shown::Rfc3339 => {
+            json!(DateTime::from_timestamp_millis(time).unwrap().to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        }
+        Shown::Offset(hours) => {
+            let offset = chrono::FixedOffset::east_opt(hours * 3600).unwrap();
+            json!(
+                DateTime::from_timestamp_millis(time)
+                    .unwrap()
+                    .with_timezone(&offset)
+                    .to_rfc3339_opts(SecondsFormat::Millis, false)
+            )
+        }
+        Shown::Spaced => {
+            json!(DateTime::from_timestamp_millis(time).unwrap().format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        }
+        Shown::EpochMs => json!(time),
+        Shown::EpochS => {
+            assert_eq!(time % 1000, 0, "epoch seconds need whole seconds");
+            json!(time / 1000)
+        }
+    };
+    let mut object = json!({ "customer": customer, "time": time_json, "contact_point": contact_point });
+    if let Some(channel) = channel {
+        object["channel"] = json!(channel);
+    }
+    if let Some(kind) = kind {
+        object["kind"] = json!(kind);
+    }
+    Record::Good {
+        event: FullEvent {
+            customer: customer.to_owned(),
+            time,
+            row: 0,
+            contact_point: contact_point.to_owned(),
+            channel: channel.map(str::to_owned),
+            converting: kind == Some("purchase"),
+            value: 0.0,
+        },
+        json: object.to_string(),
+    }
+}
+
+/// `record` with a value, written as `shown` (a number or a numeric string).
+fn valued(record: Record, value: f64, shown: Value) -> Record {
+    let Record::Good { mut event, json } = record else { panic!("only good records have values") };
+    let mut object: Value = serde_json::from_str(&json).unwrap();
+    object["value"] = shown;
+    event.value = value;
+    Record::Good { event, json: object.to_string() }
+}
+
+/// A bad record.
+fn bad(json: &str, field: Option<&'static str>, kind: &'static str) -> Record {
+    Record::Bad { json: json.to_owned(), field, kind }
+}
+
+/// How a request body is written.
+#[derive(Clone, Copy, Debug)]
+enum Body {
+    /// A JSON array of the records.
+    Array,
+    /// NDJSON, with blank and white-space lines, a CRLF line end and a byte-order mark mixed in.
+    Ndjson,
+}
+
+/// A rejection a request's answer must report: `(index, field, kind)`.
+type Rejection = (usize, Option<&'static str>, &'static str);
+
+/// One request of the test feed.
+struct Request {
+    body: Body,
+    records: Vec<Record>,
+}
+
+impl Request {
+    /// The request body.
+    fn text(&self) -> String {
+        let texts: Vec<&str> = self
+            .records
+            .iter()
+            .map(|r| match r {
+                Record::Good { json, .. } | Record::Bad { json, .. } => json.as_str(),
+            })
+            .collect();
+        match self.body {
+            Body::Array => format!("[{}]", texts.join(",\n ")),
+            Body::Ndjson => {
+                let mut text = String::from("\u{FEFF}\n");
+                for (i, t) in texts.iter().enumerate() {
+                    text.push_str(t);
+                    text.push_str(if i % 3 == 1 { "\r\n   \n\n" } else { "\n" });
+                }
+                text
+            }
+        }
+    }
+
+    /// The answer the request must get: `(accepted, [(index, field, kind)])`.
+    fn expected(&self) -> (usize, Vec<Rejection>) {
+        let mut accepted = 0;
+        let mut rejected = Vec::new();
+        for (index, record) in self.records.iter().enumerate() {
+            match record {
+                Record::Good { .. } => accepted += 1,
+                Record::Bad { field, kind, .. } => rejected.push((index, *field, *kind)),
+            }
+        }
+        (accepted, rejected)
+    }
+}
+
+/// The feed of the end-to-end test: JSON arrays and NDJSON, good and bad records, late events,
+/// equal times, every time format, numeric and non-ASCII customer ids.
+fn feed() -> Vec<Request> {
+    use Shown::*;
+    let purchase = Some("purchase");
+    let view = Some("view");
+    vec![
+        Request {
+            body: Body::Array,
+            records: vec![
+                good("c1", at(0.0), Rfc3339, "home", Some("web"), view),
+                good("c1", at(2.0), Spaced, "pricing", Some("web"), view),
+                good("c2", at(120.0), EpochMs, "a", Some("app"), view),
+                bad(r#"{"customer":"c2","time":"the day after","contact_point":"a"}"#, Some("time"), "bad_time"),
+                bad(r#"{"time":"2026-03-01T10:00:00Z","contact_point":"home"}"#, Some("customer"), "missing_field"),
+                good("c3", at(-60.0), EpochS, "landing", Some("email"), Some("click")),
+                bad(
+                    r#"{"customer":"c3","time":"2026-03-01T10:00:00Z","contact_point":true}"#,
+                    Some("contact_point"),
+                    "bad_type",
+                ),
+                good("c2", at(120.0), Offset(2), "b", Some("app"), view),
+                bad("42", None, "malformed"),
+            ],
+        },
+        Request {
+            body: Body::Ndjson,
+            records: vec![
+                // Equal to an earlier event's time, arriving later: placed after it.
+                good("c1", at(2.0), Rfc3339, "pricing", Some("web"), view),
+                bad(r#"{"customer":"c1","time":"#, None, "malformed"),
+                valued(good("c1", at(5.0), Rfc3339, "checkout", Some("web"), purchase), 120.5, json!(120.5)),
+                good("c1", at(6.0), EpochMs, "help", Some("web"), view),
+                good("c1", at(60.0), Offset(-5), "home", Some("app"), view),
+                good("c3", at(-50.0), Rfc3339, "product", Some("email"), view),
+                bad(
+                    r#"{"customer":"c3","time":1772359200,"contact_point":"product","value":"lots"}"#,
+                    Some("value"),
+                    "bad_value",
+                ),
+                valued(good("c4", at(-120.0), Spaced, "newsletter", Some("email"), view), 7.25, json!("7.25")),
+                good("c2", at(120.0), Rfc3339, "c", Some("app"), view),
+                bad(r#"{"customer":"c4","time":null,"contact_point":"newsletter"}"#, Some("time"), "missing_field"),
+            ],
+        },
+        Request {
+            body: Body::Array,
+            records: vec![
+                // Late: joins c1's two sessions into one (the example of SEMANTICS.md).
+                good("c1", at(30.0), Rfc3339, "help", Some("web"), view),
+                // Late: before all of c3's events.
+                good("c3", at(-90.0), EpochMs, "ad", Some("web"), None),
+                good("ü-9 x", at(0.0), Rfc3339, "home", Some("store"), view),
+                // Late, just before c2's equal-time group.
+                valued(good("c2", at(120.0) - 1, EpochMs, "z", Some("app"), purchase), 10.0, json!(10)),
+                // Equal to an earlier event's time, arriving later.
+                valued(good("c3", at(-50.0), Spaced, "product", Some("email"), purchase), 49.99, json!(49.99)),
+            ],
+        },
+        Request {
+            body: Body::Array,
+            records: vec![
+                bad(r#"{"customer":"c9","contact_point":"home"}"#, Some("time"), "missing_field"),
+                bad(r#"{"customer":"c9","time":"2026-03-01T10:00:00Z"}"#, Some("contact_point"), "missing_field"),
+                bad(r#"{"customer":"c9","time":"2026-13-45T10:00:00Z","contact_point":"x"}"#, Some("time"), "bad_time"),
+            ],
+        },
+        Request {
+            body: Body::Ndjson,
+            records: vec![
+                good("c2", at(180.0), Rfc3339, "a", Some("app"), view), // a gap of 60 min: a new session
+                good("c2", at(210.0), Rfc3339, "b", Some("app"), view), // exactly 30 min: the same session
+                good("c2", at(240.0) + 1, EpochMs, "c", Some("app"), view), // 30 min and 1 ms: a new session
+                good("c6", at(0.0), Rfc3339, "x", Some("call"), view),
+                good("c6", at(1.0), Rfc3339, "y", Some("call"), purchase),
+                good("c6", at(2.0), Rfc3339, "z", None, view),
+                good("c6", at(3.0), Rfc3339, "y", Some("call"), purchase),
+                bad(
+                    r#"{"customer":{"id":6},"time":"2026-03-01T10:00:00Z","contact_point":"x"}"#,
+                    Some("customer"),
+                    "bad_type",
+                ),
+                bad(
+                    r#"{"customer":"c6","time":"2026-03-01T10:00:00Z","contact_point":"x","value":[1]}"#,
+                    Some("value"),
+                    "bad_type",
+                ),
+            ],
+        },
+        Request {
+            body: Body::Array,
+            records: vec![
+                Record::Good {
+                    event: FullEvent {
+                        customer: "77".to_owned(),
+                        time: at(15.0),
+                        row: 0,
+                        contact_point: "kiosk".to_owned(),
+                        channel: None,
+                        converting: false,
+                        value: 0.0,
+                    },
+                    json: format!(r#"{{"customer":77,"time":{},"contact_point":"kiosk","kind":null}}"#, at(15.0)),
+                },
+                good("c4", at(-119.0), Rfc3339, "newsletter", Some("email"), Some("open")),
+            ],
+        },
+    ]
+}
+
+/// The good events of `requests`, numbered in arrival order.
+fn accepted_events(requests: &[Request]) -> Vec<FullEvent> {
+    let mut events = Vec::new();
+    for record in requests.iter().flat_map(|r| &r.records) {
+        if let Record::Good { event, .. } = record {
+            let mut event = event.clone();
+            event.row = events.len();
+            events.push(event);
+        }
+    }
+    events
+}
+
+/// The segments of the test configs and their rules, evaluated on an oracle row.
+const SEGMENTS: &str = r#"
+[[segments]]
+name = "buyers"
+rule = "converted"
+[[segments]]
+name = "engaged"
+rule = "events >= 2"
+[[segments]]
+name = "emailed"
+rule = 'channels contains "email"'
+"#;
+
+/// The segments `journey` is in, by the rules of [`SEGMENTS`].
+fn segments_of(journey: &FullJourney) -> Vec<&'static str> {
+    let mut segments = Vec::new();
+    if journey.converted() {
+        segments.push("buyers");
+    }
+    if journey.events >= 2 {
+        segments.push("engaged");
+    }
+    if journey.channel_events.contains_key("email") {
+        segments.push("emailed");
+    }
+    segments.sort_unstable();
+    segments
+}
+
+/// Everything the oracle expects of a feed.
+struct Expected {
+    journeys: BTreeMap<String, FullJourney>,
+    edges: Edges,
+    /// `(segment, customer)`.
+    memberships: BTreeSet<(String, String)>,
+}
+
+impl Expected {
+    fn of(events: &[FullEvent]) -> Expected {
+        let journeys = full_journeys(events, Some(GAP_MS), PATH_LEN);
+        let oracle_events: Vec<_> = events.iter().map(FullEvent::to_oracle).collect();
+        let (edges, simple) = oracle(&oracle_events, Some(GAP_MS), PATH_LEN);
+        // The two recomputations agree with each other.
+        assert_eq!(simple.len(), journeys.len());
+        for (customer, j) in &simple {
+            let full = &journeys[customer];
+            assert_eq!(
+                (j.events, j.sessions, j.first_time, j.last_time, &j.path, j.conversions),
+                (full.events, full.sessions, full.first_time, full.last_time, &full.path, full.conversions)
+            );
+        }
+        let memberships = journeys
+            .iter()
+            .flat_map(|(customer, j)| segments_of(j).into_iter().map(|s| (s.to_owned(), customer.clone())))
+            .collect();
+        Expected { journeys, edges, memberships }
+    }
+
+    /// The journey line fields (without `time` and `diff`) the oracle expects for `customer`.
+    fn line(&self, customer: &str) -> Value {
+        let j = &self.journeys[customer];
+        json!({
+            "type": "journey",
+            "customer": customer,
+            "journey_key": null,
+            "first_time": rfc3339(j.first_time),
+            "last_time": rfc3339(j.last_time),
+            "events": j.events,
+            "sessions": j.sessions,
+            "session_start": rfc3339(j.session_start),
+            "session_events": j.session_events,
+            "path": j.path,
+            "channels": j.channel_events.keys().collect::<Vec<_>>(),
+            "channel_events": j.channel_events,
+            "converted": j.converted(),
+            "conversions": j.conversions,
+            "last_conversion_time": j.last_conversion_time.map(rfc3339),
+            "value": j.value(),
+        })
+    }
+
+    /// Every expected journey line, by customer.
+    fn lines(&self) -> BTreeMap<String, Value> {
+        self.journeys.keys().map(|c| (c.clone(), self.line(c))).collect()
+    }
+
+    /// The memberships of `customer`.
+    fn memberships_of(&self, customer: &str) -> BTreeSet<(String, String)> {
+        self.memberships.iter().filter(|(_, c)| c == customer).cloned().collect()
+    }
+
+    /// The `/v1/segments` rows the oracle expects, by name.
+    fn segment_rows(&self) -> Vec<Value> {
+        ["buyers", "emailed", "engaged"]
+            .into_iter()
+            .map(|segment| {
+                let members: Vec<&FullJourney> = self
+                    .memberships
+                    .iter()
+                    .filter(|(s, _)| s == segment)
+                    .map(|(_, customer)| &self.journeys[customer])
+                    .collect();
+                let converted = members.iter().filter(|j| j.converted()).count() as i64;
+                let value: i64 = members.iter().map(|j| j.value_micros).sum();
+                json!({
+                    "segment": segment,
+                    "members": members.len(),
+                    "value": value as f64 / 1e6,
+                    "converted_members": converted,
+                    "conversion_rate": if members.is_empty() { 0.0 } else { converted as f64 / members.len() as f64 },
+                })
+            })
+            .collect()
+    }
+
+    /// The members of `segment` per channel (channels with members only).
+    fn segment_channels(&self, segment: &str) -> Vec<Value> {
+        let mut channels: BTreeMap<&str, i64> = BTreeMap::new();
+        for (_, customer) in self.memberships.iter().filter(|(s, _)| s == segment) {
+            for channel in self.journeys[customer].channel_events.keys() {
+                *channels.entry(channel).or_default() += 1;
+            }
+        }
+        channels.into_iter().map(|(channel, members)| json!({"channel": channel, "members": members})).collect()
+    }
+
+    /// The `/v1/transitions` rows the oracle expects, sorted by (from, to); only those out of
+    /// `from` if given.
+    fn transition_rows(&self, from: Option<&str>) -> Vec<Value> {
+        let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+        for ((f, _), (count, _)) in &self.edges {
+            *totals.entry(f).or_default() += count;
+        }
+        self.edges
+            .iter()
+            .filter(|((f, _), _)| from.is_none_or(|from| f == from))
+            .map(|((f, t), &(count, dwell))| {
+                json!({
+                    "from": f,
+                    "to": t,
+                    "count": count,
+                    "dwell_ms_total": dwell,
+                    "dwell_ms_mean": dwell as f64 / count as f64,
+                    "probability": count as f64 / totals[f.as_str()] as f64,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Posts every request of `requests` in order and checks each answer.
+async fn post_feed(server: &Server, requests: &[Request]) {
+    for (i, request) in requests.iter().enumerate() {
+        post_checked(server, request, i).await;
+    }
+}
+
+/// Posts `request` and checks its answer.
+async fn post_checked(server: &Server, request: &Request, i: usize) {
+    let (status, _, answer) = server.post(request.text()).await;
+    let (accepted, rejected) = request.expected();
+    assert_eq!(status, if accepted == 0 { 400 } else { 200 }, "request {i}: {answer}");
+    assert_eq!(answer["accepted"], accepted, "request {i}: {answer}");
+    let got: Vec<(usize, Option<&str>, &str)> = answer["rejected"]
+        .as_array()
+        .unwrap_or_else(|| panic!("request {i}: a list of rejections: {answer}"))
+        .iter()
+        .map(|r| {
+            assert!(r["reason"].as_str().is_some_and(|reason| !reason.is_empty()), "request {i}: a reason: {r}");
+            (r["index"].as_u64().unwrap() as usize, r["field"].as_str(), r["kind"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(got, rejected, "request {i}: the rejections (index, field, kind): {answer}");
+}
+
+/// The rejections of `requests` by reason.
+fn rejections_by_reason(requests: &[Request]) -> BTreeMap<&'static str, usize> {
+    let mut counts = BTreeMap::new();
+    for request in requests {
+        for (_, _, kind) in request.expected().1 {
+            *counts.entry(kind).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// Checks the snapshot files in `dir` against the oracle, at logical time `time`.
+fn check_snapshot_files(dir: &Path, expected: &Expected, time: u64) {
+    let journeys = read_table(dir, "journeys");
+    assert_eq!(common::logical_time(&journeys), Some(time.to_string()), "journeys.arrow's logical time");
+    let simple: BTreeMap<String, common::OracleJourney> = expected
+        .journeys
+        .iter()
+        .map(|(c, j)| {
+            (
+                c.clone(),
+                common::OracleJourney {
+                    events: j.events,
+                    sessions: j.sessions,
+                    first_time: j.first_time,
+                    last_time: j.last_time,
+                    path: j.path.clone(),
+                    conversions: j.conversions,
+                },
+            )
+        })
+        .collect();
+    assert_eq!(common::journeys(&journeys), simple, "journeys.arrow");
+    let customers = common::strings(&journeys, "customer");
+    let session_start = common::times(&journeys, "session_start");
+    let session_events = common::ints(&journeys, "session_events");
+    let channels = common::string_lists(&journeys, "channels");
+    let converted = common::bools(&journeys, "converted");
+    let last_conversion = common::times(&journeys, "last_conversion_time");
+    let value = common::floats(&journeys, "value");
+    for (i, customer) in customers.iter().enumerate() {
+        let j = &expected.journeys[customer];
+        let want_channels: Vec<String> = j.channel_events.keys().cloned().collect();
+        assert_eq!(
+            (session_start[i], session_events[i], &channels[i], converted[i], last_conversion[i], value[i]),
+            (Some(j.session_start), j.session_events, &want_channels, j.converted(), j.last_conversion_time, j.value()),
+            "journeys.arrow: {customer}"
+        );
+    }
+    let transitions = read_table(dir, "transitions");
+    assert_eq!(common::logical_time(&transitions), Some(time.to_string()));
+    assert_eq!(common::edges(&transitions), expected.edges, "transitions.arrow");
+    let segments = read_table(dir, "segments");
+    assert_eq!(common::logical_time(&segments), Some(time.to_string()));
+    let names = common::strings(&segments, "segment");
+    let members = common::ints(&segments, "members");
+    let got: BTreeMap<String, i64> = names.into_iter().zip(members).collect();
+    let want: BTreeMap<String, i64> = expected
+        .segment_rows()
+        .iter()
+        .map(|row| (row["segment"].as_str().unwrap().to_owned(), row["members"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(got, want, "segments.arrow");
+}
+
+const CONFIG: &str = r#"
+[journeys]
+session-gap = "30m"
+conversion = "kind=purchase"
+[output]
+dir = "out"
+[run]
+workers = 2
+[server]
+token = "secret"
+"#;
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_subscriptions_lookups_metrics_and_the_final_snapshot_agree_with_the_oracle() {
+    bounded(async {
+        let mut server = Server::start(&format!("{CONFIG}{SEGMENTS}"), Some(TOKEN));
+        let requests = feed();
+        let events = accepted_events(&requests);
+        let expected = Expected::of(&events);
+        // The oracle itself, by hand on a few customers (SEMANTICS.md's example for c1).
+        assert_eq!(expected.journeys["c1"].sessions, 1);
+        assert_eq!(expected.journeys["c1"].path, ["pricing", "checkout", "help", "help", "home"]);
+        assert_eq!(expected.journeys["c2"].sessions, 3);
+        assert_eq!(expected.journeys["c2"].path, ["b", "c", "a", "b", "c"]);
+        assert_eq!(expected.journeys["c2"].session_events, 1);
+        assert_eq!(expected.journeys["c3"].path, ["ad", "landing", "product", "product"]);
+        assert_eq!(expected.journeys["c6"].conversions, 2);
+
+        // Everything /v1 needs the token; /healthz and /metrics do not.
+        use reqwest::Method;
+        for path in [
+            "/v1/segments",
+            "/v1/segments/buyers",
+            "/v1/customers/c1",
+            "/v1/transitions?from=home",
+            "/v1/subscribe/sse",
+        ] {
+            for auth in [None, Some("Bearer wrong"), Some(TOKEN), Some("Basic c2VjcmV0")] {
+                assert_eq!(server.status_with(Method::GET, path, auth).await, 401, "GET {path} with {auth:?}");
+            }
+        }
+        assert_eq!(server.status_with(Method::POST, "/v1/events", None).await, 401);
+        let unauthorized = server.client.post(format!("{}/v1/events", server.base)).body(requests[0].text());
+        let response = unauthorized.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+        let answer: Value = serde_json::from_str(&response.text().await.unwrap()).expect("a JSON answer");
+        assert!(answer["error"].is_string(), "an error message: {answer}");
+        let mut no_token = server.ws_request("");
+        no_token.headers_mut().remove("authorization");
+        match tokio_tungstenite::connect_async(no_token).await {
+            Err(tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 401),
+            other => panic!("a WebSocket subscription without the token: {:?}", other.map(|_| ())),
+        }
+        assert_eq!(server.status_with(Method::GET, "/healthz", None).await, 200);
+        let health = server.client.get(format!("{}/healthz", server.base)).send().await.unwrap().text().await.unwrap();
+        assert_eq!(health.trim(), "ok");
+        assert_eq!(server.status_with(Method::GET, "/metrics", None).await, 200);
+
+        // A subscriber of everything from the start: an empty snapshot without a time.
+        let mut everything = server.subscribe_ws("").await;
+        everything.wait_until("the snapshot message", |m, _| !m.is_empty()).await;
+        assert_eq!(everything.messages[0], json!({"type": "snapshot", "time": null, "rows": 0}));
+
+        post_checked(&server, &requests[0], 0).await;
+        // A subscriber of c1 once c1 is in the tables: its snapshot holds c1's row.
+        let deadline = Instant::now() + WAIT;
+        while server.get("/v1/customers/c1").await.0 != 200 {
+            assert!(Instant::now() < deadline, "c1 never appeared");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut c1 = server.subscribe_ws("?customer=c1").await;
+        post_checked(&server, &requests[1], 1).await;
+        let mut sse = server.subscribe_sse("").await;
+        let mut buyers = server.subscribe_sse("?segment=buyers").await;
+        let mut unicode = server.subscribe_ws(&format!("?customer={}", encode("ü-9 x"))).await;
+        for (i, request) in requests.iter().enumerate().skip(2) {
+            post_checked(&server, request, i).await;
+        }
+        // Malformed bodies and empty ones are not records at all.
+        let (status, _, answer) = server.post("[{\"customer\":\"c1\"},").await;
+        assert_eq!(status, 400, "a malformed JSON array: {answer}");
+        assert!(answer["error"].is_string(), "{answer}");
+        let (status, _, answer) = server.post("\n  \n").await;
+        assert_eq!((status, &answer), (200, &json!({"accepted": 0, "rejected": []})), "an empty NDJSON body");
+
+        let time = server.settle(events.len()).await;
+        for subscriber in [&mut everything, &mut c1, &mut sse, &mut buyers, &mut unicode] {
+            subscriber.wait_progress(time).await;
+        }
+
+        // Each subscription replays to the oracle's rows, within its filter.
+        let all_lines = expected.lines();
+        for subscriber in [&everything, &sse] {
+            let replayed = replay(&subscriber.messages, &subscriber.name);
+            assert_eq!(replayed.progress.last(), Some(&time), "{}", subscriber.name);
+            assert_eq!(replayed.journeys, all_lines, "{}: the journey rows", subscriber.name);
+            assert_eq!(replayed.memberships, expected.memberships, "{}: the memberships", subscriber.name);
+            assert!(replayed.end.is_none());
+        }
+        let replayed = replay(&everything.messages, "ws");
+        assert_eq!(replayed.snapshot_time, None);
+        let metrics = server.metrics().await;
+        assert_eq!(
+            metrics["stepstone_deltas_out_total"], replayed.delta_lines as f64,
+            "every published line reached the subscriber of everything"
+        );
+        let replayed = replay(&sse.messages, "sse");
+        assert!(replayed.snapshot_time.is_some() && replayed.snapshot_rows > 0, "sse joined with rows in its snapshot");
+        let replayed = replay(&c1.messages, "c1");
+        assert!(replayed.snapshot_rows > 0, "c1's snapshot holds its row");
+        assert!(replayed.lines.iter().all(|line| line["customer"] == "c1"), "only c1's lines: {:?}", replayed.lines);
+        assert_eq!(replayed.journeys, BTreeMap::from([("c1".to_owned(), expected.line("c1"))]));
+        assert_eq!(replayed.memberships, expected.memberships_of("c1"));
+        let replayed = replay(&unicode.messages, "ü-9 x");
+        assert!(replayed.lines.iter().all(|line| line["customer"] == "ü-9 x"), "{:?}", replayed.lines);
+        assert_eq!(replayed.journeys, BTreeMap::from([("ü-9 x".to_owned(), expected.line("ü-9 x"))]));
+        let replayed = replay(&buyers.messages, "buyers");
+        assert!(
+            replayed.lines.iter().all(|line| line["type"] == "segment" && line["segment"] == "buyers"),
+            "only buyers' memberships: {:?}",
+            replayed.lines
+        );
+        let want: BTreeSet<_> = expected.memberships.iter().filter(|(s, _)| s == "buyers").cloned().collect();
+        assert_eq!(replayed.memberships, want);
+
+        // Lookups.
+        for customer in expected.journeys.keys() {
+            let answer = server.get_ok(&format!("/v1/customers/{}", encode(customer))).await;
+            let mut row = expected.line(customer);
+            row.as_object_mut().unwrap().remove("type");
+            row["segments"] = json!(segments_of(&expected.journeys[customer]));
+            assert_eq!(answer, json!({"time": time, "customer": customer, "journeys": [row]}), "customer {customer}");
+        }
+        for unknown in ["c9", "nobody", "home", "buyers"] {
+            let (status, answer) = server.get(&format!("/v1/customers/{unknown}")).await;
+            assert_eq!(status, 404, "customer {unknown}: {answer}");
+            assert!(answer["error"].is_string());
+        }
+        let answer = server.get_ok("/v1/segments").await;
+        assert_eq!(answer, json!({"time": time, "segments": expected.segment_rows()}));
+        for row in expected.segment_rows() {
+            let name = row["segment"].as_str().unwrap();
+            let mut want = row.clone();
+            want["channels"] = json!(expected.segment_channels(name));
+            want["time"] = json!(time);
+            assert_eq!(server.get_ok(&format!("/v1/segments/{name}")).await, want, "segment {name}");
+        }
+        assert_eq!(server.get("/v1/segments/c1").await.0, 404);
+        assert_eq!(server.get("/v1/segments/nothing").await.0, 404);
+        for from in ["(start)", "help", "pricing", "y"] {
+            let answer = server.get_ok(&format!("/v1/transitions?from={}", encode(from))).await;
+            let rows = expected.transition_rows(Some(from));
+            assert!(!rows.is_empty());
+            assert_eq!(answer, json!({"time": time, "from": from, "transitions": rows}), "transitions from {from}");
+        }
+        let answer = server.get_ok("/v1/transitions").await;
+        assert_eq!(answer, json!({"time": time, "from": null, "transitions": expected.transition_rows(None)}));
+        let answer = server.get_ok("/v1/transitions?from=nowhere").await;
+        assert_eq!(answer, json!({"time": time, "from": "nowhere", "transitions": []}));
+
+        // Metrics.
+        let metrics = server.metrics().await;
+        assert_eq!(metrics["stepstone_events_in_total"], events.len() as f64);
+        let rejected: BTreeMap<String, f64> = metrics
+            .iter()
+            .filter_map(|(name, value)| {
+                let reason = name.strip_prefix("stepstone_events_rejected_total{reason=\"")?.strip_suffix("\"}")?;
+                Some((reason.to_owned(), *value))
+            })
+            .collect();
+        let want: BTreeMap<String, f64> =
+            rejections_by_reason(&requests).into_iter().map(|(k, n)| (k.to_owned(), n as f64)).collect();
+        assert_eq!(rejected, want, "rejections by reason");
+        assert_eq!(metrics["stepstone_subscribers"], 5.0);
+        assert_eq!(metrics["stepstone_logical_time"], time as f64);
+        assert_eq!(metrics["stepstone_engine_lag_seconds"], 0.0);
+        assert_eq!(metrics["stepstone_events_late_total"], 0.0);
+        assert!(metrics.contains_key("stepstone_snapshot_age_seconds"), "{metrics:?}");
+        // The dead letters hold every rejection.
+        let dead = std::fs::read_to_string(server.out.join("rejected.jsonl")).expect("rejected.jsonl");
+        assert_eq!(dead.lines().count(), want.values().sum::<f64>() as usize, "{dead}");
+
+        drop(unicode);
+
+        // SIGTERM: a clean stop, subscribers told, the final snapshot written.
+        let status = server.terminate().await;
+        assert!(status.success(), "exit status {status:?}; stderr:\n{}", server.log());
+        assert!(
+            server.log().contains(&format!("stopped at logical time {time};")),
+            "the final time on stderr:\n{}",
+            server.log()
+        );
+        // SSE subscribers are told `closing`; WebSocket ones may not be (see
+        // `websocket_subscribers_are_told_closing_at_shutdown`), but nothing is missing before.
+        for subscriber in [&mut everything, &mut c1, &mut sse, &mut buyers] {
+            subscriber.wait_closed().await;
+            let replayed = replay(&subscriber.messages, &subscriber.name);
+            assert_eq!(replayed.progress.last(), Some(&time), "{}: nothing after the final time", subscriber.name);
+            if subscriber.name.starts_with("sse") {
+                let last = subscriber.messages.last().unwrap();
+                assert_eq!(last, &json!({"type": "closing"}), "{}: the last message at shutdown", subscriber.name);
+                assert_eq!(subscriber.closed.as_deref(), Some("end of stream"), "{}", subscriber.name);
+            } else if subscriber.messages.last() != Some(&json!({"type": "closing"})) {
+                eprintln!("note: {} was not told `closing` at shutdown ({:?})", subscriber.name, subscriber.closed);
+            }
+        }
+        check_snapshot_files(&server.out, &expected, time);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrow_flight_serves_the_tables_to_pyarrow() {
+    bounded(async {
+        let python_ok = Command::new("python3")
+            .args(["-c", "import pyarrow.flight"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !python_ok {
+            eprintln!("note: python3 with pyarrow.flight is not available; skipping the Arrow Flight check");
+            return;
+        }
+        let mut server = Server::start(&format!("{CONFIG}{SEGMENTS}"), Some(TOKEN));
+        let requests = feed();
+        let events = accepted_events(&requests);
+        let expected = Expected::of(&events);
+        post_feed(&server, &requests).await;
+        let time = server.settle(events.len()).await;
+
+        let script = common::root().join("tests/serve_flight.py");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(format!("grpc://{}", server.flight))
+            .arg(TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running python3");
+        let deadline = Instant::now() + WAIT;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{} did not finish within {WAIT:?}", script.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let output = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{} failed:\n{}\n{stdout}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let flight: Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("JSON from the script ({e}): {stdout}"));
+
+        // ListFlights: the three tables, their tickets and row counts.
+        let segment_rows = expected.segment_rows();
+        let counts = [
+            ("journeys", expected.journeys.len()),
+            ("transitions", expected.edges.len()),
+            ("segments", segment_rows.len()),
+        ];
+        let want: Vec<Value> =
+            counts.iter().map(|(name, rows)| json!({"path": [name], "tickets": [name], "records": rows})).collect();
+        assert_eq!(flight["flights"], json!(want), "ListFlights");
+        // Calls without the token (or with a wrong one) are refused as unauthenticated.
+        assert_eq!(flight["without_token"], json!({"list_flights": "unauthenticated", "do_get": "unauthenticated"}));
+        assert_eq!(flight["wrong_token"], json!({"list_flights": "unauthenticated", "do_get": "unauthenticated"}));
+        // GetFlightInfo and GetSchema describe the tables DoGet streams; an unknown ticket fails.
+        assert_eq!(flight["flight_info"]["records"], expected.journeys.len());
+        assert_eq!(flight["flight_info"]["columns"], flight["tables"]["journeys"]["columns"]);
+        assert_eq!(
+            flight["segments_schema"],
+            json!(["segment", "members", "value", "converted_members", "conversion_rate"])
+        );
+        assert_eq!(flight["unknown_ticket"], "ArrowKeyError", "gRPC NOT_FOUND for an unknown ticket");
+
+        // DoGet: each table at the final logical time, matching the oracle.
+        let tables = &flight["tables"];
+        for (name, rows) in counts {
+            assert_eq!(tables[name]["rows"], rows, "{name} rows");
+            assert_eq!(tables[name]["logical_time"], time.to_string(), "{name}'s logical time");
+        }
+        let journeys = &tables["journeys"]["data"];
+        let customers: Vec<&str> =
+            journeys["customer"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+        assert_eq!(
+            customers.iter().copied().collect::<BTreeSet<_>>(),
+            expected.journeys.keys().map(String::as_str).collect()
+        );
+        for (i, customer) in customers.iter().enumerate() {
+            let j = &expected.journeys[*customer];
+            let column = |name: &str| journeys[name][i].clone();
+            let got = json!({
+                "first_time": column("first_time"), "last_time": column("last_time"), "events": column("events"),
+                "sessions": column("sessions"), "session_start": column("session_start"),
+                "session_events": column("session_events"), "path": column("path"), "channels": column("channels"),
+                "converted": column("converted"), "conversions": column("conversions"),
+                "last_conversion_time": column("last_conversion_time"), "value": column("value"),
+                "last_contact_point": column("last_contact_point"),
+                "session_duration_ms": column("session_duration_ms"),
+            });
+            let want = json!({
+                "first_time": j.first_time, "last_time": j.last_time, "events": j.events, "sessions": j.sessions,
+                "session_start": j.session_start, "session_events": j.session_events, "path": j.path,
+                "channels": j.channel_events.keys().collect::<Vec<_>>(), "converted": j.converted(),
+                "conversions": j.conversions, "last_conversion_time": j.last_conversion_time, "value": j.value(),
+                "last_contact_point": j.path.last(), "session_duration_ms": j.last_time - j.session_start,
+            });
+            assert_eq!(got, want, "Flight journeys: {customer}");
+            let channel_events: BTreeMap<String, i64> = journeys["channel_events"][i]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| (e["channel"].as_str().unwrap().to_owned(), e["events"].as_i64().unwrap()))
+                .collect();
+            assert_eq!(channel_events, j.channel_events, "Flight journeys: {customer}'s channel events");
+        }
+        let transitions = &tables["transitions"]["data"];
+        let n = transitions["from"].as_array().unwrap().len();
+        let mut got: Vec<Value> = (0..n)
+            .map(|i| {
+                let column = |name: &str| transitions[name][i].clone();
+                json!({
+                    "from": column("from"), "to": column("to"), "count": column("count"),
+                    "dwell_ms_total": column("dwell_ms_total"), "dwell_ms_mean": column("dwell_ms_mean"),
+                    "probability": column("probability"),
+                })
+            })
+            .collect();
+        got.sort_by_key(|row| (row["from"].as_str().unwrap().to_owned(), row["to"].as_str().unwrap().to_owned()));
+        assert_eq!(got, expected.transition_rows(None), "Flight transitions");
+        let segments = &tables["segments"]["data"];
+        let n = segments["segment"].as_array().unwrap().len();
+        let mut got: Vec<Value> = (0..n)
+            .map(|i| {
+                let column = |name: &str| segments[name][i].clone();
+                json!({
+                    "segment": column("segment"), "members": column("members"), "value": column("value"),
+                    "converted_members": column("converted_members"), "conversion_rate": column("conversion_rate"),
+                })
+            })
+            .collect();
+        got.sort_by_key(|row| row["segment"].as_str().unwrap().to_owned());
+        assert_eq!(got, segment_rows, "Flight segments");
+
+        // The final snapshot files agree with Flight (and the oracle) at the same time.
+        let status = server.terminate().await;
+        assert!(status.success(), "exit status {status:?}");
+        check_snapshot_files(&server.out, &expected, time);
+        for (name, rows) in counts {
+            assert_eq!(read_table(&server.out, name).num_rows(), rows, "{name}.arrow rows");
+        }
+        let journeys_file = read_table(&server.out, "journeys");
+        let file_columns: Vec<String> = journeys_file.schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(
+            tables["journeys"]["columns"],
+            json!(file_columns),
+            "Flight and the snapshot file have the same columns"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_is_told_it_lagged_and_closed_without_holding_anyone_back() {
+    bounded(async {
+        // No token: every endpoint is open. Each request is a logical time of its own.
+        let config = r#"
+[journeys]
+session-gap = "30m"
+conversion = "kind=purchase"
+[run]
+workers = 1
+[server]
+subscriber-buffer = 2
+epoch-interval = "0s"
+[[segments]]
+name = "all"
+rule = "events >= 1"
+"#;
+        let mut server = Server::start(config, None);
+
+        // The slow subscriber: a small receive buffer, read up to the snapshot message, then not.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(server.http).await.expect("connecting");
+        let (mut slow, _) =
+            tokio_tungstenite::client_async(server.ws_request(""), stream).await.expect("a WebSocket subscription");
+        let first = tokio::time::timeout(WAIT, slow.next()).await.expect("the snapshot message").unwrap().unwrap();
+        let first: Value = serde_json::from_str(first.into_text().unwrap().as_str()).unwrap();
+        assert_eq!(first, json!({"type": "snapshot", "time": null, "rows": 0}));
+        let mut normal = server.subscribe_ws("").await;
+
+        // Many requests of large rows: far more than the slow subscriber's buffers hold.
+        let requests = 80;
+        let per_request = 80;
+        let long = "x".repeat(300);
+        let mut events = Vec::new();
+        for r in 0..requests {
+            let mut body = String::new();
+            for i in 0..per_request {
+                let customer = format!("lag-{r:03}-{i:02}-{long}");
+                let contact_point = format!("page-{}-{long}", i % 7);
+                let time = at(r as f64);
+                body.push_str(&json!({"customer": customer, "time": time, "contact_point": contact_point}).to_string());
+                body.push('\n');
+                events.push(FullEvent {
+                    customer,
+                    time,
+                    row: events.len(),
+                    contact_point,
+                    channel: None,
+                    converting: false,
+                    value: 0.0,
+                });
+            }
+            let (status, _, answer) = server.post(body).await;
+            assert_eq!((status, &answer["accepted"]), (200, &json!(per_request)), "request {r}: {answer}");
+            // The normal subscriber keeps up: it has the time before the next one is published.
+            normal.wait_progress(r as u64).await;
+        }
+        let last_time = (requests - 1) as u64;
+        // The engine and the normal subscriber keep going while the slow one does not read.
+        assert_eq!(server.settle(events.len()).await, last_time, "one logical time per request");
+        normal.wait_progress(last_time).await;
+        let expected = full_journeys(&events, Some(GAP_MS), PATH_LEN);
+        let replayed = replay(&normal.messages, "normal");
+        assert_eq!(replayed.progress, (0..=last_time).collect::<Vec<_>>(), "a progress message for every time");
+        assert_eq!(replayed.journeys.len(), expected.len());
+        for (customer, row) in &replayed.journeys {
+            let j = &expected[customer];
+            assert_eq!((&row["events"], &row["path"]), (&json!(j.events), &json!(j.path)), "{customer}");
+        }
+        assert_eq!(replayed.memberships.len(), expected.len(), "everyone is in `all`");
+        assert!(replayed.end.is_none(), "the normal subscriber did not lag");
+        assert_eq!(server.metrics().await["stepstone_subscribers"], 2.0);
+
+        // Now the slow one reads: what was buffered, then `lagged`, then the end.
+        let mut slow = Subscriber::websocket("slow".to_owned(), slow);
+        slow.messages.push(json!({"type": "snapshot", "time": null, "rows": 0}));
+        slow.wait_closed().await;
+        let replayed = replay(&slow.messages, "slow");
+        let lagged = replayed.end.as_ref().unwrap_or_else(|| panic!("a lagged message; closed: {:?}", slow.closed));
+        assert_eq!(lagged["type"], "lagged", "{lagged}");
+        assert!(lagged["missed"].as_u64().is_some_and(|n| n >= 1), "{lagged}");
+        assert_eq!(lagged.as_object().unwrap().len(), 2, "{lagged}");
+        assert!(
+            replayed.progress.last().is_none_or(|&t| t < last_time),
+            "the slow subscriber cannot have seen every time: {:?}",
+            replayed.progress
+        );
+        assert!(slow.closed.as_deref().is_some_and(|why| why.starts_with("close frame")), "{:?}", slow.closed);
+        let deadline = Instant::now() + WAIT;
+        while server.metrics().await["stepstone_subscribers"] != 1.0 {
+            assert!(Instant::now() < deadline, "the lagged subscriber is still counted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // It can subscribe again, and gets the current state in its snapshot.
+        let mut again = server.subscribe_sse("").await;
+        again.wait_progress(last_time).await;
+        let replayed = replay(&again.messages, "again");
+        assert_eq!(replayed.snapshot_time, Some(last_time));
+        assert_eq!(replayed.snapshot_rows, 2 * expected.len());
+        // The normal subscriber is still subscribed and up to date.
+        let after =
+            server.post(json!([{"customer": "late", "time": at(0.0), "contact_point": "home"}]).to_string()).await;
+        assert_eq!(after.0, 200);
+        normal.wait_progress(last_time + 1).await;
+        again.wait_progress(last_time + 1).await;
+        assert!(replay(&normal.messages, "normal").journeys.contains_key("late"));
+        assert!(replay(&again.messages, "again").journeys.contains_key("late"));
+
+        let status = server.terminate().await;
+        assert!(status.success(), "exit status {status:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_statuses() {
+    bounded(async {
+        let config = r#"
+[run]
+workers = 1
+[server]
+token = "secret"
+max-body-bytes = 4096
+max-subscribers = 2
+[[segments]]
+name = "buyers"
+rule = "converted"
+"#;
+        let mut server = Server::start(config, Some(TOKEN));
+        let record =
+            |i: usize| json!({"customer": format!("c{i}"), "time": at(i as f64), "contact_point": "home"}).to_string();
+
+        // Over the body limit: 413, and nothing is taken.
+        let big: String = (0..100).map(|i| record(i) + "\n").collect();
+        assert!(big.len() > 4096);
+        let response =
+            server.authorized(server.client.post(format!("{}/v1/events", server.base))).body(big).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 413);
+        // Just under the limit: fine.
+        let mut small = String::new();
+        let mut i = 0;
+        while small.len() + record(i).len() < 4096 {
+            small += &(record(i) + "\n");
+            i += 1;
+        }
+        let (status, _, answer) = server.post(small).await;
+        assert_eq!((status, &answer), (200, &json!({"accepted": i, "rejected": []})));
+
+        // Malformed JSON arrays: 400 with an error, and nothing is taken.
+        for body in ["[{\"customer\":\"x\",\"time\":0,\"contact_point\":\"a\"},", "[1, 2", "[}", " [\"a\"] trailing"] {
+            let (status, _, answer) = server.post(body).await;
+            assert_eq!(status, 400, "{body:?}: {answer}");
+            assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()), "{body:?}: {answer}");
+        }
+        // A JSON array of only bad records: 400 with the rejections.
+        let (status, _, answer) = server.post(r#"[{"customer":"x"}, "text"]"#).await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["accepted"], 0);
+        assert_eq!(answer["rejected"].as_array().map(Vec::len), Some(2), "{answer}");
+        let (status, _, answer) = server.post("[]").await;
+        assert_eq!((status, &answer), (200, &json!({"accepted": 0, "rejected": []})));
+
+        let settled = server.settle(i).await;
+        let metrics = server.metrics().await;
+        assert_eq!(metrics["stepstone_events_in_total"], i as f64, "only the good request's events");
+        assert_eq!(metrics["stepstone_events_rejected_total{reason=\"missing_field\"}"], 1.0);
+        assert_eq!(metrics["stepstone_events_rejected_total{reason=\"malformed\"}"], 1.0);
+
+        // A subscription to a customer and a segment at once: 400.
+        for query in ["?customer=a&segment=b", "?segment=buyers&customer=c1"] {
+            match tokio_tungstenite::connect_async(server.ws_request(query)).await {
+                Err(tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 400, "ws {query}"),
+                other => panic!("ws {query}: {:?}", other.map(|_| ())),
+            }
+            let (status, answer) = server.get(&format!("/v1/subscribe/sse{query}")).await;
+            assert_eq!(status, 400, "sse {query}: {answer}");
+            assert!(answer["error"].is_string());
+        }
+
+        // Unknown customers and segments: 404.
+        for path in ["/v1/customers/nobody", "/v1/customers/home", "/v1/segments/nothing", "/v1/segments/c1"] {
+            let (status, answer) = server.get(path).await;
+            assert_eq!(status, 404, "{path}: {answer}");
+            assert!(answer["error"].is_string(), "{path}: {answer}");
+        }
+        let answer = server.get_ok("/v1/customers/c0").await;
+        assert_eq!(answer["time"], settled);
+        assert_eq!(answer["journeys"][0]["segments"], json!([]));
+        // A declared segment without members is reported with zeros.
+        let empty =
+            json!({"segment": "buyers", "members": 0, "value": 0.0, "converted_members": 0, "conversion_rate": 0.0});
+        assert_eq!(server.get_ok("/v1/segments").await, json!({"time": settled, "segments": [empty.clone()]}));
+        let mut want = empty;
+        want["channels"] = json!([]);
+        want["time"] = json!(settled);
+        assert_eq!(server.get_ok("/v1/segments/buyers").await, want);
+
+        // At most max-subscribers at once: 503 for the next one.
+        let mut first = server.subscribe_ws("").await;
+        let mut second = server.subscribe_sse("?customer=c0").await;
+        first.wait_progress(settled).await;
+        second.wait_progress(settled).await;
+        let (status, answer) = server.get("/v1/subscribe/sse").await;
+        assert_eq!(status, 503, "a third subscriber: {answer}");
+        match tokio_tungstenite::connect_async(server.ws_request("")).await {
+            Err(tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 503),
+            other => panic!("a third WebSocket subscriber: {:?}", other.map(|_| ())),
+        }
+        // A closed subscription frees its place (once the next logical time is published: see
+        // `a_closed_subscription_is_released_without_waiting_for_deltas`).
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (status, _, _) = server.post(record(1000)).await;
+        assert_eq!(status, 200);
+        let deadline = Instant::now() + WAIT;
+        while server.metrics().await["stepstone_subscribers"] != 1.0 {
+            assert!(Instant::now() < deadline, "the closed subscriber is still counted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let settled = server.settle(i + 1).await;
+        let mut third = server.subscribe_ws("?segment=buyers").await;
+        third.wait_until("the snapshot", |m, _| !m.is_empty()).await;
+        assert_eq!(third.messages[0], json!({"type": "snapshot", "time": settled, "rows": 0}));
+
+        let status = server.terminate().await;
+        assert!(status.success(), "exit status {status:?}");
+        second.wait_closed().await;
+        assert_eq!(second.messages.last(), Some(&json!({"type": "closing"})));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "server bug: a subscription whose client has gone stays counted (and holds its max-subscribers \
+            place) until the next logical time is published; see src/server/subscribe.rs, `start`"]
+async fn a_closed_subscription_is_released_without_waiting_for_deltas() {
+    bounded(async {
+        let config = "[run]\nworkers = 1\n[server]\nmax-subscribers = 1\n";
+        let mut server = Server::start(config, None);
+        let (status, _, _) = server.post(r#"{"customer":"a","time":0,"contact_point":"home"}"#).await;
+        assert_eq!(status, 200);
+        let time = server.settle(1).await;
+        for round in 0..3 {
+            let mut subscriber = server.subscribe_ws("").await;
+            subscriber.wait_progress(time).await;
+            assert_eq!(server.metrics().await["stepstone_subscribers"], 1.0);
+            drop(subscriber);
+            let deadline = Instant::now() + WAIT;
+            while server.metrics().await["stepstone_subscribers"] != 0.0 {
+                assert!(Instant::now() < deadline, "round {round}: the closed subscription is still counted");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let status = server.terminate().await;
+        assert!(status.success());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "server bug: at shutdown the process can exit before the WebSocket connection tasks have sent \
+            `closing` and a close frame; see src/server/mod.rs, `run`, and subscribe.rs, `forward`"]
+async fn websocket_subscribers_are_told_closing_at_shutdown() {
+    bounded(async {
+        // The race is narrow: several servers with many subscribers each.
+        for round in 0..5 {
+            let mut server = Server::start("[run]\nworkers = 1\n", None);
+            let (status, _, _) = server.post(r#"{"customer":"a","time":0,"contact_point":"home"}"#).await;
+            assert_eq!(status, 200);
+            let time = server.settle(1).await;
+            let mut subscribers = Vec::new();
+            for i in 0..40 {
+                let query = if i % 2 == 0 { String::new() } else { "?customer=a".to_owned() };
+                let mut subscriber = server.subscribe_ws(&query).await;
+                subscriber.wait_progress(time).await;
+                subscribers.push(subscriber);
+            }
+            let status = server.terminate().await;
+            assert!(status.success());
+            let mut missed = Vec::new();
+            for (i, subscriber) in subscribers.iter_mut().enumerate() {
+                subscriber.wait_closed().await;
+                let told = subscriber.messages.last() == Some(&json!({"type": "closing"}));
+                let closed = subscriber.closed.as_deref().is_some_and(|why| why.starts_with("close frame"));
+                if !(told && closed) {
+                    missed.push((i, subscriber.messages.last().cloned(), subscriber.closed.clone()));
+                }
+            }
+            assert!(missed.is_empty(), "round {round}: subscribers not told `closing` with a close frame: {missed:?}");
+        }
+    })
+    .await;
+}
+
+/// What [`flood`] saw.
+#[derive(Debug, Default)]
+struct Flooded {
+    /// Requests per status.
+    statuses: BTreeMap<u16, usize>,
+    /// Events accepted (in 200 answers).
+    accepted: usize,
+}
+
+/// Posts batches of 100 new customers from `posters` concurrent tasks until `stop` turns true or
+/// the server stops answering; counts the 429 answers in `busy` as they come.
+async fn flood(
+    client: reqwest::Client,
+    base: String,
+    posters: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    busy: Arc<std::sync::atomic::AtomicUsize>,
+    tag: &'static str,
+) -> Flooded {
+    use std::sync::atomic::Ordering;
+    let mut tasks = Vec::new();
+    for poster in 0..posters {
+        let (client, base, stop, busy) = (client.clone(), base.clone(), stop.clone(), busy.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut flooded = Flooded::default();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let body: String = (0..100)
+                    .map(|i| {
+                        let customer = format!("{tag}-{poster}-{n}-{i}");
+                        json!({"customer": customer, "time": at(i as f64), "contact_point": "p"}).to_string() + "\n"
+                    })
+                    .collect();
+                n += 1;
+                // An error: the server has stopped listening.
+                let Ok(response) = client.post(format!("{base}/v1/events")).body(body).send().await else { break };
+                let status = response.status().as_u16();
+                let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+                let Ok(text) = response.text().await else { break };
+                let answer: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} ({e}): {text}"));
+                *flooded.statuses.entry(status).or_default() += 1;
+                match status {
+                    200 => flooded.accepted += answer["accepted"].as_u64().unwrap() as usize,
+                    429 => {
+                        assert_eq!(retry.as_deref(), Some("1"), "429 says when to retry: {answer}");
+                        assert!(answer["error"].is_string(), "{answer}");
+                        busy.fetch_add(1, Ordering::Relaxed);
+                    }
+                    503 => {
+                        assert!(answer["error"].is_string(), "{answer}");
+                        break;
+                    }
+                    _ => panic!("unexpected status {status}: {answer}"),
+                }
+            }
+            flooded
+        }));
+    }
+    let mut total = Flooded::default();
+    for task in tasks {
+        let flooded = task.await.expect("a poster");
+        for (status, n) in flooded.statuses {
+            *total.statuses.entry(status).or_default() += n;
+        }
+        total.accepted += flooded.accepted;
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_429_and_shutdown_drains_what_was_accepted() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    bounded(async {
+        let config = "[run]\nworkers = 2\n[server]\ningest-queue = 1\nepoch-interval = \"0s\"\n";
+        let mut server = Server::start(config, None);
+
+        // Many concurrent posters against a queue of one batch: some are told to retry, and
+        // exactly the accepted events reach the engine.
+        let (stop, busy) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let flooding =
+            tokio::spawn(flood(server.client.clone(), server.base.clone(), 24, stop.clone(), busy.clone(), "a"));
+        let started = Instant::now();
+        while !(busy.load(Ordering::Relaxed) > 0 && started.elapsed() > Duration::from_secs(1))
+            && started.elapsed() < WAIT
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let first = flooding.await.unwrap();
+        assert!(first.statuses.get(&429).is_some_and(|&n| n > 0), "a full queue answers 429: {first:?}");
+        assert!(first.statuses.get(&200).is_some_and(|&n| n > 0), "{first:?}");
+        assert_eq!(first.statuses.keys().copied().collect::<Vec<_>>(), [200, 429], "{first:?}");
+        server.settle(first.accepted).await;
+
+        // SIGTERM while posting: ingest stops, and what was accepted is in the final snapshot.
+        let (stop, busy) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let flooding = tokio::spawn(flood(server.client.clone(), server.base.clone(), 8, stop.clone(), busy, "b"));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let status = server.terminate().await;
+        let second = tokio::time::timeout(WAIT, flooding).await.expect("the posters stop").unwrap();
+        assert!(status.success(), "exit status {status:?}");
+        assert!(second.statuses.get(&200).is_some_and(|&n| n > 0), "{second:?}");
+        assert!(second.statuses.keys().all(|s| [200, 429, 503].contains(s)), "{second:?}");
+        let journeys = read_table(&server.out, "journeys");
+        let events: i64 = common::ints(&journeys, "events").iter().sum();
+        assert_eq!(
+            (journeys.num_rows(), events as usize),
+            (first.accepted + second.accepted, first.accepted + second.accepted),
+            "every accepted event, and only those, is in the final snapshot ({second:?})"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "server bug: an SSE subscriber that stops reading keeps the HTTP server's graceful shutdown, and so \
+            the process, from ever ending after SIGTERM; see src/server/mod.rs, `run`"]
+async fn a_stalled_sse_subscriber_does_not_hold_up_shutdown() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    bounded(async {
+        let mut server = Server::start("[run]\nworkers = 1\n", None);
+        // An SSE subscriber with a small receive buffer that reads its first event, then nothing.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(server.http).await.expect("connecting");
+        stream.write_all(b"GET /v1/subscribe/sse HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+        let mut head = Vec::new();
+        while !String::from_utf8_lossy(&head).contains("\"type\":\"snapshot\"") {
+            let mut buffer = [0u8; 1024];
+            let n = tokio::time::timeout(WAIT, stream.read(&mut buffer)).await.expect("the SSE answer").unwrap();
+            assert!(n > 0, "the SSE answer: {}", String::from_utf8_lossy(&head));
+            head.extend_from_slice(&buffer[..n]);
+        }
+        assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+        // Far more deltas than its buffers hold.
+        let long = "x".repeat(300);
+        let mut events = 0;
+        for r in 0..40 {
+            let body: String = (0..100)
+                .map(|i| json!({"customer": format!("s-{r}-{i}-{long}"), "time": at(i as f64), "contact_point": long}))
+                .map(|v| v.to_string() + "\n")
+                .collect();
+            let (status, _, _) = server.post(body).await;
+            assert_eq!(status, 200);
+            events += 100;
+        }
+        server.settle(events).await;
+        // SIGTERM: the service stops within the bound although this subscriber never reads.
+        let stopped = Instant::now();
+        let status = server.terminate().await;
+        assert!(status.success(), "exit status {status:?}");
+        assert!(server.log().contains("stopped at logical time"), "{}", server.log());
+        eprintln!("stopped {:?} after SIGTERM with a stalled SSE subscriber", stopped.elapsed());
+        let journeys = read_table(&server.out, "journeys");
+        assert_eq!(journeys.num_rows(), events);
+        drop(stream);
+    })
+    .await;
+}
