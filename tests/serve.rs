@@ -7,8 +7,9 @@
 //! Every wait is bounded ([`WAIT`] for one condition, [`TEST_LIMIT`] for a whole test) and every
 //! server is killed when its test ends, passed or not.
 //!
-//! The `#[ignore]`d tests show server bugs (each names it); they fail until it is fixed:
-//! `cargo test --test serve -- --ignored`.
+//! The last tests pin down bugs that the first version of these tests found (a gone subscriber
+//! holding its place, WebSocket subscribers missing `closing`, a stalled SSE subscriber holding
+//! up shutdown).
 
 mod common;
 
@@ -1696,8 +1697,6 @@ rule = "converted"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: a subscription whose client has gone stays counted (and holds its max-subscribers \
-            place) until the next logical time is published; see src/server/subscribe.rs, `start`"]
 async fn a_closed_subscription_is_released_without_waiting_for_deltas() {
     bounded(async {
         let config = "[run]\nworkers = 1\n[server]\nmax-subscribers = 1\n";
@@ -1723,8 +1722,6 @@ async fn a_closed_subscription_is_released_without_waiting_for_deltas() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: at shutdown the process can exit before the WebSocket connection tasks have sent \
-            `closing` and a close frame; see src/server/mod.rs, `run`, and subscribe.rs, `forward`"]
 async fn websocket_subscribers_are_told_closing_at_shutdown() {
     bounded(async {
         // The race is narrow: several servers with many subscribers each.
@@ -1872,8 +1869,6 @@ async fn a_full_queue_answers_429_and_shutdown_drains_what_was_accepted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: an SSE subscriber that stops reading keeps the HTTP server's graceful shutdown, and so \
-            the process, from ever ending after SIGTERM; see src/server/mod.rs, `run`"]
 async fn a_stalled_sse_subscriber_does_not_hold_up_shutdown() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     bounded(async {
