@@ -41,7 +41,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 
 CONVERSION_KINDS = ("purchase", "signup")
@@ -398,13 +397,13 @@ def cross_check_rejections(con, csv_path, rejected_lines):
 # Update batches
 
 
-def update_events(args, work, csv_path, con):
+def continuation(args, work, csv_path, first, last):
     """The continuation of the workload as `stepstone bench` makes it: `stepstone generate` with
-    the next seed, starting an hour after the last event, no malformed records; then 5% of the
-    events moved to random times inside the loaded span. Returns a pyarrow table shaped like `ev`
-    and the path of a CSV holding the same events (times moved) for Stepstone."""
+    the next seed, starting an hour after the last event (`last`, ms), no malformed records; then
+    5% of the events moved to random times in [first, last]. Returns the events as dicts of the
+    CSV's text fields (times moved) with their time in ms under "t", and the path of a CSV holding
+    them for Stepstone. The random draws are the same for every peer."""
     wanted = args.batches * args.batch_size
-    first, last, max_line = con.execute("SELECT min(t), max(t), max(line) FROM ev").fetchall()[0]
     start = dt.datetime.fromtimestamp((last + 3_600_000) / 1000, tz=dt.timezone.utc)
     start_text = start.strftime("%Y-%m-%dT%H:%M:%S.") + f"{start.microsecond // 1000:03d}Z"
     path = work / f"updates-{Path(csv_path).stem}-{wanted}-{args.customers}-{args.seed + 1}.csv"
@@ -414,37 +413,62 @@ def update_events(args, work, csv_path, con):
              "--seed", str(args.seed + 1), "--malformed", "0", "--start", start_text, "--out", str(path)],
             check=True, capture_output=True,
         )
-    table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in (
-        "customer", "time", "channel", "contact_point", "kind", "value", "intent", "device")}))
-    rng = random.Random(args.seed)
-    rows = table.to_pylist()
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
     if len(rows) != wanted:
         raise SystemExit(f"{path} holds {len(rows)} events, not {wanted}")
-    out = {"line": [], "customer": [], "t": [], "cp": [], "channel": [], "conv": [], "v": []}
+    rng = random.Random(args.seed)
     moved_path = path.with_name(path.stem + "-moved.csv")
-    moved = open(moved_path, "w", newline="")  # closed below
-    writer = csv.DictWriter(moved, fieldnames=table.column_names, lineterminator="\n")
-    writer.writeheader()
+    out = []
+    with open(moved_path, "w", newline="") as moved:
+        writer = csv.DictWriter(moved, fieldnames=list(rows[0].keys()), lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            t = (dt.datetime.fromisoformat(r["time"].replace("Z", "+00:00")) - EPOCH) // dt.timedelta(milliseconds=1)
+            if rng.random() < LATE_SHARE:
+                t = rng.randint(first, last)
+            when = EPOCH + dt.timedelta(milliseconds=t)
+            r = {**r, "time": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t % 1000:03d}Z"}
+            writer.writerow(r)
+            out.append({**r, "t": t})
+    return out, moved_path
+
+
+def update_events(args, work, csv_path, con):
+    """The workload's continuation (see `continuation`) as a pyarrow table shaped like `ev`, and
+    the path of the CSV holding the same events for Stepstone."""
+    first, last, max_line = con.execute("SELECT min(t), max(t), max(line) FROM ev").fetchall()[0]
+    rows, moved_path = continuation(args, work, csv_path, first, last)
+    out = {"line": [], "customer": [], "t": [], "cp": [], "channel": [], "conv": [], "v": []}
     for i, r in enumerate(rows):
-        t = (dt.datetime.fromisoformat(r["time"].replace("Z", "+00:00")) - EPOCH) // dt.timedelta(milliseconds=1)
-        if rng.random() < LATE_SHARE:
-            t = rng.randint(first, last)
-        when = EPOCH + dt.timedelta(milliseconds=t)
-        writer.writerow({**r, "time": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t % 1000:03d}Z"})
         out["line"].append(max_line + 1 + i)
         out["customer"].append(r["customer"])
-        out["t"].append(t)
+        out["t"].append(r["t"])
         out["cp"].append(r["contact_point"])
         out["channel"].append(r["channel"] if r["channel"] and r["channel"].strip() else None)
         out["conv"].append(r["kind"] in CONVERSION_KINDS)
         out["v"].append(round(float(r["value"]) * 1_000_000) if r["value"] else 0)
-    moved.close()
     return pa.table({
         "line": pa.array(out["line"], pa.int64()), "customer": pa.array(out["customer"], pa.string()),
         "t": pa.array(out["t"], pa.int64()), "cp": pa.array(out["cp"], pa.string()),
         "channel": pa.array(out["channel"], pa.string()), "conv": pa.array(out["conv"], pa.bool_()),
         "v": pa.array(out["v"], pa.int64()),
     }), moved_path
+
+
+def workload_csv(args, work):
+    """The workload CSV: --input, or the generated file of --events/--customers/--seed (made once)."""
+    if args.input:
+        return Path(args.input).resolve()
+    csv_path = work / f"events-{args.events}-{args.customers}-{args.seed}.csv"
+    if not csv_path.exists():
+        print(f"generating {csv_path} …", flush=True)
+        subprocess.run(
+            [args.stepstone, "generate", "--events", str(args.events), "--customers", str(args.customers),
+             "--seed", str(args.seed), "--out", str(csv_path)],
+            check=True,
+        )
+    return csv_path
 
 
 def update_recompute(args, con, updates):
@@ -510,17 +534,7 @@ def main():
     args = parse_args()
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    if args.input:
-        csv_path = Path(args.input).resolve()
-    else:
-        csv_path = work / f"events-{args.events}-{args.customers}-{args.seed}.csv"
-        if not csv_path.exists():
-            print(f"generating {csv_path} …", flush=True)
-            subprocess.run(
-                [args.stepstone, "generate", "--events", str(args.events), "--customers", str(args.customers),
-                 "--seed", str(args.seed), "--out", str(csv_path)],
-                check=True,
-            )
+    csv_path = workload_csv(args, work)
     out_dir = work / f"stepstone-out-{csv_path.stem}"
     print(f"workload {csv_path} ({csv_path.stat().st_size / 2**20:.1f} MiB); duckdb {duckdb.__version__}, "
           f"pyarrow {pa.__version__}; DuckDB threads {args.threads}, Stepstone workers {args.workers}; "

@@ -68,11 +68,9 @@ greater than the session gap; paths with the synthetic states `(start)`, `(conve
 """
 
 import argparse
-import csv
 import datetime as dt
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -89,8 +87,6 @@ SEGMENTS = (
 )
 CSV_COLUMNS = ("customer", "time", "channel", "contact_point", "kind", "value", "intent", "device")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the generator's (the only one among accepted rows)
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-LATE_SHARE = 0.05  # as `stepstone bench` and duckdb_views.py
 METHODS = ("sort", "tuple")
 REL_TOL = 1e-9
 MIN_MS, MAX_MS = -(2**62), 2**62  # sentinels beyond any representable event time
@@ -695,42 +691,13 @@ def check(dv, pw_dir, out_dir, what):
 
 
 # ---------------------------------------------------------------------------------------------
-# The update batches (the continuation duckdb_views.py builds)
+# The update batches (the continuation duckdb_views.py makes)
 
 
-def update_events(args, work, csv_path, first, last, max_line):
-    """`stepstone generate` with the next seed from an hour after the last event, no malformed
-    records, 5% moved to random times inside the loaded span: the same events, file names and
-    random draws as duckdb_views.update_events. Returns (rows for Pathway, moved CSV path)."""
-    wanted = args.batches * args.batch_size
-    start = dt.datetime.fromtimestamp((last + 3_600_000) / 1000, tz=dt.timezone.utc)
-    start_text = start.strftime("%Y-%m-%dT%H:%M:%S.") + f"{start.microsecond // 1000:03d}Z"
-    path = work / f"updates-{Path(csv_path).stem}-{wanted}-{args.customers}-{args.seed + 1}.csv"
-    if not path.exists():
-        subprocess.run(
-            [args.stepstone, "generate", "--events", str(wanted), "--customers", str(args.customers),
-             "--seed", str(args.seed + 1), "--malformed", "0", "--start", start_text, "--out", str(path)],
-            check=True, capture_output=True,
-        )
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if len(rows) != wanted:
-        raise SystemExit(f"{path} holds {len(rows)} events, not {wanted}")
-    rng = random.Random(args.seed)
-    moved_path = path.with_name(path.stem + "-moved.csv")
-    out = []
-    with open(moved_path, "w", newline="") as moved:
-        writer = csv.DictWriter(moved, fieldnames=list(rows[0].keys()), lineterminator="\n")
-        writer.writeheader()
-        for i, r in enumerate(rows):
-            t = (dt.datetime.fromisoformat(r["time"].replace("Z", "+00:00")) - EPOCH) // dt.timedelta(milliseconds=1)
-            if rng.random() < LATE_SHARE:
-                t = rng.randint(first, last)
-            when = EPOCH + dt.timedelta(milliseconds=t)
-            r = {**r, "time": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t % 1000:03d}Z"}
-            writer.writerow(r)
-            out.append({"line": max_line + 1 + i, **{c: r[c] for c in CSV_COLUMNS}})
-    return out, moved_path
+def update_rows(rows, max_line):
+    """The continuation's events (`duckdb_views.continuation`) as rows for Pathway, numbered as
+    lines after the workload's."""
+    return [{"line": max_line + 1 + i, **{c: r[c] for c in CSV_COLUMNS}} for i, r in enumerate(rows)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -763,17 +730,7 @@ def main():
         raise SystemExit(f"--methods: a comma-separated list of {', '.join(METHODS)}")
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    if args.input:
-        csv_path = Path(args.input).resolve()
-    else:
-        csv_path = work / f"events-{args.events}-{args.customers}-{args.seed}.csv"
-        if not csv_path.exists():
-            print(f"generating {csv_path} …", flush=True)
-            subprocess.run(
-                [args.stepstone, "generate", "--events", str(args.events), "--customers", str(args.customers),
-                 "--seed", str(args.seed), "--out", str(csv_path)],
-                check=True,
-            )
+    csv_path = dv.workload_csv(args, work)
     out_dir = work / f"stepstone-out-{csv_path.stem}"
     tag = "" if args.semantics_bug == "none" else "-bug-" + args.semantics_bug.replace(">=", "ge")
     prepared = work / f"pathway-input-{csv_path.stem}.csv"
@@ -864,7 +821,8 @@ def main():
         journeys = dv.read_arrow(out_dir / "journeys.arrow")
         first = min(journeys.column("first_time").cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist())
         last = max(journeys.column("last_time").cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist())
-        rows, moved_path = update_events(args, work, csv_path, first, last, max_line)
+        continued, moved_path = dv.continuation(args, work, csv_path, first, last)
+        rows = update_rows(continued, max_line)
         updates_json = work / f"pathway-updates-{csv_path.stem}-{len(rows)}.json"
         updates_json.write_text(json.dumps(rows))
         updated_dir = work / f"stepstone-out-{csv_path.stem}-updated"
