@@ -40,7 +40,7 @@ pub struct Metrics {
     /// Wall time of the last snapshot, in ms since the epoch (0: none yet).
     last_snapshot_ms: AtomicI64,
     /// Sealed times not yet applied, oldest first, with when they were sealed.
-    in_flight: Mutex<VecDeque<(u64, Instant)>>,
+    in_flight: Mutex<InFlight>,
 }
 
 impl Default for Metrics {
@@ -92,7 +92,7 @@ impl Metrics {
             engine_lag,
             snapshot_age,
             last_snapshot_ms: AtomicI64::new(0),
-            in_flight: Mutex::new(VecDeque::new()),
+            in_flight: Mutex::default(),
         }
     }
 
@@ -101,17 +101,22 @@ impl Metrics {
         self.rejected.get_or_create(&ReasonLabel { reason: reason.to_owned() }).inc();
     }
 
-    /// Records that logical time `time` was sealed now.
+    /// Records that logical time `time` was sealed now. A time the engine applied before its
+    /// seal was recorded here is not in flight.
     pub fn sealed(&self, time: u64) {
-        self.in_flight.lock().expect("metrics lock").push_back((time, Instant::now()));
+        let mut in_flight = self.in_flight.lock().expect("metrics lock");
+        if in_flight.applied.is_none_or(|applied| applied < time) {
+            in_flight.sealed.push_back((time, Instant::now()));
+        }
     }
 
     /// Records that every time up to `time` was applied.
     pub fn applied(&self, time: u64) {
         self.logical_time.set(i64::try_from(time).unwrap_or(i64::MAX));
         let mut in_flight = self.in_flight.lock().expect("metrics lock");
-        while in_flight.front().is_some_and(|(t, _)| *t <= time) {
-            in_flight.pop_front();
+        in_flight.applied = Some(time);
+        while in_flight.sealed.front().is_some_and(|(t, _)| *t <= time) {
+            in_flight.sealed.pop_front();
         }
     }
 
@@ -122,8 +127,13 @@ impl Metrics {
 
     /// The metrics in the Prometheus text format, the gauges of ages computed now.
     pub fn render(&self) -> String {
-        let lag =
-            self.in_flight.lock().expect("metrics lock").front().map_or(0.0, |(_, at)| at.elapsed().as_secs_f64());
+        let lag = self
+            .in_flight
+            .lock()
+            .expect("metrics lock")
+            .sealed
+            .front()
+            .map_or(0.0, |(_, at)| at.elapsed().as_secs_f64());
         self.engine_lag.set(lag);
         let last = self.last_snapshot_ms.load(std::sync::atomic::Ordering::Relaxed);
         self.snapshot_age.set(if last == 0 { 0.0 } else { (now_ms() - last).max(0) as f64 / 1000.0 });
@@ -134,7 +144,46 @@ impl Metrics {
     }
 }
 
+/// The logical times between sealing and applying. The engine may apply a time before the
+/// driver records its seal, so the latest applied time is kept to recognise such a seal.
+#[derive(Debug, Default)]
+struct InFlight {
+    /// Sealed times not yet applied, oldest first, with when they were sealed.
+    sealed: VecDeque<(u64, Instant)>,
+    /// The latest applied time.
+    applied: Option<u64>,
+}
+
 /// Wall-clock time in ms since the epoch.
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `stepstone_engine_lag_seconds` line of `metrics`.
+    fn lag(metrics: &Metrics) -> f64 {
+        let text = metrics.render();
+        let line = text.lines().find(|l| l.starts_with("stepstone_engine_lag_seconds ")).expect("the lag gauge");
+        line.split_whitespace().nth(1).expect("a value").parse().expect("a number")
+    }
+
+    #[test]
+    fn a_time_applied_before_its_seal_is_recorded_is_not_in_flight() {
+        let metrics = Metrics::new();
+        metrics.sealed(0);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(lag(&metrics) > 0.0);
+        metrics.applied(0);
+        assert_eq!(lag(&metrics), 0.0);
+        // The engine completes time 1 before the driver gets to record sealing it.
+        metrics.applied(1);
+        metrics.sealed(1);
+        assert_eq!(lag(&metrics), 0.0);
+        metrics.sealed(2);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(lag(&metrics) > 0.0);
+    }
 }
