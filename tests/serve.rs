@@ -1697,6 +1697,43 @@ rule = "converted"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_input_file_is_read_as_it_grows() {
+    bounded(async {
+        let inputs = tempfile::tempdir().expect("a temporary directory");
+        let path = inputs.path().join("events.jsonl");
+        let line = |i: usize, contact_point: &str| {
+            json!({"customer": format!("f{}", i % 3), "time": at(i as f64), "contact_point": contact_point}).to_string()
+                + "\n"
+        };
+        let initial: String = (0..10).map(|i| line(i, "home")).collect();
+        std::fs::write(&path, initial + "not json\n").expect("writing the input");
+        let config = format!("[input]\npaths = [{:?}]\nfollow = true\n[run]\nworkers = 2\n", path.to_str().unwrap());
+        let mut server = Server::start(&config, None);
+        server.settle(10).await;
+        assert_eq!(server.metrics().await["stepstone_events_rejected_total{reason=\"malformed\"}"], 1.0);
+
+        // A line written in two parts is read once it is whole, and without waiting for more.
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("opening the input");
+        let more = line(10, "pricing");
+        std::io::Write::write_all(&mut file, &more.as_bytes()[..7]).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(server.metrics().await["stepstone_events_in_total"], 10.0, "half a line is not an event");
+        std::io::Write::write_all(&mut file, &more.as_bytes()[7..]).unwrap();
+        let time = server.settle(11).await;
+        let answer = server.get_ok("/v1/customers/f1").await;
+        assert_eq!(answer["time"], time);
+        assert_eq!(answer["journeys"][0]["events"], 4, "{answer}");
+        assert_eq!(answer["journeys"][0]["path"], json!(["home", "home", "home", "pricing"]), "{answer}");
+
+        let status = server.terminate().await;
+        assert!(status.success(), "exit status {status:?}");
+        let journeys = read_table(&server.out, "journeys");
+        assert_eq!(journeys.num_rows(), 3);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_subscription_is_released_without_waiting_for_deltas() {
     bounded(async {
         let config = "[run]\nworkers = 1\n[server]\nmax-subscribers = 1\n";

@@ -73,7 +73,9 @@ fn decode_all(spec: DecoderSpec, sender: &Sender<Decoded>) {
                 return;
             }
         };
-        let chunk_size = if path == "-" { 1 } else { FILE_CHUNK };
+        // Records of a live input (stdin, or a followed file at its end) must not wait in a
+        // chunk for records that may come much later.
+        let chunk_size = if path == "-" || options.follow.is_some() { 1 } else { FILE_CHUNK };
         let bytes_read = source.bytes_read();
         let total = source.total_bytes().unwrap_or(0);
         let mut chunk = Vec::with_capacity(chunk_size);

@@ -42,6 +42,9 @@ use crate::engine::{Decoded, DecoderSpec, Engine, Setup, spawn_decoder};
 use driver::Batch;
 use live::{Live, Publisher};
 
+/// The most records of the configured sources the driver gets in one batch.
+const SOURCE_BATCH: usize = 4096;
+
 /// How long shutdown waits for connections to finish after the final snapshot.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -221,19 +224,28 @@ fn start_sources(
     let forwarder = std::thread::Builder::new()
         .name("stepstone-sources".into())
         .spawn(move || {
-            for message in decoded {
-                let items = match message {
-                    Decoded::Items(items) => items,
-                    Decoded::Failed(error) => {
-                        tracing::error!("input failed: {error:#}");
-                        return;
-                    }
-                };
+            // Every message ready now goes into one batch (a followed file's records come one
+            // by one), up to a bound.
+            while let Ok(first) = decoded.recv() {
                 let mut batch = Batch::default();
-                for item in items {
-                    match item {
-                        Ok(event) => batch.events.push(event),
-                        Err(rejection) => batch.rejections.push(rejection),
+                let mut message = Some(first);
+                while let Some(next) = message.take() {
+                    let items = match next {
+                        Decoded::Items(items) => items,
+                        Decoded::Failed(error) => {
+                            tracing::error!("input failed: {error:#}");
+                            let _ = batches.send(batch);
+                            return;
+                        }
+                    };
+                    for item in items {
+                        match item {
+                            Ok(event) => batch.events.push(event),
+                            Err(rejection) => batch.rejections.push(rejection),
+                        }
+                    }
+                    if batch.events.len() + batch.rejections.len() < SOURCE_BATCH {
+                        message = decoded.try_recv().ok();
                     }
                 }
                 if batches.send(batch).is_err() {
