@@ -1,7 +1,7 @@
 //! Every journey one worker of the journeys operator holds, and the application of one logical
 //! time's updates to them.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use crate::event::{Event, JourneyId, Params};
 use crate::journey_state::{EdgeDeltas, JourneyState};
@@ -14,8 +14,11 @@ use crate::transitions::EdgeStats;
 pub(crate) struct Book {
     /// The session and path parameters.
     params: Params,
-    /// The journeys, each with the id of the last batch that touched it.
-    journeys: FxHashMap<JourneyId, (u64, JourneyState)>,
+    /// The journeys, each with the id of the last batch that touched it. The map moves its
+    /// entries to a larger table a few at a time as it grows, and its entries are small (the
+    /// state is boxed), so that no logical time pauses to copy every journey or to fault in a
+    /// large new table at once.
+    journeys: griddle::HashMap<JourneyId, (u64, Box<JourneyState>), FxBuildHasher>,
     /// Events retracted more often than inserted, with how many insertions they are owed.
     owed: FxHashMap<Event, i64>,
     /// The id of the latest batch opened.
@@ -45,7 +48,7 @@ pub(crate) struct Closed {
 impl Book {
     /// A book without journeys.
     pub(crate) fn new(params: Params) -> Self {
-        Book { params, journeys: FxHashMap::default(), owed: FxHashMap::default(), batches: 0 }
+        Book { params, journeys: griddle::HashMap::default(), owed: FxHashMap::default(), batches: 0 }
     }
 
     /// Starts the batch of the next logical time.
@@ -73,7 +76,7 @@ impl Book {
         }
         let params = &self.params;
         let (journey, step) = Step::from_event(event);
-        let (seen, state) = self.journeys.entry(journey).or_insert_with(|| (0, JourneyState::default()));
+        let (seen, state) = self.journeys.entry(journey).or_insert_with(|| (0, Box::default()));
         if *seen != batch.id {
             *seen = batch.id;
             batch.touched.push((journey, state.row(journey, params)));

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
@@ -46,15 +46,20 @@ pub const NO_CHANNEL: Sym = Sym::at(3);
 const RESERVED: [&str; 4] = ["(start)", "(conversion)", "(exit)", "(none)"];
 
 /// A shared, append-only table of interned strings; safe to use from several threads.
+///
+/// Reading takes no lock: the names live in an append-only vector whose slots never move, and
+/// the index from names to ids is a lock-free map that grows incrementally. Only writers of new
+/// names take a lock, among themselves, for as long as one insertion takes. So writers of new
+/// names (ingest, decoding) and readers resolving many names (delta and snapshot writers) never
+/// wait for each other, and the table grows without pauses to copy it.
 #[derive(Debug)]
 pub struct Symbols {
-    inner: RwLock<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    ids: HashMap<Arc<str>, Sym, FxBuildHasher>,
-    names: Vec<Arc<str>>,
+    /// The id of each name.
+    ids: papaya::HashMap<Arc<str>, Sym, FxBuildHasher>,
+    /// The names, by id.
+    names: boxcar::Vec<Arc<str>>,
+    /// Held while a new name is added, so that each name gets one id and ids are dense.
+    adding: Mutex<()>,
 }
 
 impl Default for Symbols {
@@ -66,7 +71,11 @@ impl Default for Symbols {
 impl Symbols {
     /// A table holding only the reserved symbols ([`START`], [`CONVERSION`], [`EXIT`], [`NO_CHANNEL`]).
     pub fn new() -> Self {
-        let symbols = Symbols { inner: RwLock::new(Inner::default()) };
+        let symbols = Symbols {
+            ids: papaya::HashMap::builder().hasher(FxBuildHasher).build(),
+            names: boxcar::Vec::new(),
+            adding: Mutex::new(()),
+        };
         for name in RESERVED {
             symbols.intern(name);
         }
@@ -78,28 +87,26 @@ impl Symbols {
     /// # Panics
     /// When more than `u32::MAX` distinct strings have been interned.
     pub fn intern(&self, name: &str) -> Sym {
-        if let Some(sym) = self.inner.read().expect("symbols lock").ids.get(name) {
-            return *sym;
+        if let Some(sym) = self.get(name) {
+            return sym;
         }
-        let mut inner = self.inner.write().expect("symbols lock");
-        if let Some(sym) = inner.ids.get(name) {
-            return *sym;
+        // A poisoned lock guards nothing broken: the table is consistent after every insertion.
+        let _adding = self.adding.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(sym) = self.get(name) {
+            return sym;
         }
-        let sym = Sym::at(
-            u32::try_from(inner.names.len())
-                .ok()
-                .filter(|i| *i < u32::MAX)
-                .expect("fewer than 2^32 - 1 distinct strings"),
-        );
         let name: Arc<str> = Arc::from(name);
-        inner.names.push(name.clone());
-        inner.ids.insert(name, sym);
+        let index = self.names.push(name.clone());
+        let sym =
+            Sym::at(u32::try_from(index).ok().filter(|i| *i < u32::MAX).expect("fewer than 2^32 - 1 distinct strings"));
+        // The name's slot is written before its id can be found.
+        self.ids.pin().insert(name, sym);
         sym
     }
 
     /// The id of `name` if it has been interned.
     pub fn get(&self, name: &str) -> Option<Sym> {
-        self.inner.read().expect("symbols lock").ids.get(name).copied()
+        self.ids.pin().get(name).copied()
     }
 
     /// The name of `sym`.
@@ -107,17 +114,17 @@ impl Symbols {
     /// # Panics
     /// When `sym` was not handed out by this table.
     pub fn name(&self, sym: Sym) -> Arc<str> {
-        self.inner.read().expect("symbols lock").names[sym.index()].clone()
+        self.names().shared(sym).clone()
     }
 
-    /// A read view for resolving many symbols under one lock.
+    /// A view for resolving many symbols.
     pub fn names(&self) -> Names<'_> {
-        Names { inner: self.inner.read().expect("symbols lock") }
+        Names { names: &self.names }
     }
 
     /// The number of interned strings, the reserved ones included.
     pub fn len(&self) -> usize {
-        self.inner.read().expect("symbols lock").names.len()
+        self.names.count()
     }
 
     /// Whether only the reserved symbols are interned.
@@ -127,7 +134,7 @@ impl Symbols {
 }
 
 /// A cache in front of a shared [`Symbols`] table for one thread: strings seen before are looked
-/// up without taking the table's lock, new ones are interned through it.
+/// up in a map of its own, without touching the shared index; new ones are interned through it.
 pub struct Interner {
     /// The shared table.
     symbols: Arc<Symbols>,
@@ -152,18 +159,24 @@ impl Interner {
     }
 }
 
-/// A read view of a [`Symbols`] table; interning waits while it is held.
+/// A view of a [`Symbols`] table for resolving symbols; it blocks nobody.
+#[derive(Clone, Copy)]
 pub struct Names<'a> {
-    inner: RwLockReadGuard<'a, Inner>,
+    names: &'a boxcar::Vec<Arc<str>>,
 }
 
-impl Names<'_> {
+impl<'a> Names<'a> {
     /// The name of `sym`.
     ///
     /// # Panics
     /// When `sym` was not handed out by this table.
-    pub fn get(&self, sym: Sym) -> &str {
-        &self.inner.names[sym.index()]
+    pub fn get(&self, sym: Sym) -> &'a str {
+        self.shared(sym)
+    }
+
+    /// The shared copy of the name of `sym`.
+    fn shared(&self, sym: Sym) -> &'a Arc<str> {
+        self.names.get(sym.index()).expect("a symbol of this table")
     }
 }
 
@@ -200,5 +213,34 @@ mod tests {
         assert_ne!(app, web);
         assert_eq!(a.intern("(exit)"), EXIT);
         assert_eq!(symbols.len(), 6);
+    }
+
+    #[test]
+    fn concurrent_interning_gives_each_name_one_id() {
+        let symbols = Arc::new(Symbols::new());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let symbols = symbols.clone();
+                std::thread::spawn(move || {
+                    // Every thread interns the same 20,000 names, in a different order.
+                    (0..20_000)
+                        .map(|i| (i * (2 * t + 1)) % 20_000)
+                        .map(|i| (i, symbols.intern(&format!("name-{i}"))))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut ids = std::collections::BTreeMap::new();
+        for thread in threads {
+            for (i, sym) in thread.join().expect("an interning thread") {
+                assert_eq!(*ids.entry(i).or_insert(sym), sym, "name-{i} has two ids");
+            }
+        }
+        assert_eq!(symbols.len(), RESERVED.len() + 20_000);
+        let names = symbols.names();
+        for (i, sym) in ids {
+            assert_eq!(names.get(sym), format!("name-{i}"));
+            assert_eq!(symbols.get(&format!("name-{i}")), Some(sym));
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 
 use stepstone_dataflows::event::JourneyId;
 use stepstone_dataflows::journeys::JourneyRow;
@@ -18,6 +18,54 @@ use stepstone_dataflows::symbols::Sym;
 use stepstone_dataflows::transitions::EdgeStats;
 
 use super::update::Update;
+
+/// A hash map for tables that grow with the number of journeys: it moves its entries to a
+/// larger table a few at a time as it grows, instead of all at once, so that no single logical
+/// time pauses to copy the whole table.
+pub type GrowingMap<K, V> = griddle::HashMap<K, V, FxBuildHasher>;
+
+/// The current row of each journey. Rows are boxed so that the map's entries stay small: when
+/// it grows, the new table it fills is a fraction of the rows' size.
+#[derive(Clone, Debug, Default)]
+pub struct JourneyTable(GrowingMap<JourneyId, Box<JourneyRow>>);
+
+impl JourneyTable {
+    /// The number of journeys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no journeys.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The row of `journey`, if it has one.
+    pub fn get(&self, journey: &JourneyId) -> Option<&JourneyRow> {
+        self.0.get(journey).map(|row| &**row)
+    }
+
+    /// Every journey, in no particular order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &JourneyId> {
+        self.0.keys()
+    }
+
+    /// Every row, in no particular order.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &JourneyRow> {
+        self.0.values().map(|row| &**row)
+    }
+}
+
+impl std::ops::Index<&JourneyId> for JourneyTable {
+    type Output = JourneyRow;
+
+    fn index(&self, journey: &JourneyId) -> &JourneyRow {
+        self.get(journey).expect("a journey of the table")
+    }
+}
+
+/// The set counterpart of [`GrowingMap`].
+pub type GrowingSet<K> = griddle::HashSet<K, FxBuildHasher>;
 
 /// A contact-point or channel edge `(from, to)`.
 pub type EdgeKey = (Sym, Sym);
@@ -31,13 +79,13 @@ pub struct Tables {
     /// The latest applied logical time.
     time: Option<u64>,
     /// The current row of each journey.
-    journeys: HashMap<JourneyId, JourneyRow>,
+    journeys: JourneyTable,
     /// The contact-point transition graph.
     transitions: HashMap<EdgeKey, EdgeStats>,
     /// The channel transition graph.
     channel_transitions: HashMap<EdgeKey, EdgeStats>,
     /// The members of each segment; segments without members have no entry.
-    memberships: HashMap<Sym, HashSet<JourneyId>>,
+    memberships: HashMap<Sym, GrowingSet<JourneyId>>,
     /// The aggregates of each segment with a non-zero aggregate.
     segments: HashMap<Sym, SegmentStats>,
     /// Members per `(segment, channel)`.
@@ -79,7 +127,7 @@ impl Tables {
         declared_segments.dedup();
         Tables {
             time: None,
-            journeys: HashMap::default(),
+            journeys: JourneyTable::default(),
             transitions: HashMap::default(),
             channel_transitions: HashMap::default(),
             memberships: HashMap::default(),
@@ -190,7 +238,7 @@ impl Tables {
     }
 
     /// The current row of each journey.
-    pub fn journeys(&self) -> &HashMap<JourneyId, JourneyRow> {
+    pub fn journeys(&self) -> &JourneyTable {
         &self.journeys
     }
 
@@ -271,18 +319,18 @@ impl Tables {
         if diff != -1 {
             tracing::warn!(?row.journey, diff, "sink tables: journey row left more than once");
         }
-        match self.journeys.entry(row.journey) {
-            Entry::Occupied(current) if current.get() == row => {
+        match self.journeys.0.entry(row.journey) {
+            griddle::hash_map::Entry::Occupied(current) if **current.get() == *row => {
                 current.remove();
                 if let Some(key) = row.journey.key {
                     remove_from_index(&mut self.keys_of, row.journey.customer, &key);
                 }
             }
-            Entry::Occupied(current) => {
+            griddle::hash_map::Entry::Occupied(current) => {
                 tracing::warn!(?row.journey, current = ?current.get(), removed = ?row,
                     "sink tables: removed journey row differs from the current one; keeping the current row");
             }
-            Entry::Vacant(_) => {
+            griddle::hash_map::Entry::Vacant(_) => {
                 tracing::warn!(?row.journey, "sink tables: removed journey row is not present");
             }
         }
@@ -293,10 +341,10 @@ impl Tables {
         if diff != 1 {
             tracing::warn!(?row.journey, diff, "sink tables: journey row entered more than once");
         }
-        if row.journey.key.is_some() && !self.journeys.contains_key(&row.journey) {
+        if row.journey.key.is_some() && self.journeys.get(&row.journey).is_none() {
             self.keys_of.entry(row.journey.customer).or_default().extend(row.journey.key);
         }
-        if let Some(replaced) = self.journeys.insert(row.journey, row.clone()) {
+        if let Some(replaced) = self.journeys.0.insert(row.journey, Box::new(row.clone())) {
             tracing::warn!(?row.journey, ?replaced,
                 "sink tables: journey row entered without its previous row leaving; replaced it");
         }
