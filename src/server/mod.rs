@@ -33,6 +33,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use stepstone_dataflows::event::SessionRule;
 use stepstone_dataflows::symbols::Symbols;
 use tokio::net::TcpListener;
@@ -100,6 +101,12 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
     );
 
     let mut stopping = live.on_shutdown();
+    // Deltas are small writes that must go out at once, not wait for the peer's acknowledgement.
+    let http = http.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY on a connection: {error}");
+        }
+    });
     let http_server = axum::serve(http, router(live.clone())).with_graceful_shutdown(async move {
         let _ = stopping.changed().await;
     });
@@ -110,7 +117,13 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
     });
     let mut stopping = live.on_shutdown();
     let flight_server = tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
-        tokio_stream::wrappers::TcpListenerStream::new(flight),
+        tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(flight), |accepted| {
+            accepted.inspect(|stream| {
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::warn!("cannot set TCP_NODELAY on a Flight connection: {error}");
+                }
+            })
+        }),
         async move {
             let _ = stopping.changed().await;
         },
