@@ -24,11 +24,37 @@ const PHASE: Duration = Duration::from_secs(5);
 const DRAIN: Duration = Duration::from_secs(5);
 /// The first event time of the offered load (ms since the epoch): 2026-01-01.
 const BASE_MS: i64 = 1_767_225_600_000;
+/// Events per request while returning customers get their first event.
+const WARM_UP_BATCH: u64 = 1000;
+/// How long the returning customers' first events may take to show.
+const WARM_UP_LIMIT: Duration = Duration::from_secs(60);
+
+/// Whose events are offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Customers {
+    /// Every event is of a customer of its own: the service's state grows all the time.
+    New,
+    /// Events go round a fixed pool of this many customers, each of which has had one event
+    /// before the timed phase: the state stops growing.
+    Returning(u64),
+}
+
+impl Customers {
+    /// How reports name the scenario: `new` or the pool size.
+    pub fn label(self) -> String {
+        match self {
+            Customers::New => "new".to_owned(),
+            Customers::Returning(pool) => format!("{pool} returning"),
+        }
+    }
+}
 
 /// The latencies of one offered rate.
 pub struct LiveRun {
     /// Events offered per second.
     pub rate: u64,
+    /// Whose events they were.
+    pub customers: Customers,
     /// Events posted.
     pub sent: u64,
     /// Their delta lines received within the drain time, latencies in ms, ascending.
@@ -38,28 +64,38 @@ pub struct LiveRun {
 }
 
 /// Measures each of `rates` against a fresh `exe serve` with `workers` workers whose files go
-/// below `scratch`.
-pub fn measure(exe: &Path, rates: &[u64], workers: usize, scratch: &Path) -> anyhow::Result<Vec<LiveRun>> {
+/// below `scratch`: with a new customer per event, then (unless `returning` is 0) with events
+/// going round `returning` customers.
+pub fn measure(
+    exe: &Path,
+    rates: &[u64],
+    returning: u64,
+    workers: usize,
+    scratch: &Path,
+) -> anyhow::Result<Vec<LiveRun>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the bench's runtime")?;
-    rates
-        .iter()
-        .map(|&rate| {
-            let dir = scratch.join(format!("live-{rate}"));
+    let scenarios = [Some(Customers::New), (returning > 0).then_some(Customers::Returning(returning))];
+    let mut runs = Vec::new();
+    for customers in scenarios.into_iter().flatten() {
+        for &rate in rates {
+            let dir = scratch.join(format!("live-{rate}-{}", runs.len()));
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let run = runtime.block_on(measure_rate(exe, rate, workers, &dir))?;
+            let run = runtime.block_on(measure_rate(exe, rate, customers, workers, &dir))?;
             eprintln!(
-                "live  {rate:>7} events/s  sent {}  received {}  refused {}",
+                "live  {rate:>7} events/s  {}  sent {}  received {}  refused {}",
+                customers.label(),
                 run.sent,
                 run.latencies_ms.len(),
                 run.refused
             );
-            Ok(run)
-        })
-        .collect()
+            runs.push(run);
+        }
+    }
+    Ok(runs)
 }
 
 /// The running service, stopped (SIGTERM, then waited for) on drop.
@@ -104,13 +140,31 @@ fn start(exe: &Path, workers: usize, dir: &Path) -> anyhow::Result<(Service, Str
 }
 
 /// One rate against a fresh service.
-async fn measure_rate(exe: &Path, rate: u64, workers: usize, dir: &Path) -> anyhow::Result<LiveRun> {
+async fn measure_rate(
+    exe: &Path,
+    rate: u64,
+    customers: Customers,
+    workers: usize,
+    dir: &Path,
+) -> anyhow::Result<LiveRun> {
     ensure!(rate > 0, "rates must be positive");
     let (service, address) = start(exe, workers, dir)?;
     let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/v1/subscribe"))
         .await
         .context("connecting the subscriber")?;
     let (_, mut socket) = socket.split();
+    let client = reqwest::Client::new();
+    let url = format!("http://{address}/v1/events");
+
+    // Returning customers first get one event each, untimed, so that every timed event is of a
+    // known journey.
+    let pool = match customers {
+        Customers::New => 0,
+        Customers::Returning(pool) => pool,
+    };
+    if pool > 0 {
+        warm_up(&client, &url, &mut socket, pool).await?;
+    }
 
     let tick = if rate >= 10_000 { Duration::from_millis(1) } else { Duration::from_millis(100) };
     let per_batch = (rate as f64 * tick.as_secs_f64()).round().max(1.0) as u64;
@@ -122,22 +176,13 @@ async fn measure_rate(exe: &Path, rate: u64, workers: usize, dir: &Path) -> anyh
     };
 
     let refused = Arc::new(Mutex::new(0u64));
-    let client = reqwest::Client::new();
-    let url = format!("http://{address}/v1/events");
     let sender = {
         let (due, refused) = (due.clone(), refused.clone());
         tokio::spawn(async move {
             for (b, at) in due.iter().enumerate() {
                 tokio::time::sleep_until((*at).into()).await;
-                let first = b as u64 * per_batch;
-                let body: String = (first..first + per_batch)
-                    .map(|i| {
-                        format!(
-                            "{{\"customer\":\"live-{i}\",\"time\":{},\"contact_point\":\"home\",\"channel\":\"web\"}}\n",
-                            BASE_MS + i as i64
-                        )
-                    })
-                    .collect();
+                let first = pool + b as u64 * per_batch;
+                let body = body(first..first + per_batch, customers);
                 let (client, url, refused) = (client.clone(), url.clone(), refused.clone());
                 tokio::spawn(async move {
                     let ok = client.post(&url).body(body).send().await.is_ok_and(|r| r.status().is_success());
@@ -150,6 +195,8 @@ async fn measure_rate(exe: &Path, rate: u64, workers: usize, dir: &Path) -> anyh
     };
 
     let mut latencies_ms = Vec::with_capacity(sent as usize);
+    // Per returning customer, the number of its events whose delta has arrived.
+    let mut seen = vec![1u64; pool as usize];
     let deadline = *due.last().context("no batches")? + DRAIN;
     while (latencies_ms.len() as u64) < sent {
         let message = match tokio::time::timeout_at(deadline.into(), socket.next()).await {
@@ -159,15 +206,80 @@ async fn measure_rate(exe: &Path, rate: u64, workers: usize, dir: &Path) -> anyh
         };
         let Message::Text(text) = message else { continue };
         let received = Instant::now();
-        let Some(index) = new_live_customer(&text) else { continue };
-        let Some(at) = due.get((index / per_batch) as usize) else { continue };
-        latencies_ms.push(received.saturating_duration_since(*at).as_secs_f64() * 1000.0);
+        let Some((customer, events)) = journey_entered(&text) else { continue };
+        // The events this line reflects for the first time: all of a new customer's one event,
+        // or a returning customer's events since its last line (several when they fell into one
+        // logical time).
+        let indexes = match customers {
+            Customers::New if events == 1 => customer..customer + 1,
+            Customers::New => continue,
+            Customers::Returning(_) => {
+                let Some(count) = seen.get_mut(customer as usize) else { continue };
+                let first = *count;
+                *count = (*count).max(events);
+                first..*count
+            }
+        };
+        for index in indexes {
+            // The customer's `k`-th event (1-based) is event number `(k - 1) * pool + customer`.
+            let number = if pool == 0 { index } else { index * pool + customer - pool };
+            if let Some(at) = due.get((number / per_batch) as usize) {
+                latencies_ms.push(received.saturating_duration_since(*at).as_secs_f64() * 1000.0);
+            }
+        }
     }
     sender.await.context("the sender task")?;
     drop(service);
     latencies_ms.sort_by(f64::total_cmp);
     let refused = *refused.lock().expect("refused lock");
-    Ok(LiveRun { rate, sent, latencies_ms, refused })
+    Ok(LiveRun { rate, customers, sent, latencies_ms, refused })
+}
+
+/// An NDJSON body of the events numbered `numbers`: event `i` is of customer `live-i` (new
+/// customers) or `live-{i % pool}` (returning ones), at time [`BASE_MS`]` + i`.
+fn body(numbers: std::ops::Range<u64>, customers: Customers) -> String {
+    numbers
+        .map(|i| {
+            let customer = match customers {
+                Customers::New => i,
+                Customers::Returning(pool) => i % pool,
+            };
+            format!(
+                "{{\"customer\":\"live-{customer}\",\"time\":{},\"contact_point\":\"home\",\"channel\":\"web\"}}\n",
+                BASE_MS + i as i64
+            )
+        })
+        .collect()
+}
+
+/// Posts one event for each of the `pool` returning customers and waits until the subscriber
+/// has seen all their journeys enter.
+async fn warm_up(
+    client: &reqwest::Client,
+    url: &str,
+    socket: &mut (impl futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+    pool: u64,
+) -> anyhow::Result<()> {
+    for first in (0..pool).step_by(WARM_UP_BATCH as usize) {
+        let numbers = first..(first + WARM_UP_BATCH).min(pool);
+        let response = client.post(url).body(body(numbers, Customers::New)).send().await.context("warming up")?;
+        ensure!(response.status().is_success(), "warming up: the service answered {}", response.status());
+    }
+    let deadline = Instant::now() + WARM_UP_LIMIT;
+    let mut entered = 0;
+    while entered < pool {
+        let message = match tokio::time::timeout_at(deadline.into(), socket.next()).await {
+            Ok(Some(message)) => message.context("reading the subscription")?,
+            Ok(None) => bail!("the subscription ended while warming up"),
+            Err(_) => bail!("only {entered} of {pool} returning customers entered within {WARM_UP_LIMIT:?}"),
+        };
+        if let Message::Text(text) = message
+            && journey_entered(&text).is_some_and(|(_, events)| events == 1)
+        {
+            entered += 1;
+        }
+    }
+    Ok(())
 }
 
 /// The fields of a delta line the bench reads; the others are skipped without being stored.
@@ -180,11 +292,12 @@ struct Line<'a> {
     customer: Option<&'a str>,
 }
 
-/// The number `i` of a journey line that brings customer `live-i` in (`diff` 1, one event).
-fn new_live_customer(text: &str) -> Option<u64> {
+/// The customer number `i` and event count of a journey line that brings a row of customer
+/// `live-i` in (`diff` 1).
+fn journey_entered(text: &str) -> Option<(u64, u64)> {
     let line: Line<'_> = serde_json::from_str(text).ok()?;
-    if line.kind != "journey" || line.diff != Some(1) || line.events != Some(1) {
+    if line.kind != "journey" || line.diff != Some(1) {
         return None;
     }
-    line.customer?.strip_prefix("live-")?.parse().ok()
+    Some((line.customer?.strip_prefix("live-")?.parse().ok()?, line.events?))
 }

@@ -70,6 +70,11 @@ pub struct BenchOptions {
     /// measured, comma-separated; `0` skips the live measurement.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000", value_name = "N,…")]
     pub live_rates: Vec<u64>,
+    /// Each live rate is measured with a new customer per event (the state grows all the
+    /// time), then with events going round this many returning customers (the state stops
+    /// growing); 0 skips the second.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub live_returning: u64,
     /// Where the generated workload is kept (and reused).
     #[arg(long, default_value = "target/bench-data", value_name = "DIR")]
     pub data_dir: PathBuf,
@@ -115,7 +120,11 @@ pub fn run(options: &BenchOptions, exe: &Path) -> anyhow::Result<Report> {
         if options.batches == 0 { Vec::new() } else { incremental::measure(options, &workload, &scratch.0)? };
     let rates: Vec<u64> = options.live_rates.iter().copied().filter(|&r| r > 0).collect();
     let workers = options.workers.iter().copied().max().unwrap_or(1);
-    let live = if rates.is_empty() { Vec::new() } else { live::measure(exe, &rates, workers, &scratch.0)? };
+    let live = if rates.is_empty() {
+        Vec::new()
+    } else {
+        live::measure(exe, &rates, options.live_returning, workers, &scratch.0)?
+    };
     Ok(Report::new(options, &workload, measured, incremental, live))
 }
 

@@ -32,6 +32,8 @@ pub struct Report {
 pub struct LiveResult {
     /// Events offered per second.
     pub rate: u64,
+    /// Whose events: `new` (a new customer per event) or `N returning`.
+    pub customers: String,
     /// Events posted.
     pub sent: u64,
     /// Their deltas received.
@@ -177,6 +179,7 @@ fn live_result(run: &LiveRun) -> LiveResult {
     let sorted = &run.latencies_ms;
     LiveResult {
         rate: run.rate,
+        customers: run.customers.label(),
         sent: run.sent,
         received: sorted.len(),
         refused: run.refused,
@@ -328,14 +331,15 @@ impl fmt::Display for Report {
             writeln!(f)?;
             writeln!(
                 f,
-                "{:<18} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}",
-                "live event→delta", "sent", "received", "refused", "p50 ms", "p99 ms", "max ms"
+                "{:<18} {:>16} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}",
+                "live event→delta", "customers", "sent", "received", "refused", "p50 ms", "p99 ms", "max ms"
             )?;
             for l in &self.live {
                 writeln!(
                     f,
-                    "  {:<16} {:>9} {:>9} {:>8} {:>9.2} {:>9.2} {:>9.2}",
+                    "  {:<16} {:>16} {:>9} {:>9} {:>8} {:>9.2} {:>9.2} {:>9.2}",
                     format!("{} /s", l.rate),
+                    l.customers,
                     l.sent,
                     l.received,
                     l.refused,
