@@ -68,6 +68,14 @@ pub struct RunArgs {
     /// Inactivity gap that ends a session (30m, 1h, …) or `none` (one session per journey).
     #[arg(long, value_name = "GAP")]
     pub session_gap: Option<String>,
+    /// How far behind its source's latest event time an event of a live input (stdin, HTTP,
+    /// a followed file) may be and still be on time [default: 10m].
+    #[arg(long, value_name = "DURATION")]
+    pub allowed_lateness: Option<String>,
+    /// What becomes of late events: `reject` (dead letters, reason `late`) or `accept`
+    /// (applied, every view corrected) [default: reject].
+    #[arg(long, value_name = "POLICY")]
+    pub late: Option<String>,
     /// Number of last contact points kept in each journey's path.
     #[arg(long, value_name = "N")]
     pub path_length: Option<usize>,
@@ -162,6 +170,8 @@ impl RunArgs {
             }
         }
         config.input.journey_key = self.journey_key.clone();
+        config.input.allowed_lateness = self.allowed_lateness.clone();
+        config.input.late = self.late.clone();
         config.journeys.session_gap = self.session_gap.clone();
         config.journeys.path_length = self.path_length;
         config.journeys.conversion = self.conversion.clone();

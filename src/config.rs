@@ -14,6 +14,7 @@ use stepstone_dataflows::event::{Params, SessionRule};
 use stepstone_dataflows::rules::Rule;
 use stepstone_dataflows::segments::SegmentDef;
 
+use crate::source::lateness::{EventTime, LatePolicy};
 use crate::source::{Conversion, DecodeOptions, Field, Format, Mapping, TimeFormat};
 
 /// The default number of events per logical time (epoch) when reading files with periodic
@@ -86,6 +87,11 @@ pub struct InputSection {
     pub journey_key: Option<String>,
     /// Keep reading the input files as they grow (`stepstone serve` only; JSON Lines and CSV).
     pub follow: Option<bool>,
+    /// How far behind its source's latest event time an event of an unbounded input may be
+    /// and still be on time (`10m`); default 10 minutes.
+    pub allowed_lateness: Option<String>,
+    /// `reject` (default) or `accept`: what becomes of late events.
+    pub late: Option<String>,
 }
 
 /// `[journeys]`: sessions, paths and conversions.
@@ -168,6 +174,8 @@ impl ConfigFile {
         set(&mut self.input.time_format, flags.input.time_format);
         self.input.map.extend(flags.input.map);
         set(&mut self.input.journey_key, flags.input.journey_key);
+        set(&mut self.input.allowed_lateness, flags.input.allowed_lateness);
+        set(&mut self.input.late, flags.input.late);
         set(&mut self.journeys.session_gap, flags.journeys.session_gap);
         set(&mut self.journeys.path_length, flags.journeys.path_length);
         set(&mut self.journeys.conversion, flags.journeys.conversion);
@@ -223,6 +231,8 @@ pub struct Pipeline {
     pub epoch_events: usize,
     /// Whether input files are followed as they grow (serve mode).
     pub follow: bool,
+    /// The watermark settings of unbounded inputs.
+    pub event_time: EventTime,
     /// The live service's settings.
     pub server: ServerSettings,
 }
@@ -357,6 +367,21 @@ impl Pipeline {
         if epoch_events == 0 {
             bail!("epoch-events must be at least 1");
         }
+        let allowed_lateness_ms = match input.allowed_lateness.as_deref() {
+            None => EventTime::default().allowed_lateness_ms,
+            Some(text) => {
+                let duration = humantime::parse_duration(text)
+                    .with_context(|| format!("allowed-lateness {text:?}: expected a duration such as 10m"))?;
+                i64::try_from(duration.as_millis()).context("allowed-lateness is too long")?
+            }
+        };
+        let late = match input.late.as_deref() {
+            None => LatePolicy::default(),
+            Some(name) => {
+                LatePolicy::parse(name).with_context(|| format!("late {name:?}: expected \"reject\" or \"accept\""))?
+            }
+        };
+        let event_time = EventTime { allowed_lateness_ms, late };
         Ok(Pipeline {
             inputs,
             format,
@@ -372,6 +397,7 @@ impl Pipeline {
             strict: run.strict.unwrap_or(false),
             epoch_events,
             follow: input.follow.unwrap_or(false),
+            event_time,
             server: ServerSettings::from_section(server, std::env::var("STEPSTONE_TOKEN").ok())?,
         })
     }

@@ -251,6 +251,59 @@ fn stdin_input_with_a_mapping_and_journey_keys() {
     assert_eq!(dead_letters_count(out.path()), 1);
 }
 
+#[test]
+fn late_events_of_stdin_are_rejected_but_a_file_has_none() {
+    // Minutes 0, 60, then 40 (behind the watermark 50 of a 10-minute lateness), then 55.
+    let input = [
+        r#"{"customer": "a", "time": 0, "contact_point": "home"}"#,
+        r#"{"customer": "a", "time": 3600, "contact_point": "pricing"}"#,
+        r#"{"customer": "b", "time": 2400, "contact_point": "help"}"#,
+        r#"{"customer": "b", "time": 3300, "contact_point": "cart"}"#,
+    ]
+    .join("\n")
+        + "\n";
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let out = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stepstone"))
+            .args(["run", "-q", "--time-format", "epoch_s", "--out", out.path().to_str().unwrap()])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap()).unwrap();
+        (out, summary)
+    };
+
+    let (out, summary) = run(&["--input", "-"], Some(&input));
+    assert_eq!(summary["events"], 3);
+    assert_eq!(summary["rejected"]["late"], 1);
+    let dead = std::fs::read_to_string(out.path().join("rejected.jsonl")).unwrap();
+    let dead: serde_json::Value = serde_json::from_str(dead.trim()).expect("one dead letter");
+    assert_eq!((&dead["source"], &dead["line"], &dead["kind"]), (&"stdin".into(), &3.into(), &"late".into()));
+    assert!(dead["reason"].as_str().unwrap().contains("watermark 1970-01-01T00:50:00.000Z"), "{dead}");
+
+    let (_, summary) = run(&["--input", "-", "--late", "accept", "--allowed-lateness", "30m"], Some(&input));
+    assert_eq!((&summary["events"], &summary["late_accepted"]), (&serde_json::json!(4), &serde_json::json!(0)));
+    let (out, summary) = run(&["--input", "-", "--late", "accept"], Some(&input));
+    assert_eq!((&summary["events"], &summary["late_accepted"]), (&serde_json::json!(4), &serde_json::json!(1)));
+    // At the end of the input every session is over: all four events, and every (exit).
+    let edges = common::edges(&read_table(out.path(), "transitions"));
+    assert_eq!(edges[&("home".to_owned(), "(exit)".to_owned())], (1, 0));
+    assert_eq!(edges[&("pricing".to_owned(), "(exit)".to_owned())], (1, 0));
+    assert_eq!(edges[&("cart".to_owned(), "(exit)".to_owned())], (1, 0));
+
+    // The same records in a file: a bounded input has no late events.
+    let file = tempfile::NamedTempFile::with_suffix(".jsonl").unwrap();
+    std::fs::write(file.path(), &input).unwrap();
+    let (_, summary) = run(&["--input", file.path().to_str().unwrap()], None);
+    assert_eq!((&summary["events"], &summary["rejected_total"]), (&serde_json::json!(4), &serde_json::json!(0)));
+}
+
 /// The number of dead letters of a run.
 fn dead_letters_count(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("rejected.jsonl")).unwrap().lines().count()

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat};
-use common::{Edges, FullEvent, FullJourney, full_journeys, oracle, read_table};
+use common::{Edges, FullEvent, FullJourney, full_journeys, oracle_at, read_table};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -851,6 +851,23 @@ fn accepted_events(requests: &[Request]) -> Vec<FullEvent> {
     events
 }
 
+/// The allowed lateness of the test configs (the default).
+const LATENESS_MS: i64 = 10 * 60_000;
+
+/// The HTTP source's watermark after `events` arrived in order, and how many of them were late
+/// (older than the watermark when they arrived).
+fn http_clock(events: &[FullEvent]) -> (i64, usize) {
+    let mut latest: Option<i64> = None;
+    let mut late = 0;
+    for event in events {
+        match latest {
+            Some(l) if event.time < l - LATENESS_MS => late += 1,
+            _ => latest = Some(latest.map_or(event.time, |l| l.max(event.time))),
+        }
+    }
+    (latest.map_or(i64::MIN, |l| l - LATENESS_MS), late)
+}
+
 /// The segments of the test configs and their rules, evaluated on an oracle row.
 const SEGMENTS: &str = r#"
 [[segments]]
@@ -889,10 +906,12 @@ struct Expected {
 }
 
 impl Expected {
+    /// What the service holds once it has taken `events` over HTTP (late ones accepted).
     fn of(events: &[FullEvent]) -> Expected {
         let journeys = full_journeys(events, Some(GAP_MS), PATH_LEN);
         let oracle_events: Vec<_> = events.iter().map(FullEvent::to_oracle).collect();
-        let (edges, simple) = oracle(&oracle_events, Some(GAP_MS), PATH_LEN);
+        let (watermark, _) = http_clock(events);
+        let (edges, simple) = oracle_at(&oracle_events, Some(GAP_MS), PATH_LEN, Some(watermark));
         // The two recomputations agree with each other.
         assert_eq!(simple.len(), journeys.len());
         for (customer, j) in &simple {
@@ -1092,6 +1111,8 @@ fn check_snapshot_files(dir: &Path, expected: &Expected, time: u64) {
 }
 
 const CONFIG: &str = r#"
+[input]
+late = "accept"
 [journeys]
 session-gap = "30m"
 conversion = "kind=purchase"
@@ -1113,6 +1134,11 @@ async fn ingest_subscriptions_lookups_metrics_and_the_final_snapshot_agree_with_
         let requests = feed();
         let events = accepted_events(&requests);
         let expected = Expected::of(&events);
+        // Some events arrive late, and the watermark leaves some last sessions open.
+        assert!(http_clock(&events).1 >= 1, "the feed has late events");
+        let oracle_events: Vec<_> = events.iter().map(FullEvent::to_oracle).collect();
+        let (at_the_end, _) = common::oracle(&oracle_events, Some(GAP_MS), PATH_LEN);
+        assert_ne!(expected.edges, at_the_end, "some last sessions are still open");
         // The oracle itself, by hand on a few customers (SEMANTICS.md's example for c1).
         assert_eq!(expected.journeys["c1"].sessions, 1);
         assert_eq!(expected.journeys["c1"].path, ["pricing", "checkout", "help", "help", "home"]);
@@ -1270,7 +1296,7 @@ async fn ingest_subscriptions_lookups_metrics_and_the_final_snapshot_agree_with_
         assert_eq!(metrics["stepstone_subscribers"], 5.0);
         assert_eq!(metrics["stepstone_logical_time"], time as f64);
         assert_eq!(metrics["stepstone_engine_lag_seconds"], 0.0);
-        assert_eq!(metrics["stepstone_events_late_total"], 0.0);
+        assert_eq!(metrics["stepstone_events_late_total"], http_clock(&events).1 as f64);
         assert!(metrics.contains_key("stepstone_snapshot_age_seconds"), "{metrics:?}");
         // The dead letters hold every rejection.
         let dead = std::fs::read_to_string(server.out.join("rejected.jsonl")).expect("rejected.jsonl");
@@ -1467,6 +1493,8 @@ async fn a_slow_subscriber_is_told_it_lagged_and_closed_without_holding_anyone_b
     bounded(async {
         // No token: every endpoint is open. Each request is a logical time of its own.
         let config = r#"
+[input]
+late = "accept"
 [journeys]
 session-gap = "30m"
 conversion = "kind=purchase"
@@ -1696,6 +1724,86 @@ rule = "converted"
     .await;
 }
 
+/// The `(exit)` edges of `server`'s transition graph: `from` → count.
+async fn exits(server: &Server) -> BTreeMap<String, i64> {
+    let answer = server.get_ok("/v1/transitions").await;
+    answer["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .filter(|t| t["to"] == "(exit)")
+        .map(|t| (t["from"].as_str().unwrap().to_owned(), t["count"].as_i64().unwrap()))
+        .collect()
+}
+
+/// One NDJSON record of `customer` at `minutes` at `contact_point`.
+fn event(customer: &str, minutes: f64, contact_point: &str) -> String {
+    json!({"customer": customer, "time": at(minutes), "contact_point": contact_point}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_events_are_rejected_and_sessions_end_when_the_watermark_passes() {
+    bounded(async {
+        // Default event time: 10 minutes of allowed lateness, late events rejected.
+        let mut server = Server::start("[run]\nworkers = 2\n[journeys]\nsession-gap = \"30m\"\n", None);
+        let (status, _, _) = server.post(event("a", 0.0, "home") + "\n" + &event("b", 0.0, "home")).await;
+        assert_eq!(status, 200);
+        server.settle(2).await;
+        assert_eq!(exits(&server).await, BTreeMap::new(), "no session is over before the watermark passes it");
+        // Watermark 25 min: the sessions ending at 30 min are not over.
+        server.post(event("c", 35.0, "pricing")).await;
+        server.settle(3).await;
+        assert_eq!(exits(&server).await, BTreeMap::new());
+        // Watermark 35 min: they are.
+        server.post(event("c", 45.0, "cart")).await;
+        server.settle(4).await;
+        assert_eq!(exits(&server).await, BTreeMap::from([("home".to_owned(), 2)]));
+        // 20 min is behind the watermark: rejected as late, with the reason.
+        let (status, _, answer) = server.post(event("a", 20.0, "help")).await;
+        assert_eq!(status, 400, "{answer}");
+        let rejected = &answer["rejected"][0];
+        assert_eq!((&rejected["kind"], &rejected["field"]), (&json!("late"), &json!("time")), "{answer}");
+        assert!(rejected["reason"].as_str().unwrap().contains("watermark 2026-03-01T10:35:00.000Z"), "{answer}");
+        // Exactly at the watermark is on time.
+        let (status, _, answer) = server.post(event("b", 35.0, "search")).await;
+        assert_eq!((status, &answer["accepted"]), (200, &json!(1)), "{answer}");
+        server.settle(5).await;
+        let metrics = server.metrics().await;
+        assert_eq!(metrics["stepstone_events_late_total"], 1.0);
+        assert_eq!(metrics["stepstone_events_rejected_total{reason=\"late\"}"], 1.0);
+        // b's session now runs 0 → 35 min (a gap over 30 min: two sessions); the first is over.
+        assert_eq!(exits(&server).await, BTreeMap::from([("home".to_owned(), 2)]));
+        let status = server.terminate().await;
+        assert!(status.success());
+        let dead = std::fs::read_to_string(server.out.join("rejected.jsonl")).expect("the dead letters");
+        let dead: Vec<Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(dead.len(), 1);
+        assert_eq!((&dead[0]["kind"], &dead[0]["line"]), (&json!("late"), &json!(1)), "{dead:?}");
+        assert!(dead[0]["raw"].as_str().unwrap().contains("help"), "{dead:?}");
+
+        // Accepting late events: a late event reopens a session that was over, exactly.
+        let config = "[input]\nlate = \"accept\"\n[run]\nworkers = 2\n[journeys]\nsession-gap = \"30m\"\n";
+        let mut server = Server::start(config, None);
+        server.post(event("a", 0.0, "home") + "\n" + &event("c", 45.0, "cart")).await;
+        server.settle(2).await;
+        assert_eq!(exits(&server).await, BTreeMap::from([("home".to_owned(), 1)]));
+        let (status, _, answer) = server.post(event("a", 20.0, "help")).await;
+        assert_eq!((status, &answer), (200, &json!({"accepted": 1, "rejected": []})));
+        server.settle(3).await;
+        assert_eq!(server.metrics().await["stepstone_events_late_total"], 1.0);
+        // a's session now ends at 50 min, after the watermark (35 min): open again.
+        assert_eq!(exits(&server).await, BTreeMap::new());
+        server.post(event("d", 100.0, "home")).await;
+        server.settle(4).await;
+        assert_eq!(exits(&server).await, BTreeMap::from([("cart".to_owned(), 1), ("help".to_owned(), 1)]));
+        let transitions = server.get_ok("/v1/transitions?from=home").await;
+        assert_eq!(transitions["transitions"][0]["to"], "help", "{transitions}");
+        let status = server.terminate().await;
+        assert!(status.success());
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_followed_input_file_is_read_as_it_grows() {
     bounded(async {
@@ -1909,7 +2017,7 @@ async fn a_full_queue_answers_429_and_shutdown_drains_what_was_accepted() {
 async fn a_stalled_sse_subscriber_does_not_hold_up_shutdown() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     bounded(async {
-        let mut server = Server::start("[run]\nworkers = 1\n", None);
+        let mut server = Server::start("[input]\nlate = \"accept\"\n[run]\nworkers = 1\n", None);
         // An SSE subscriber with a small receive buffer that reads its first event, then nothing.
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();

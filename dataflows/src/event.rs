@@ -76,7 +76,24 @@ impl SessionRule {
             SessionRule::ById => a_session != b_session,
         }
     }
+
+    /// The event time after which the session of `last`, the last event of its journey, has
+    /// ended: once the watermark is past it, no event that could extend the session is still
+    /// to come. Sessions that no gap ends (one session per journey, or ids deciding) end only
+    /// at [`END_OF_INPUT`].
+    pub fn ends_after(&self, last_time: i64) -> i64 {
+        match self {
+            SessionRule::Gap(gap) => last_time.saturating_add(*gap).min(END_OF_INPUT - 1),
+            SessionRule::Never | SessionRule::ById => END_OF_INPUT - 1,
+        }
+    }
 }
+
+/// The watermark of an input that has ended: every session is over.
+pub const END_OF_INPUT: i64 = i64::MAX;
+
+/// The watermark before any event: no session is known to be over.
+pub const NO_WATERMARK: i64 = i64::MIN;
 
 /// Parameters shared by the journey and transition views.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,9 +1,11 @@
 //! Every journey one worker of the journeys operator holds, and the application of one logical
 //! time's updates to them.
 
+use std::collections::BTreeSet;
+
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
-use crate::event::{Event, JourneyId, Params};
+use crate::event::{END_OF_INPUT, Event, JourneyId, NO_WATERMARK, Params};
 use crate::journey_state::{EdgeDeltas, JourneyState};
 use crate::journeys::JourneyRow;
 use crate::steps::Step;
@@ -19,6 +21,12 @@ pub(crate) struct Book {
     /// state is boxed), so that no logical time pauses to copy every journey or to fault in a
     /// large new table at once.
     journeys: griddle::HashMap<JourneyId, (u64, Box<JourneyState>), FxBuildHasher>,
+    /// The journeys whose last session is not over yet, by the event time after which it is.
+    /// Kept only once the watermark has started to advance: before, no session can be over,
+    /// and the watermark of a bounded input jumps straight to its end, which ends them all.
+    open: Option<BTreeSet<(i64, JourneyId)>>,
+    /// The current watermark: sessions that ended before it are over.
+    watermark: i64,
     /// Events retracted more often than inserted, with how many insertions they are owed.
     owed: FxHashMap<Event, i64>,
     /// The id of the latest batch opened.
@@ -48,7 +56,14 @@ pub(crate) struct Closed {
 impl Book {
     /// A book without journeys.
     pub(crate) fn new(params: Params) -> Self {
-        Book { params, journeys: griddle::HashMap::default(), owed: FxHashMap::default(), batches: 0 }
+        Book {
+            params,
+            journeys: griddle::HashMap::default(),
+            open: None,
+            watermark: NO_WATERMARK,
+            owed: FxHashMap::default(),
+            batches: 0,
+        }
     }
 
     /// Starts the batch of the next logical time.
@@ -75,23 +90,65 @@ impl Book {
             return;
         }
         let params = &self.params;
+        let watermark = self.watermark;
         let (journey, step) = Step::from_event(event);
         let (seen, state) = self.journeys.entry(journey).or_insert_with(|| (0, Box::default()));
         if *seen != batch.id {
             *seen = batch.id;
             batch.touched.push((journey, state.row(journey, params)));
         }
+        let open_before = state.ends_after(params);
         if diff > 0 {
             for _ in 0..diff {
-                state.insert(step, params, &mut batch.deltas);
+                state.insert(step, watermark, params, &mut batch.deltas);
             }
         } else {
             let removed = (state.count(&step) as i64).min(-diff);
             for _ in 0..removed {
-                state.remove(&step, params, &mut batch.deltas);
+                state.remove(&step, watermark, params, &mut batch.deltas);
             }
             if -diff > removed {
                 *self.owed.entry(event).or_default() += -diff - removed;
+            }
+        }
+        let open_after = state.ends_after(params);
+        if let Some(open) = &mut self.open
+            && open_before != open_after
+        {
+            if let Some(ends) = open_before {
+                open.remove(&(ends, journey));
+            }
+            if let Some(ends) = open_after {
+                open.insert((ends, journey));
+            }
+        }
+    }
+
+    /// Advances the watermark of `batch`'s time to `watermark` (a watermark never goes back):
+    /// ends the last sessions it has passed, asserting their exits.
+    pub(crate) fn advance(&mut self, batch: &mut Batch, watermark: i64) {
+        if watermark <= self.watermark {
+            return;
+        }
+        self.watermark = watermark;
+        let params = &self.params;
+        if self.open.is_none() && watermark == END_OF_INPUT {
+            for (_, state) in self.journeys.values_mut() {
+                state.close(watermark, params, &mut batch.deltas);
+            }
+            return;
+        }
+        let journeys = &self.journeys;
+        let open = self.open.get_or_insert_with(|| {
+            journeys.iter().filter_map(|(journey, (_, state))| Some((state.ends_after(params)?, *journey))).collect()
+        });
+        while let Some(&(ends, journey)) = open.first() {
+            if ends >= watermark {
+                break;
+            }
+            open.pop_first();
+            if let Some((_, state)) = self.journeys.get_mut(&journey) {
+                state.close(watermark, params, &mut batch.deltas);
             }
         }
     }

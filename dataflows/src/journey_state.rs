@@ -4,7 +4,9 @@
 //! Every transition edge of a journey is a function of at most two neighbouring events (see
 //! [`crate::steps`]), so inserting or removing one event changes only the edges around it: the
 //! pair it splits or joins, its own conversion edge, and the journey's end edges when it becomes
-//! or stops being the first or last event. [`JourneyState::insert`] and
+//! or stops being the first or last event. The last event's `(exit)` edge waits for the
+//! watermark: it is asserted once the watermark passes the event's time plus the session gap
+//! ([`JourneyState::close`]), and retracted if a later event reopens the session. [`JourneyState::insert`] and
 //! [`JourneyState::remove`] report exactly those changes to an [`EdgeDeltas`], and keep the
 //! sets and counts the row is read from (session starts, conversions, channels, value) up to
 //! date, so the cost of one event is logarithmic in the journey's length whatever its history.
@@ -73,6 +75,9 @@ pub struct JourneyState {
     /// insertion and removal, so that the current session's event count needs a recount only
     /// when the current session's first event changes.
     tail_count: Option<(Step, u64)>,
+    /// Whether the journey's last session is over: its `last → (exit)` edge is asserted once
+    /// the watermark passes the last event's time plus the session gap.
+    ended: bool,
 }
 
 impl JourneyState {
@@ -86,8 +91,9 @@ impl JourneyState {
         self.steps.count(step)
     }
 
-    /// Adds one occurrence of `step`, reporting the edges that change to `deltas`.
-    pub fn insert(&mut self, step: Step, params: &Params, deltas: &mut EdgeDeltas) {
+    /// Adds one occurrence of `step`, reporting the edges that change to `deltas`; the
+    /// `watermark` decides whether a new last event's session is over.
+    pub fn insert(&mut self, step: Step, watermark: i64, params: &Params, deltas: &mut EdgeDeltas) {
         let (prev, next) = match self.steps.last() {
             // The common case: the journey's newest event.
             Some(last) if *last < step => (Some(*last), None),
@@ -101,9 +107,9 @@ impl JourneyState {
                 self.pair(&step, &n, 1, params, deltas);
             }
             (Some(p), None) => {
-                edge_out(&p, -1, deltas);
+                self.reopen(&p, deltas);
                 self.pair(&p, &step, 1, params, deltas);
-                edge_out(&step, 1, deltas);
+                self.end_if_over(&step, watermark, params, deltas);
             }
             (None, Some(n)) => {
                 deltas.add(start_edge(&n), -1);
@@ -112,7 +118,7 @@ impl JourneyState {
             }
             (None, None) => {
                 deltas.add(start_edge(&step), 1);
-                edge_out(&step, 1, deltas);
+                self.end_if_over(&step, watermark, params, deltas);
             }
         }
         self.steps.insert(step);
@@ -123,8 +129,8 @@ impl JourneyState {
     }
 
     /// Removes one occurrence of `step`, which must be present, reporting the edges that
-    /// change to `deltas`.
-    pub fn remove(&mut self, step: &Step, params: &Params, deltas: &mut EdgeDeltas) {
+    /// change to `deltas`; the `watermark` decides whether a new last event's session is over.
+    pub fn remove(&mut self, step: &Step, watermark: i64, params: &Params, deltas: &mut EdgeDeltas) {
         let present = self.count(step);
         assert!(present > 0, "removing an event that is not in the journey");
         // The copy removed is the last of its copies.
@@ -137,9 +143,9 @@ impl JourneyState {
                 self.pair(&p, &n, 1, params, deltas);
             }
             (Some(p), None) => {
-                edge_out(step, -1, deltas);
+                self.reopen(step, deltas);
                 self.pair(&p, step, -1, params, deltas);
-                edge_out(&p, 1, deltas);
+                self.end_if_over(&p, watermark, params, deltas);
             }
             (None, Some(n)) => {
                 self.pair(step, &n, -1, params, deltas);
@@ -147,7 +153,7 @@ impl JourneyState {
                 deltas.add(start_edge(&n), 1);
             }
             (None, None) => {
-                edge_out(step, -1, deltas);
+                self.reopen(step, deltas);
                 deltas.add(start_edge(step), -1);
             }
         }
@@ -156,6 +162,36 @@ impl JourneyState {
             self.converting.remove_one(step);
         }
         self.counted(step, -1, deltas);
+    }
+
+    /// The event time after which the journey's last session is over, while that has not
+    /// been recorded yet; `None` for a journey whose last session is over, or without events.
+    pub fn ends_after(&self, params: &Params) -> Option<i64> {
+        let last = self.steps.last().filter(|_| !self.ended)?;
+        Some(params.session.ends_after(last.time))
+    }
+
+    /// Ends the journey's last session if the `watermark` has passed it, asserting its exit.
+    pub fn close(&mut self, watermark: i64, params: &Params, deltas: &mut EdgeDeltas) {
+        if let Some(last) = self.steps.last().copied().filter(|_| !self.ended) {
+            self.end_if_over(&last, watermark, params, deltas);
+        }
+    }
+
+    /// Reopens the last session ending at `last`, the last event until now: retracts its exit
+    /// if it was over.
+    fn reopen(&mut self, last: &Step, deltas: &mut EdgeDeltas) {
+        if std::mem::take(&mut self.ended) {
+            edge_out(last, -1, deltas);
+        }
+    }
+
+    /// Ends the last session, ending at `last`, if the `watermark` has passed it.
+    fn end_if_over(&mut self, last: &Step, watermark: i64, params: &Params, deltas: &mut EdgeDeltas) {
+        if watermark > params.session.ends_after(last.time) {
+            edge_out(last, 1, deltas);
+            self.ended = true;
+        }
     }
 
     /// The journey's context row, `None` when it has no events.
@@ -234,7 +270,8 @@ impl JourneyState {
     }
 }
 
-/// Adds or retracts the `(exit)` edge of `last` as the journey's last event.
+/// Adds or retracts the `(exit)` edge of `last` as the journey's last event, whose session is
+/// over.
 fn edge_out(last: &Step, sign: i64, deltas: &mut EdgeDeltas) {
     if let Some(edge) = exit_edge(last) {
         deltas.add(edge, sign);

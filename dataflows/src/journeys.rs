@@ -5,7 +5,9 @@
 //! It applies a logical time's event insertions and retractions one event at a time, as they
 //! arrive once every earlier time is complete; each changes only the edges around it, which are
 //! summed per edge over the whole time, and when the time completes the rows of the journeys it
-//! touched are compared with their rows before it. Its outputs are differential
+//! touched are compared with their rows before it. A second input carries the watermark of each
+//! time: when a time completes, the last sessions the watermark has passed end, and their
+//! `(exit)` edges are asserted. Its outputs are differential
 //! collections: a changed row is retracted and re-asserted, and the edge aggregates travel as
 //! difference types. Work per event is logarithmic in its journey's length, whatever the
 //! journey's history, and nothing but the events themselves is stored.
@@ -15,7 +17,7 @@ use std::collections::BTreeMap;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -91,17 +93,30 @@ pub struct Journeys<'scope> {
 /// Capabilities for one logical time on each of the operator's three outputs.
 type Capabilities = [Capability<u64>; 3];
 
-/// The updates of a time that is not open yet, under capabilities for it.
-type Pending = (Capabilities, Vec<(Event, isize)>);
+/// What a logical time brings: its event updates, and the watermark it advances to if any.
+#[derive(Default)]
+struct Arrivals {
+    updates: Vec<(Event, isize)>,
+    watermark: Option<i64>,
+}
 
 /// Maintains every journey's context row and transition edges over a collection of events.
 ///
 /// Events are placed on workers by [`JourneyId::placement_hash`]. An event whose multiplicity
 /// drops below zero (retracted more often than inserted) is absent until it is made good.
-pub fn journeys<'scope>(events: VecCollection<'scope, u64, Event>, params: Params) -> Journeys<'scope> {
+///
+/// `watermarks` holds the watermark of each logical time (see [`crate::event::END_OF_INPUT`]):
+/// every worker reads the watermarks of its own input. A journey's last session is over, and its
+/// `(exit)` edge asserted, once the watermark passes its last event's time plus the session gap.
+pub fn journeys<'scope>(
+    events: VecCollection<'scope, u64, Event>,
+    watermarks: VecCollection<'scope, u64, i64>,
+    params: Params,
+) -> Journeys<'scope> {
     let mut builder = OperatorBuilder::new("Journeys".to_owned(), events.inner.scope());
     let exchange = Exchange::new(|(event, _, _): &(Event, u64, isize)| event.journey.placement_hash());
     let mut input = builder.new_input(events.inner, exchange);
+    let mut watermark_input = builder.new_input(watermarks.inner, Pipeline);
     let (rows_output, rows) = builder.new_output::<Vec<(JourneyRow, u64, i64)>>();
     let (edges_output, edges) = builder.new_output::<Vec<((Sym, Sym), u64, EdgeStats)>>();
     let (channels_output, channel_edges) = builder.new_output::<Vec<((Sym, Sym), u64, EdgeStats)>>();
@@ -110,32 +125,55 @@ pub fn journeys<'scope>(events: VecCollection<'scope, u64, Event>, params: Param
     let mut channels_output = OutputBuilder::<_, CapacityContainerBuilder<_>>::from(channels_output);
     builder.build(move |_capabilities| {
         let mut book = Book::new(params);
-        // The earliest incomplete time, once no earlier update can arrive: its updates are
-        // applied as they come, and its changes sent when the time completes.
-        let mut open: Option<(Capabilities, Batch)> = None;
-        // Updates of later times, until their time opens.
-        let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+        // The earliest incomplete time, once no earlier update can arrive: its event updates
+        // are applied as they come, and its changes sent when the time completes.
+        let mut open: Option<(Capabilities, Batch, Option<i64>)> = None;
+        // What later times bring, until their time opens.
+        let mut pending: BTreeMap<u64, (Capabilities, Arrivals)> = BTreeMap::new();
         move |frontiers| {
-            let frontier = &frontiers[0];
+            // The earliest time either input may still bring; `None` once both are done.
+            let least = frontiers.iter().filter_map(|f| f.frontier().first().copied()).min();
             input.for_each(|capability, data| {
                 let held = |time: u64| [0, 1, 2].map(|port| capability.delayed(&time, port));
                 for (event, time, diff) in data.drain(..) {
-                    if open.is_none() && pending.is_empty() && frontier.frontier().first() == Some(&time) {
-                        open = Some((held(time), book.open()));
+                    if open.is_none() && pending.is_empty() && least == Some(time) {
+                        open = Some((held(time), book.open(), None));
                     }
                     match &mut open {
-                        Some((caps, batch)) if *caps[0].time() == time => book.update(batch, event, diff),
-                        _ => pending.entry(time).or_insert_with(|| (held(time), Vec::new())).1.push((event, diff)),
+                        Some((caps, batch, _)) if *caps[0].time() == time => book.update(batch, event, diff),
+                        _ => pending
+                            .entry(time)
+                            .or_insert_with(|| (held(time), Arrivals::default()))
+                            .1
+                            .updates
+                            .push((event, diff)),
                     }
                 }
             });
+            watermark_input.for_each(|capability, data| {
+                let held = |time: u64| [0, 1, 2].map(|port| capability.delayed(&time, port));
+                for (watermark, time, diff) in data.drain(..) {
+                    if diff <= 0 {
+                        continue;
+                    }
+                    let latest = match &mut open {
+                        Some((caps, _, latest)) if *caps[0].time() == time => latest,
+                        _ => &mut pending.entry(time).or_insert_with(|| (held(time), Arrivals::default())).1.watermark,
+                    };
+                    *latest = Some(latest.map_or(watermark, |w| w.max(watermark)));
+                }
+            });
             loop {
-                if let Some((caps, _)) = &open {
-                    if frontier.less_equal(caps[0].time()) {
+                if let Some((caps, _, _)) = &open {
+                    if least.is_some_and(|least| least <= *caps[0].time()) {
                         break;
                     }
-                    let ([rows_cap, edges_cap, channels_cap], batch) = open.take().expect("an open time");
+                    let ([rows_cap, edges_cap, channels_cap], mut batch, watermark) =
+                        open.take().expect("an open time");
                     let time = *rows_cap.time();
+                    if let Some(watermark) = watermark {
+                        book.advance(&mut batch, watermark);
+                    }
                     let closed = book.close(batch);
                     let mut rows = rows_output.activate();
                     rows.session(&rows_cap).give_iterator(closed.rows.into_iter().map(|(row, diff)| (row, time, diff)));
@@ -149,16 +187,16 @@ pub fn journeys<'scope>(events: VecCollection<'scope, u64, Event>, params: Param
                 }
                 let Some(entry) = pending.first_entry() else { break };
                 let time = *entry.key();
-                let complete = !frontier.less_equal(&time);
-                if !complete && frontier.frontier().first() != Some(&time) {
+                let complete = least.is_none_or(|least| least > time);
+                if !complete && least != Some(time) {
                     break;
                 }
-                let (caps, updates) = entry.remove();
+                let (caps, arrivals) = entry.remove();
                 let mut batch = book.open();
-                for (event, diff) in updates {
+                for (event, diff) in arrivals.updates {
                     book.update(&mut batch, event, diff);
                 }
-                open = Some((caps, batch));
+                open = Some((caps, batch, arrivals.watermark));
                 if !complete {
                     break;
                 }

@@ -17,13 +17,15 @@ pub struct Views<'scope> {
     pub segments: Segments<'scope>,
 }
 
-/// Builds the journeys, transitions and segments views over `events`.
+/// Builds the journeys, transitions and segments views over `events`, whose sessions end as
+/// `watermarks` (each worker's own) advance.
 pub fn build<'scope>(
     events: VecCollection<'scope, u64, Event>,
+    watermarks: VecCollection<'scope, u64, i64>,
     params: Params,
     defs: Vec<BoundSegment>,
 ) -> Views<'scope> {
-    let journeys = journeys(events, params);
+    let journeys = journeys(events, watermarks, params);
     Views {
         journeys: journeys.rows.clone(),
         transitions: transitions(journeys.edges, journeys.channel_edges),

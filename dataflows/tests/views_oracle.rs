@@ -1,7 +1,8 @@
 //! Checks every view against a plain from-scratch recomputation, round by round.
 //!
 //! Each case feeds a random stream in several rounds: new events arrive out of event-time
-//! order, with tied times, and earlier events are retracted. After every round the accumulated
+//! order, with tied times, and earlier events are retracted; the watermark advances now and
+//! then (ending sessions), sometimes to the end of the input. After every round the accumulated
 //! outputs must equal what the sequential oracle below computes from the events present then.
 //! The oracle follows the journey semantics literally and shares no code with the dataflows.
 
@@ -12,7 +13,7 @@ use differential_dataflow::input::InputSession;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use stepstone_dataflows::event::{Event, JourneyId, Params, SessionRule};
+use stepstone_dataflows::event::{END_OF_INPUT, Event, JourneyId, NO_WATERMARK, Params, SessionRule};
 use stepstone_dataflows::journeys::JourneyRow;
 use stepstone_dataflows::rules::Rule;
 use stepstone_dataflows::segments::{BoundSegment, SegmentDef};
@@ -52,7 +53,10 @@ fn add1<K: Ord + Clone>(map: &mut BTreeMap<K, i64>, key: K, diff: i64) {
 // ---------------------------------------------------------------------------------------------
 // The oracle.
 
-fn oracle(events: &BTreeMap<Event, i64>, params: &Params, defs: &[BoundSegment]) -> Outputs {
+/// The views of `events` when the watermark is `watermark`: a journey's last session is over
+/// (its `(exit)` edge present) once the watermark is past its last event plus the session gap,
+/// or at the end of the input for sessions that no gap ends.
+fn oracle(events: &BTreeMap<Event, i64>, watermark: i64, params: &Params, defs: &[BoundSegment]) -> Outputs {
     let mut out = Outputs::default();
     let mut by_journey: BTreeMap<JourneyId, Vec<Event>> = BTreeMap::new();
     for (event, count) in events {
@@ -101,7 +105,9 @@ fn oracle(events: &BTreeMap<Event, i64>, params: &Params, defs: &[BoundSegment])
             }
         }
         let last = list.last().unwrap();
-        if !last.converting {
+        let over = watermark == END_OF_INPUT
+            || matches!(params.session, SessionRule::Gap(gap) if watermark > last.time.saturating_add(gap));
+        if over && !last.converting {
             edge(last.contact_point, channel(last), EXIT, EXIT, 0);
         }
 
@@ -146,7 +152,8 @@ fn oracle(events: &BTreeMap<Event, i64>, params: &Params, defs: &[BoundSegment])
 // ---------------------------------------------------------------------------------------------
 // The dataflow under test.
 
-type Rounds = Vec<Vec<(Event, isize)>>;
+/// Per round, its updates and the watermark it seals.
+type Rounds = Vec<(Vec<(Event, isize)>, i64)>;
 
 /// Runs the views over `rounds` of input on `workers` workers, returning the outputs after
 /// each round.
@@ -158,10 +165,12 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
     let worker_log = log.clone();
     timely::execute(timely::Config::process(workers), move |worker| {
         let mut input = InputSession::<u64, Event, isize>::new();
+        let mut watermarks = InputSession::<u64, i64, isize>::new();
+        let mut watermark = NO_WATERMARK;
         let log = worker_log.clone();
         let defs = defs.clone();
         let probe = worker.dataflow::<u64, _, _>(|scope| {
-            let views = views::build(input.to_collection(scope), params, defs);
+            let views = views::build(input.to_collection(scope), watermarks.to_collection(scope), params, defs);
             let probe = timely::dataflow::ProbeHandle::new();
             macro_rules! capture {
                 ($collection:expr, $apply:expr) => {{
@@ -197,13 +206,20 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
         // goes ahead at that round's time, so the operator sees times that are not yet open.
         let (peers, index) = (worker.peers(), worker.index());
         let mine = |i: usize| i % peers == index;
-        for (round, updates) in rounds.iter().enumerate() {
+        for (round, (updates, sealed)) in rounds.iter().enumerate() {
+            if *sealed > watermark {
+                if watermark != NO_WATERMARK {
+                    watermarks.update(watermark, -1);
+                }
+                watermarks.update(*sealed, 1);
+                watermark = *sealed;
+            }
             for (i, (event, diff)) in updates.iter().enumerate() {
                 if mine(i) && (round == 0 || i % 3 != 0) {
                     input.update(*event, *diff);
                 }
             }
-            if let Some(next) = rounds.get(round + 1) {
+            if let Some((next, _)) = rounds.get(round + 1) {
                 for (i, (event, diff)) in next.iter().enumerate() {
                     if mine(i) && i % 3 == 0 {
                         input.update_at(*event, round as u64 + 1, *diff);
@@ -212,6 +228,8 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
             }
             input.advance_to(round as u64 + 1);
             input.flush();
+            watermarks.advance_to(round as u64 + 1);
+            watermarks.flush();
             worker.step_while(|| probe.less_than(input.time()));
         }
     })
@@ -281,7 +299,8 @@ fn random_rounds(seed: u64, shape: &Shape, symbols: &Symbols) -> Rounds {
     let mut present: Vec<Event> = Vec::new();
     let mut phantoms: Vec<Event> = Vec::new();
     let mut rounds = Vec::new();
-    for _ in 0..shape.rounds {
+    let mut watermark = NO_WATERMARK;
+    for round in 0..shape.rounds {
         let mut updates = Vec::new();
         for _ in 0..shape.per_round {
             if !phantoms.is_empty() && rng.random_bool(0.3) {
@@ -304,7 +323,21 @@ fn random_rounds(seed: u64, shape: &Shape, symbols: &Symbols) -> Rounds {
                 updates.push((event, 1));
             }
         }
-        rounds.push(updates);
+        // The watermark stays, or advances into the span (ending some sessions); the last
+        // round ends the input half of the time.
+        if round + 1 == shape.rounds && rng.random_bool(0.5) {
+            watermark = END_OF_INPUT;
+        } else if rng.random_bool(0.6) {
+            // Half the time exactly a session gap (or a multiple of ten minutes) after an anchor,
+            // where events lie: a session then ends exactly at the watermark, which does not end it.
+            let next = if rng.random_bool(0.5) {
+                anchors[rng.random_range(0..anchors.len())] + rng.random_range(0..8) * 10 * MINUTE
+            } else {
+                rng.random_range(0..shape.span + 60 * MINUTE)
+            };
+            watermark = watermark.max(next);
+        }
+        rounds.push((updates, watermark));
     }
     rounds
 }
@@ -329,11 +362,11 @@ fn check(seed: u64, shape: Shape, params: Params, workers: usize) {
     let defs = segment_defs(&symbols);
     let states = run_dataflow(rounds.clone(), params, defs.clone(), workers);
     let mut events: BTreeMap<Event, i64> = BTreeMap::new();
-    for (round, updates) in rounds.iter().enumerate() {
+    for (round, (updates, watermark)) in rounds.iter().enumerate() {
         for (event, diff) in updates {
             add1(&mut events, *event, *diff as i64);
         }
-        let expected = oracle(&events, &params, &defs);
+        let expected = oracle(&events, *watermark, &params, &defs);
         let actual = &states[round];
         assert_eq!(expected.journeys, actual.journeys, "journeys, seed {seed}, round {round}");
         assert_eq!(expected.transitions, actual.transitions, "transitions, seed {seed}, round {round}");

@@ -132,20 +132,22 @@ impl Engine {
         Ok(())
     }
 
-    /// Seals the current logical time, so that it completes once the workers have applied it,
+    /// Seals the current logical time with `watermark` (sessions that ended before it are
+    /// over; it never goes back), so that the time completes once the workers have applied it,
     /// and returns it; later events belong to the next time.
-    pub fn seal(&mut self) -> anyhow::Result<u64> {
+    pub fn seal(&mut self, watermark: i64) -> anyhow::Result<u64> {
         for worker in 0..self.workers.len() {
-            self.feed(worker, Feed::Seal)?;
+            self.feed(worker, Feed::Seal(watermark))?;
         }
         self.time += 1;
         Ok(self.time - 1)
     }
 
-    /// Sends `events` as one logical time of their own and seals it; returns that time.
-    pub fn submit(&mut self, events: Vec<Event>) -> anyhow::Result<u64> {
+    /// Sends `events` as one logical time of their own and seals it with `watermark`; returns
+    /// that time.
+    pub fn submit(&mut self, events: Vec<Event>, watermark: i64) -> anyhow::Result<u64> {
         self.send(events)?;
-        self.seal()
+        self.seal(watermark)
     }
 
     /// Hands `message` to `worker`.

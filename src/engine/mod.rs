@@ -30,7 +30,7 @@ use reader::{Cut, EpochCutter};
 
 pub use collector::{Collected, Collector, Observer, SharedTables};
 pub use handle::{Engine, Frontier};
-pub use reader::{Decoded, DecoderSpec, spawn_decoder, to_event};
+pub use reader::{Chunk, Decoded, DecoderSpec, spawn_decoder, to_event};
 pub use summary::RunSummary;
 
 /// Runs `pipeline` to the end of its inputs and returns what it did.
@@ -51,16 +51,19 @@ pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
         options: pipeline.decode.clone(),
         symbols: symbols.clone(),
         keep_sessions,
+        event_time: pipeline.event_time,
     });
     let mut cutter = EpochCutter::new(decoded, pipeline.epoch_events, live);
     let fed = feed(&mut cutter, &mut dead_letters, &mut engine, pipeline.strict);
+    let cutter_late = cutter.late_accepted();
     drop(cutter);
     let collected = engine.finish();
     decoder.join().map_err(|_| anyhow::anyhow!("the decoder thread panicked"))?;
     dead_letters.flush()?;
 
     let events = fed?;
-    let summary = RunSummary::new(events, &dead_letters, &collected?, &symbols, started.elapsed());
+    let late_accepted = cutter_late;
+    let summary = RunSummary::new(events, late_accepted, &dead_letters, &collected?, &symbols, started.elapsed());
     let path = pipeline.out_dir.join("summary.json");
     let json = serde_json::to_string_pretty(&summary).context("serializing the run summary")?;
     std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
@@ -113,8 +116,8 @@ fn feed(
     while let Some(cut) = cutter.next_cut()? {
         let (events, rejections) = match cut {
             Cut::Events(events, rejections) => (events, rejections),
-            Cut::Seal => {
-                engine.seal()?;
+            Cut::Seal(watermark) => {
+                engine.seal(watermark)?;
                 continue;
             }
         };

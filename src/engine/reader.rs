@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use indicatif::{ProgressBar, ProgressStyle};
-use stepstone_dataflows::event::{Event, JourneyId};
+use stepstone_dataflows::event::{END_OF_INPUT, Event, JourneyId, NO_WATERMARK};
 use stepstone_dataflows::symbols::{Interner, Symbols};
 
+use crate::source::lateness::{Arrival, EventTime, SourceClock};
 use crate::source::{self, DecodeOptions, Format, RecordRef, Rejection};
 
 /// Records decoded from files are passed on in chunks of this many.
@@ -25,9 +26,19 @@ const LIVE_EPOCH_DELAY: Duration = Duration::from_millis(100);
 /// What the decoding thread passes on.
 pub enum Decoded {
     /// Decoded events, numbered in arrival order, and rejections, in input order.
-    Items(Vec<Result<Event, Rejection>>),
+    Items(Chunk),
     /// An input could not be opened; the run stops.
     Failed(anyhow::Error),
+}
+
+/// A chunk of decoded records, with the event time reached.
+pub struct Chunk {
+    /// Events and rejections, in input order.
+    pub items: Vec<Result<Event, Rejection>>,
+    /// The greatest watermark of the unbounded inputs read so far ([`NO_WATERMARK`] if none).
+    pub watermark: i64,
+    /// Late events among `items` that were accepted (`late = "accept"`).
+    pub late_accepted: u64,
 }
 
 /// What the decoding thread reads and how it makes events.
@@ -42,6 +53,8 @@ pub struct DecoderSpec {
     pub symbols: Arc<Symbols>,
     /// Whether events keep their session ids (only when sessions are decided by id).
     pub keep_sessions: bool,
+    /// The watermark settings of the unbounded inputs (stdin, followed files).
+    pub event_time: EventTime,
 }
 
 /// Starts the thread that opens and decodes the inputs in order, interning the events' strings
@@ -58,11 +71,12 @@ pub fn spawn_decoder(spec: DecoderSpec) -> (Receiver<Decoded>, JoinHandle<()>) {
 
 /// The body of the decoding thread.
 fn decode_all(spec: DecoderSpec, sender: &Sender<Decoded>) {
-    let DecoderSpec { inputs, format, options, symbols, keep_sessions } = spec;
+    let DecoderSpec { inputs, format, options, symbols, keep_sessions, event_time } = spec;
     let inputs = &inputs[..];
     let options = &options;
     let mut interner = Interner::new(symbols);
     let mut seq = 0u64;
+    let mut watermark = NO_WATERMARK;
     let progress = progress_bar(inputs);
     let mut done_bytes = 0;
     for path in inputs {
@@ -75,23 +89,44 @@ fn decode_all(spec: DecoderSpec, sender: &Sender<Decoded>) {
         };
         // Records of a live input (stdin, or a followed file at its end) must not wait in a
         // chunk for records that may come much later.
-        let chunk_size = if path == "-" || options.follow.is_some() { 1 } else { FILE_CHUNK };
+        let unbounded = path == "-" || options.follow.is_some();
+        // Records of a live input must not wait in a chunk for records that may come much later.
+        let chunk_size = if unbounded { 1 } else { FILE_CHUNK };
+        let mut clock = unbounded.then(|| SourceClock::new(event_time));
         let bytes_read = source.bytes_read();
         let total = source.total_bytes().unwrap_or(0);
         let mut chunk = Vec::with_capacity(chunk_size);
-        while let Some(item) = source.next_with(|record| to_event(&record, seq, &mut interner, keep_sessions)) {
+        let mut late_accepted = 0;
+        loop {
+            let item = source.next_with(|record| {
+                if let Some(clock) = &mut clock
+                    && clock.admit(record.time)? == Arrival::LateAccepted
+                {
+                    late_accepted += 1;
+                }
+                Ok(to_event(&record, seq, &mut interner, keep_sessions))
+            });
+            let Some(item) = item else { break };
             seq += u64::from(item.is_ok());
             chunk.push(item);
             if chunk.len() == chunk_size {
                 if let Some(bar) = &progress {
                     bar.set_position(done_bytes + bytes_read.load(Ordering::Relaxed));
                 }
-                if sender.send(Decoded::Items(std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size)))).is_err() {
+                if let Some(clock) = &clock {
+                    watermark = watermark.max(clock.watermark());
+                }
+                let items = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size));
+                let late_accepted = std::mem::take(&mut late_accepted);
+                if sender.send(Decoded::Items(Chunk { items, watermark, late_accepted })).is_err() {
                     return;
                 }
             }
         }
-        if !chunk.is_empty() && sender.send(Decoded::Items(chunk)).is_err() {
+        if let Some(clock) = &clock {
+            watermark = watermark.max(clock.watermark());
+        }
+        if !chunk.is_empty() && sender.send(Decoded::Items(Chunk { items: chunk, watermark, late_accepted })).is_err() {
             return;
         }
         done_bytes += total;
@@ -132,6 +167,12 @@ pub struct EpochCutter {
     deadline: Option<Instant>,
     /// Whether the decoded stream has ended.
     finished: bool,
+    /// Whether the final time, at [`END_OF_INPUT`], has been sealed.
+    ended: bool,
+    /// The greatest watermark of the unbounded inputs so far.
+    watermark: i64,
+    /// Late events accepted so far.
+    late_accepted: u64,
 }
 
 /// What the cutter hands on next.
@@ -139,24 +180,45 @@ pub enum Cut {
     /// Events of the current epoch, in arrival order, and the records rejected among them, in
     /// input order.
     Events(Vec<Event>, Vec<Rejection>),
-    /// The current epoch is complete.
-    Seal,
+    /// The current epoch is complete, with this watermark ([`END_OF_INPUT`] for the last).
+    Seal(i64),
 }
 
 impl EpochCutter {
     /// A cutter over `decoded` producing epochs of about `epoch_events` events (whole decoded
     /// chunks); with `live`, an epoch is also sealed a short while after its first event.
     pub fn new(decoded: Receiver<Decoded>, epoch_events: usize, live: bool) -> Self {
-        EpochCutter { decoded, epoch_events, live, in_epoch: 0, deadline: None, finished: false }
+        EpochCutter {
+            decoded,
+            epoch_events,
+            live,
+            in_epoch: 0,
+            deadline: None,
+            finished: false,
+            ended: false,
+            watermark: NO_WATERMARK,
+            late_accepted: 0,
+        }
     }
 
-    /// The next cut, or `None` once the input has ended and its last epoch was sealed.
+    /// Late events accepted so far (`late = "accept"`).
+    pub fn late_accepted(&self) -> u64 {
+        self.late_accepted
+    }
+
+    /// The next cut, or `None` once the input has ended and its last epoch was sealed. The
+    /// last seal is at [`END_OF_INPUT`]: every session is over when the input ends.
     pub fn next_cut(&mut self) -> anyhow::Result<Option<Cut>> {
-        if self.in_epoch > 0 && (self.finished || self.in_epoch >= self.epoch_events) {
+        if self.finished {
+            if self.ended {
+                return Ok(None);
+            }
+            self.ended = true;
+            self.watermark = END_OF_INPUT;
             return Ok(Some(self.seal()));
         }
-        if self.finished {
-            return Ok(None);
+        if self.in_epoch > 0 && self.in_epoch >= self.epoch_events {
+            return Ok(Some(self.seal()));
         }
         let message = match self.deadline {
             Some(deadline) => match self.decoded.recv_deadline(deadline) {
@@ -170,10 +232,12 @@ impl EpochCutter {
             self.finished = true;
             return self.next_cut();
         };
-        let items = match message {
-            Decoded::Items(items) => items,
+        let Chunk { items, watermark, late_accepted } = match message {
+            Decoded::Items(chunk) => chunk,
             Decoded::Failed(error) => return Err(error),
         };
+        self.watermark = self.watermark.max(watermark);
+        self.late_accepted += late_accepted;
         let mut events = Vec::with_capacity(items.len());
         let mut rejections = Vec::new();
         for item in items {
@@ -193,7 +257,7 @@ impl EpochCutter {
     fn seal(&mut self) -> Cut {
         self.in_epoch = 0;
         self.deadline = None;
-        Cut::Seal
+        Cut::Seal(self.watermark)
     }
 }
 

@@ -17,6 +17,9 @@ use crate::source::DeadLetterWriter;
 pub struct RunSummary {
     /// Events decoded and fed to the dataflows.
     pub events: u64,
+    /// Late events of unbounded inputs that were applied (`late = "accept"`); rejected late
+    /// events are counted in `rejected` under `late`.
+    pub late_accepted: u64,
     /// Records rejected, by reason.
     pub rejected: BTreeMap<String, u64>,
     /// Total records rejected.
@@ -47,6 +50,7 @@ impl RunSummary {
     /// The summary of a finished run.
     pub fn new(
         events: u64,
+        late_accepted: u64,
         dead_letters: &DeadLetterWriter,
         collected: &Collected,
         symbols: &Symbols,
@@ -59,6 +63,7 @@ impl RunSummary {
         let elapsed_seconds = elapsed.as_secs_f64();
         RunSummary {
             events,
+            late_accepted,
             rejected: dead_letters.counts().iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
             rejected_total: dead_letters.total(),
             rejected_file: dead_letters.path().display().to_string(),
@@ -88,6 +93,9 @@ impl fmt::Display for RunSummary {
             write!(f, " ({}; see {})", reasons.join(", "), self.rejected_file)?;
         }
         writeln!(f)?;
+        if self.late_accepted > 0 {
+            writeln!(f, "late accepted    {}", self.late_accepted)?;
+        }
         writeln!(f, "customers        {}", self.customers)?;
         writeln!(f, "journeys         {}", self.journeys)?;
         writeln!(f, "edges            {}", self.edges)?;

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use crossbeam_channel::{Receiver, Sender};
 use differential_dataflow::input::InputSession;
-use stepstone_dataflows::event::{Event, Params};
+use stepstone_dataflows::event::{Event, NO_WATERMARK, Params};
 use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::views;
 use timely::container::CapacityContainerBuilder;
@@ -23,8 +23,8 @@ use crate::sink::update::Update;
 pub enum Feed {
     /// Events of the current logical time: this worker's share, by journey placement.
     Events(Vec<Event>),
-    /// The current logical time is complete; the next one begins.
-    Seal,
+    /// The current logical time is complete, with this watermark; the next one begins.
+    Seal(i64),
 }
 
 /// The output changes one worker observed for one completed logical time.
@@ -37,7 +37,8 @@ pub struct Completed {
 
 /// Runs one worker until `feed` closes. Events are inserted at the current logical time and
 /// the dataflow stepped as they arrive; at a seal the input advances past the time, the worker
-/// steps until all outputs are complete for it, and the time's changes go to `done`.
+/// steps until all outputs are complete for it, and the time's changes go to `done`. Every
+/// worker enters each sealed time's watermark into its own watermark input.
 pub fn run(
     worker: &mut Worker,
     params: Params,
@@ -46,9 +47,11 @@ pub fn run(
     done: Sender<Completed>,
 ) {
     let mut input = InputSession::<u64, Event, isize>::new();
+    let mut watermarks = InputSession::<u64, i64, isize>::new();
+    let mut watermark = NO_WATERMARK;
     let changes: Rc<RefCell<Vec<Update>>> = Rc::default();
     let probe = worker.dataflow::<u64, _, _>(|scope| {
-        let views = views::build(input.to_collection(scope), params, segments);
+        let views = views::build(input.to_collection(scope), watermarks.to_collection(scope), params, segments);
         let probe = ProbeHandle::new();
         // Moves each output's changes into `changes` (no copies), ahead of the probe, so that
         // once the probe passes a time every change of that time has been taken.
@@ -86,10 +89,19 @@ pub fn run(
                 input.flush();
                 worker.step();
             }
-            Feed::Seal => {
+            Feed::Seal(sealed_watermark) => {
                 let time = *input.time();
+                if sealed_watermark > watermark {
+                    if watermark != NO_WATERMARK {
+                        watermarks.update(watermark, -1);
+                    }
+                    watermarks.update(sealed_watermark, 1);
+                    watermark = sealed_watermark;
+                }
                 input.advance_to(time + 1);
                 input.flush();
+                watermarks.advance_to(time + 1);
+                watermarks.flush();
                 // Park rather than spin while another worker catches up: on two cores the
                 // spinning would take the time of the threads it waits for.
                 while probe.less_than(input.time()) {

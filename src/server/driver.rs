@@ -14,23 +14,33 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
-use stepstone_dataflows::event::Event;
+use stepstone_dataflows::event::{Event, NO_WATERMARK};
 
 use super::live::Live;
 use crate::engine::{Collected, Engine};
-use crate::source::{DeadLetterWriter, Rejection};
+use crate::source::{DeadLetterWriter, ReasonKind, Rejection};
 
 /// Logical times sealed but not yet complete before the driver waits for the engine (and the
 /// ingest queue fills, so that ingest answers 429).
 const MAX_IN_FLIGHT: u64 = 64;
 
 /// What the engine driver receives.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Batch {
     /// Decoded events, in arrival order; the driver numbers them.
     pub events: Vec<Event>,
-    /// Records that could not be decoded.
+    /// Records that could not be decoded, or were late.
     pub rejections: Vec<Rejection>,
+    /// The watermark of the batch's source after it ([`NO_WATERMARK`] for a bounded source).
+    pub watermark: i64,
+    /// Late events among `events`, accepted by `late = "accept"`.
+    pub late_accepted: u64,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch { events: Vec::new(), rejections: Vec::new(), watermark: NO_WATERMARK, late_accepted: 0 }
+    }
 }
 
 /// How often the driver checks `stop` while no batch arrives.
@@ -71,6 +81,8 @@ fn drive(
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let mut next_seq = 0u64;
+    // The greatest watermark of the sources: every time is sealed with it.
+    let mut watermark = NO_WATERMARK;
     let frontier = engine.frontier();
     // The latest sealed time.
     let mut sealed: Option<u64> = None;
@@ -85,11 +97,16 @@ fn drive(
         };
         let opened = Instant::now();
         let mut batch = Some(first);
-        while let Some(Batch { mut events, rejections }) = batch.take() {
+        while let Some(Batch { mut events, rejections, watermark: reached, late_accepted }) = batch.take() {
             for rejection in &rejections {
                 dead_letters.write(rejection)?;
                 live.metrics.reject(rejection.reason_kind());
+                if rejection.kind == ReasonKind::Late {
+                    live.metrics.events_late.inc();
+                }
             }
+            live.metrics.events_late.inc_by(late_accepted);
+            watermark = watermark.max(reached);
             if !rejections.is_empty() {
                 dead_letters.flush()?;
             }
@@ -118,7 +135,7 @@ fn drive(
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
             };
         }
-        let time = engine.seal()?;
+        let time = engine.seal(watermark)?;
         sealed = Some(time);
         live.metrics.sealed(time);
         if time >= MAX_IN_FLIGHT {

@@ -10,12 +10,17 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use stepstone_dataflows::event::Event;
 use stepstone_dataflows::symbols::Interner;
 
 use super::driver::Batch;
 use super::live::{Live, Refused};
 use crate::engine::to_event;
 use crate::source::Rejection;
+use crate::source::lateness::Arrival;
+
+/// How rejections of ingested records name their source.
+const SOURCE: &str = "POST /v1/events";
 
 /// The answer to an ingest request.
 #[derive(Debug, Serialize)]
@@ -51,16 +56,38 @@ pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let mut interner = Interner::new(live.symbols.clone());
+    let decoded: Vec<(usize, Result<Event, Rejection>)> = texts
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let decoded = match text {
+                Ok(text) => live.records.decode(text, index as u64 + 1, |record| {
+                    Ok(to_event(&record, 0, &mut interner, live.keep_sessions))
+                }),
+                Err(reason) => Err(Rejection::malformed(SOURCE, index as u64 + 1, reason.clone())),
+            };
+            (index, decoded)
+        })
+        .collect();
+
+    // The source's watermark decides which events are late, in the order the requests take
+    // the clock; it moves only if the batch is queued.
+    let mut clock = live.http_clock.lock().expect("ingest clock lock");
+    let mut tentative = *clock;
     let mut batch = Batch::default();
     let mut rejected = Vec::new();
-    for (index, text) in texts.into_iter().enumerate() {
-        let decoded = match text {
-            Ok(text) => live
-                .records
-                .decode(text, index as u64 + 1, |record| to_event(&record, 0, &mut interner, live.keep_sessions)),
-            Err(reason) => Err(Rejection::malformed("POST /v1/events", index as u64 + 1, reason)),
-        };
-        match decoded {
+    for (index, decoded) in decoded {
+        let admitted = decoded.and_then(|event| match tentative.admit(event.time) {
+            Ok(arrival) => {
+                batch.late_accepted += u64::from(arrival == Arrival::LateAccepted);
+                Ok(event)
+            }
+            Err(fault) => {
+                let raw = texts[index].as_deref().unwrap_or_default().to_owned();
+                Err(Rejection::from_fault(SOURCE, index as u64 + 1, fault, raw))
+            }
+        });
+        match admitted {
             Ok(event) => batch.events.push(event),
             Err(rejection) => {
                 rejected.push(Rejected {
@@ -73,11 +100,12 @@ pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
             }
         }
     }
+    batch.watermark = tentative.watermark();
     let accepted = batch.events.len();
     let status = if accepted == 0 && !rejected.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     if accepted > 0 || !batch.rejections.is_empty() {
         match live.submit(batch) {
-            Ok(()) => {}
+            Ok(()) => *clock = tentative,
             Err(Refused::Busy) => {
                 let mut response = error(StatusCode::TOO_MANY_REQUESTS, "the engine is behind; retry later");
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -86,6 +114,7 @@ pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
             Err(Refused::Closed) => return error(StatusCode::SERVICE_UNAVAILABLE, "the service is shutting down"),
         }
     }
+    drop(clock);
     (status, axum::Json(Answer { accepted, rejected })).into_response()
 }
 

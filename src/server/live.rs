@@ -16,6 +16,7 @@ use crate::config::ServerSettings;
 use crate::engine::{Observer, SharedTables};
 use crate::sink::deltas::delta_lines;
 use crate::sink::{Changes, DeltaLine, SnapshotInfo, Tables};
+use crate::source::lateness::{EventTime, SourceClock};
 use crate::source::{DecodeOptions, JsonRecordDecoder};
 
 /// The delta lines of one applied logical time.
@@ -52,6 +53,8 @@ pub struct Live {
     pub records: JsonRecordDecoder,
     /// Whether events keep their session ids (sessions decided by id).
     pub keep_sessions: bool,
+    /// The watermark of HTTP ingest, the source of the records posted to `/v1/events`.
+    pub http_clock: Mutex<SourceClock>,
     /// The queue to the engine driver; `None` once ingest has stopped.
     ingest: Mutex<Option<Sender<Batch>>>,
     /// Turns true when the service shuts down; subscriptions end on it.
@@ -110,6 +113,7 @@ impl Live {
         settings: ServerSettings,
         decode: &DecodeOptions,
         keep_sessions: bool,
+        event_time: EventTime,
         ingest: Sender<Batch>,
     ) -> Live {
         let (deltas, _) = broadcast::channel(settings.subscriber_buffer);
@@ -122,6 +126,7 @@ impl Live {
             records: JsonRecordDecoder::new(decode, "POST /v1/events"),
             keep_sessions,
             settings,
+            http_clock: Mutex::new(SourceClock::new(event_time)),
             ingest: Mutex::new(Some(ingest)),
             shutdown: watch::channel(false).0,
             subscriber_places: Arc::new(Semaphore::new(settings_places)),

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub events_in: Counter,
     /// Records rejected, by reason.
     pub rejected: Family<ReasonLabel, Counter>,
+    /// Events older than their source's watermark when they arrived (rejected or accepted).
+    pub events_late: Counter,
     /// Delta lines published to subscribers.
     pub deltas_out: Counter,
     /// Subscribers connected now.
@@ -56,6 +58,7 @@ impl Metrics {
         let events_in = Counter::default();
         let rejected = Family::<ReasonLabel, Counter>::default();
         let deltas_out = Counter::default();
+        let events_late = Counter::default();
         let subscribers = Gauge::default();
         let logical_time = Gauge::default();
         let engine_lag = Gauge::<f64, AtomicU64>::default();
@@ -63,11 +66,10 @@ impl Metrics {
         logical_time.set(-1);
         registry.register("stepstone_events_in", "Events accepted into the engine", events_in.clone());
         registry.register("stepstone_events_rejected", "Records rejected, by reason", rejected.clone());
-        // Events are placed by event time whenever they arrive, so none is late yet.
         registry.register(
             "stepstone_events_late",
-            "Events older than the watermark when they arrived",
-            Counter::<u64>::default(),
+            "Events older than their source's watermark when they arrived (rejected or accepted)",
+            events_late.clone(),
         );
         registry.register("stepstone_deltas_out", "Context-delta lines published to subscribers", deltas_out.clone());
         registry.register("stepstone_subscribers", "Subscribers connected", subscribers.clone());
@@ -86,6 +88,7 @@ impl Metrics {
             registry,
             events_in,
             rejected,
+            events_late,
             deltas_out,
             subscribers,
             logical_time,

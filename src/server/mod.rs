@@ -39,7 +39,7 @@ use stepstone_dataflows::symbols::Symbols;
 use tokio::net::TcpListener;
 
 use crate::config::Pipeline;
-use crate::engine::{Decoded, DecoderSpec, Engine, Setup, spawn_decoder};
+use crate::engine::{Chunk, Decoded, DecoderSpec, Engine, Setup, spawn_decoder};
 use driver::Batch;
 use live::{Live, Publisher};
 
@@ -71,6 +71,7 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
         settings.clone(),
         &pipeline.decode,
         keep_sessions,
+        pipeline.event_time,
         batches.clone(),
     ));
     let collector = collector.with_observer(Box::new(Publisher { live: live.clone() }));
@@ -233,6 +234,7 @@ fn start_sources(
         options,
         symbols: symbols.clone(),
         keep_sessions,
+        event_time: pipeline.event_time,
     });
     let forwarder = std::thread::Builder::new()
         .name("stepstone-sources".into())
@@ -243,8 +245,8 @@ fn start_sources(
                 let mut batch = Batch::default();
                 let mut message = Some(first);
                 while let Some(next) = message.take() {
-                    let items = match next {
-                        Decoded::Items(items) => items,
+                    let Chunk { items, watermark, late_accepted } = match next {
+                        Decoded::Items(chunk) => chunk,
                         Decoded::Failed(error) => {
                             tracing::error!("input failed: {error:#}");
                             let _ = batches.send(batch);
@@ -257,6 +259,8 @@ fn start_sources(
                             Err(rejection) => batch.rejections.push(rejection),
                         }
                     }
+                    batch.watermark = batch.watermark.max(watermark);
+                    batch.late_accepted += late_accepted;
                     if batch.events.len() + batch.rejections.len() < SOURCE_BATCH {
                         message = decoded.try_recv().ok();
                     }

@@ -125,7 +125,10 @@ impl BatchDecoder {
     }
 
     /// The next record, handed to `consume`, or rejection.
-    pub fn next_item<T>(&mut self, consume: impl FnOnce(RecordRef<'_>) -> T) -> Option<Result<T, Rejection>> {
+    pub fn next_item<T>(
+        &mut self,
+        consume: impl FnOnce(RecordRef<'_>) -> Result<T, Fault>,
+    ) -> Option<Result<T, Rejection>> {
         loop {
             if self.done {
                 return None;
@@ -137,7 +140,7 @@ impl BatchDecoder {
                 self.index += 1;
                 self.row += 1;
                 let result = decode_row(&self.decoder, columns, i)
-                    .map(consume)
+                    .and_then(consume)
                     .map_err(|fault| Rejection::from_fault(&self.source, self.row, fault, row_json(batch, i)));
                 return Some(result);
             }

@@ -36,8 +36,8 @@ pub(crate) enum Cell<'a> {
 }
 
 /// Why a row was not decoded; the format adds where it came from.
-#[derive(Debug)]
-pub(crate) struct Fault {
+#[derive(Debug, PartialEq, Eq)]
+pub struct Fault {
     /// The category.
     pub kind: ReasonKind,
     /// The field at fault, if one.

@@ -79,7 +79,10 @@ impl CsvDecoder {
     }
 
     /// The next record, handed to `consume`, or rejection.
-    pub fn next_item<T>(&mut self, consume: impl FnOnce(RecordRef<'_>) -> T) -> Option<Result<T, Rejection>> {
+    pub fn next_item<T>(
+        &mut self,
+        consume: impl FnOnce(RecordRef<'_>) -> Result<T, Fault>,
+    ) -> Option<Result<T, Rejection>> {
         if self.done {
             return None;
         }
@@ -97,7 +100,7 @@ impl CsvDecoder {
         let line = end.saturating_sub(newlines).max(self.record.position().map_or(1, |p| p.line()));
         Some(
             self.decode_row()
-                .map(consume)
+                .and_then(consume)
                 .map_err(|fault| Rejection::from_fault(&self.source, line, fault, rejoin(&self.record))),
         )
     }

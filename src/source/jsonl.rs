@@ -37,7 +37,10 @@ impl JsonlDecoder {
 
     /// The next record, handed to `consume`, or rejection; blank lines and a UTF-8 byte order
     /// mark are skipped.
-    pub fn next_item<T>(&mut self, consume: impl FnOnce(RecordRef<'_>) -> T) -> Option<Result<T, Rejection>> {
+    pub fn next_item<T>(
+        &mut self,
+        consume: impl FnOnce(RecordRef<'_>) -> Result<T, Fault>,
+    ) -> Option<Result<T, Rejection>> {
         loop {
             if self.done {
                 return None;
@@ -75,7 +78,7 @@ impl JsonlDecoder {
 pub(crate) fn decode_line<T>(
     decoder: &RowDecoder,
     text: &str,
-    consume: impl FnOnce(RecordRef<'_>) -> T,
+    consume: impl FnOnce(RecordRef<'_>) -> Result<T, Fault>,
 ) -> Result<T, Fault> {
     let mut de = serde_json::Deserializer::from_str(text);
     let cells = RowSeed { decoder }
@@ -83,7 +86,7 @@ pub(crate) fn decode_line<T>(
         .and_then(|cells| de.end().map(|()| cells))
         .map_err(|e| Fault::malformed(format!("malformed JSON: {e}")))?;
     let cells: [Cell<'_>; SLOTS] = std::array::from_fn(|slot| cells[slot].as_cell());
-    decoder.decode(&cells).map(consume)
+    decoder.decode(&cells).and_then(consume)
 }
 
 /// A JSON value of a wanted key.

@@ -13,6 +13,7 @@ mod decode;
 mod delimited;
 mod input;
 mod jsonl;
+pub mod lateness;
 mod spec;
 mod time;
 
@@ -27,7 +28,8 @@ pub use dead_letter::DeadLetterWriter;
 pub use spec::{Conversion, ConversionField, Field, Mapping, SpecError};
 pub use time::TimeFormat;
 
-use decode::{Fault, RowDecoder};
+pub use decode::Fault;
+use decode::RowDecoder;
 use input::Compression;
 
 /// One decoded input event, before the engine assigns its sequence number.
@@ -110,6 +112,8 @@ pub enum ReasonKind {
     Malformed,
     /// The input could not be read further (I/O or decompression error); the input ends here.
     ReadError,
+    /// The event time is older than its source's watermark (see [`lateness`]).
+    Late,
 }
 
 impl ReasonKind {
@@ -122,6 +126,7 @@ impl ReasonKind {
             ReasonKind::BadType => "bad_type",
             ReasonKind::Malformed => "malformed",
             ReasonKind::ReadError => "read_error",
+            ReasonKind::Late => "late",
         }
     }
 }
@@ -158,7 +163,7 @@ impl Rejection {
         self.kind.as_str()
     }
 
-    fn from_fault(source: &str, line: u64, fault: Fault, raw: String) -> Rejection {
+    pub(crate) fn from_fault(source: &str, line: u64, fault: Fault, raw: String) -> Rejection {
         Rejection {
             source: source.to_string(),
             line,
@@ -250,9 +255,14 @@ impl JsonRecordDecoder {
         JsonRecordDecoder { decoder: RowDecoder::new(options), source: source.to_owned() }
     }
 
-    /// Decodes the JSON object `text`, handing the record to `consume`; a bad record is a
-    /// rejection with `line` as its position.
-    pub fn decode<T>(&self, text: &str, line: u64, consume: impl FnOnce(RecordRef<'_>) -> T) -> Result<T, Rejection> {
+    /// Decodes the JSON object `text`, handing the record to `consume`; a bad record (or one
+    /// in which `consume` finds a fault) is a rejection with `line` as its position.
+    pub fn decode<T>(
+        &self,
+        text: &str,
+        line: u64,
+        consume: impl FnOnce(RecordRef<'_>) -> Result<T, Fault>,
+    ) -> Result<T, Rejection> {
         jsonl::decode_line(&self.decoder, text, consume)
             .map_err(|fault| Rejection::from_fault(&self.source, line, fault, text.to_owned()))
     }
@@ -329,8 +339,11 @@ impl Source {
 
 impl Source {
     /// The next record, handed to `consume` while it borrows the input's buffers, or its
-    /// rejection; `None` at the end of the input.
-    pub fn next_with<T>(&mut self, consume: impl FnOnce(RecordRef<'_>) -> T) -> Option<Result<T, Rejection>> {
+    /// rejection (also when `consume` finds a fault); `None` at the end of the input.
+    pub fn next_with<T>(
+        &mut self,
+        consume: impl FnOnce(RecordRef<'_>) -> Result<T, Fault>,
+    ) -> Option<Result<T, Rejection>> {
         match &mut self.inner {
             Inner::Jsonl(d) => d.next_item(consume),
             Inner::Csv(d) => d.next_item(consume),
@@ -343,6 +356,6 @@ impl Iterator for Source {
     type Item = Result<Record, Rejection>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_with(|record| record.to_record())
+        self.next_with(|record| Ok(record.to_record()))
     }
 }

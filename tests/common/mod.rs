@@ -140,10 +140,21 @@ pub struct OracleJourney {
     pub conversions: i64,
 }
 
-/// The expected transition graph and journeys, computed sequentially: events sorted per customer
-/// by (time, input position), sessions split where the gap is strictly greater than `gap`
-/// (never when `None`), paths restarted after a converting event.
+/// The expected transition graph and journeys at the end of the input, computed sequentially:
+/// events sorted per customer by (time, input position), sessions split where the gap is strictly
+/// greater than `gap` (never when `None`), paths restarted after a converting event.
 pub fn oracle(events: &[OracleEvent], gap: Option<i64>, path_len: usize) -> (Edges, BTreeMap<String, OracleJourney>) {
+    oracle_at(events, gap, path_len, None)
+}
+
+/// [`oracle`] while the watermark is `watermark` (`None`: the input has ended): a customer's
+/// last session has its `(exit)` only once the watermark is past its last event plus `gap`.
+pub fn oracle_at(
+    events: &[OracleEvent],
+    gap: Option<i64>,
+    path_len: usize,
+    watermark: Option<i64>,
+) -> (Edges, BTreeMap<String, OracleJourney>) {
     let mut per_customer: BTreeMap<&str, Vec<&OracleEvent>> = BTreeMap::new();
     for e in events {
         per_customer.entry(&e.customer).or_default().push(e);
@@ -183,7 +194,12 @@ pub fn oracle(events: &[OracleEvent], gap: Option<i64>, path_len: usize) -> (Edg
             previous = Some(e);
         }
         let last = list.last().expect("a customer has events");
-        if !last.converting {
+        let over = match (watermark, gap) {
+            (None, _) => true,
+            (Some(watermark), Some(gap)) => watermark > last.time + gap,
+            (Some(_), None) => false,
+        };
+        if over && !last.converting {
             add(&last.contact_point, "(exit)", 0);
         }
         let skip = list.len().saturating_sub(path_len);
