@@ -89,6 +89,8 @@ fn demo_outputs_match_an_independent_recomputation() {
     let times: BTreeSet<Option<String>> = TABLES.iter().map(|t| logical_time(&read_table(out.path(), t))).collect();
     assert_eq!(times.len(), 1);
     assert!(times.iter().next().unwrap().is_some());
+    // The input has ended: every session is over.
+    assert_eq!(common::watermark(&read_table(out.path(), "transitions")).as_deref(), Some("end"));
     let columns = |table: &str| -> Vec<String> {
         read_table(out.path(), table).schema().fields().iter().map(|f| f.name().clone()).collect()
     };

@@ -903,6 +903,8 @@ struct Expected {
     edges: Edges,
     /// `(segment, customer)`.
     memberships: BTreeSet<(String, String)>,
+    /// The watermark of the HTTP source after the events.
+    watermark: i64,
 }
 
 impl Expected {
@@ -925,7 +927,7 @@ impl Expected {
             .iter()
             .flat_map(|(customer, j)| segments_of(j).into_iter().map(|s| (s.to_owned(), customer.clone())))
             .collect();
-        Expected { journeys, edges, memberships }
+        Expected { journeys, edges, memberships, watermark }
     }
 
     /// The journey line fields (without `time` and `diff`) the oracle expects for `customer`.
@@ -1060,6 +1062,8 @@ fn rejections_by_reason(requests: &[Request]) -> BTreeMap<&'static str, usize> {
 fn check_snapshot_files(dir: &Path, expected: &Expected, time: u64) {
     let journeys = read_table(dir, "journeys");
     assert_eq!(common::logical_time(&journeys), Some(time.to_string()), "journeys.arrow's logical time");
+    let watermark = rfc3339(expected.watermark);
+    assert_eq!(common::watermark(&journeys), Some(watermark), "journeys.arrow's watermark");
     let simple: BTreeMap<String, common::OracleJourney> = expected
         .journeys
         .iter()

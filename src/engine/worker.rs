@@ -31,6 +31,8 @@ pub enum Feed {
 pub struct Completed {
     /// The logical time, complete on every worker.
     pub time: u64,
+    /// The watermark the time was sealed with.
+    pub watermark: i64,
     /// The changes this worker's operators emitted at that time.
     pub updates: Vec<Update>,
 }
@@ -108,7 +110,7 @@ pub fn run(
                     worker.step_or_park(None);
                 }
                 let updates = std::mem::take(&mut *changes.borrow_mut());
-                if done.send(Completed { time, updates }).is_err() {
+                if done.send(Completed { time, watermark, updates }).is_err() {
                     break;
                 }
             }

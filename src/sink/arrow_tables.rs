@@ -1,9 +1,9 @@
 //! Arrow record batches of the output tables: the schemas of the snapshot files and the
 //! conversion of [`Tables`] into them, with rows in a deterministic order.
 //!
-//! The tables hold interned [`Sym`]s; every batch resolves them through one read view of the
-//! [`Symbols`] table, held while that batch is built, and sorts its rows by the resolved names,
-//! so the batches do not depend on the order in which names were interned.
+//! The tables hold interned [`Sym`]s; every batch resolves them through the [`Symbols`] table
+//! (which blocks no one) and sorts its rows by the resolved names, so the batches do not depend
+//! on the order in which names were interned.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +15,8 @@ use arrow::array::{
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
-use stepstone_dataflows::event::micros_to_value;
+use chrono::{DateTime, SecondsFormat};
+use stepstone_dataflows::event::{END_OF_INPUT, NO_WATERMARK, micros_to_value};
 use stepstone_dataflows::journeys::JourneyRow;
 use stepstone_dataflows::segments::SegmentStats;
 use stepstone_dataflows::symbols::{Names, Sym, Symbols};
@@ -25,6 +26,9 @@ use super::tables::{EdgeKey, Tables};
 
 /// Schema metadata key: the logical time of the snapshot (decimal string).
 pub const LOGICAL_TIME_KEY: &str = "stepstone.logical_time";
+/// Schema metadata key: the watermark of the snapshot's logical time: every session that ended
+/// before it is over (RFC 3339; `end` once the input has ended; absent before any watermark).
+pub const WATERMARK_KEY: &str = "stepstone.watermark";
 /// Schema metadata key: the wall-clock time the snapshot was taken (RFC 3339).
 pub const WALL_TIME_KEY: &str = "stepstone.snapshot_wall_time";
 
@@ -48,23 +52,19 @@ pub struct SnapshotBatches {
 
 impl SnapshotBatches {
     /// Builds all batches from `tables`, resolving names through `symbols`. Every schema carries
-    /// [`LOGICAL_TIME_KEY`] (omitted while no time has been applied) and [`WALL_TIME_KEY`] =
-    /// `wall_time`.
-    ///
-    /// Each batch takes one read view of `symbols` while it is built (interning waits meanwhile);
-    /// the caller must not hold one on this thread.
+    /// [`LOGICAL_TIME_KEY`] (omitted while no time has been applied), [`WATERMARK_KEY`] and
+    /// [`WALL_TIME_KEY`] = `wall_time`.
     pub fn build(tables: &Tables, symbols: &Symbols, wall_time: &str) -> anyhow::Result<Self> {
         let metadata = snapshot_metadata(tables, wall_time);
-        // One statement per batch, so that each read view is released before the next is taken
-        // (a second read lock on this thread could deadlock behind a waiting writer).
-        let journeys = journeys_batch(tables, &symbols.names(), &metadata).context("building the journeys batch")?;
+        let names = symbols.names();
+        let journeys = journeys_batch(tables, &names, &metadata).context("building the journeys batch")?;
         let transitions =
-            edges_batch(tables.transitions(), &symbols.names(), &metadata).context("building the transitions batch")?;
-        let channel_transitions = edges_batch(tables.channel_transitions(), &symbols.names(), &metadata)
+            edges_batch(tables.transitions(), &names, &metadata).context("building the transitions batch")?;
+        let channel_transitions = edges_batch(tables.channel_transitions(), &names, &metadata)
             .context("building the channel_transitions batch")?;
-        let segments = segments_batch(tables, &symbols.names(), &metadata).context("building the segments batch")?;
-        let segment_channels = segment_channels_batch(tables, &symbols.names(), &metadata)
-            .context("building the segment_channels batch")?;
+        let segments = segments_batch(tables, &names, &metadata).context("building the segments batch")?;
+        let segment_channels =
+            segment_channels_batch(tables, &names, &metadata).context("building the segment_channels batch")?;
         Ok(SnapshotBatches { journeys, transitions, channel_transitions, segments, segment_channels })
     }
 
@@ -183,6 +183,12 @@ fn snapshot_metadata(tables: &Tables, wall_time: &str) -> HashMap<String, String
     if let Some(time) = tables.time() {
         metadata.insert(LOGICAL_TIME_KEY.to_owned(), time.to_string());
     }
+    let watermark = match tables.watermark() {
+        NO_WATERMARK => None,
+        END_OF_INPUT => Some("end".to_owned()),
+        ms => DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+    };
+    metadata.extend(watermark.map(|w| (WATERMARK_KEY.to_owned(), w)));
     metadata
 }
 

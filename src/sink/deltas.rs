@@ -148,8 +148,6 @@ impl DeltaWriter {
     /// Writes the lines of `changes`: removals (journeys, then memberships), then insertions,
     /// each sorted by name (see [`DeltaWriter`]).
     ///
-    /// Takes one read view of the symbols for the whole call; the caller must not hold one on
-    /// this thread.
     pub fn write(&mut self, changes: &Changes) -> anyhow::Result<()> {
         let DeltaWriter { out, target, symbols } = self;
         for line in delta_lines(changes, &symbols.names())? {

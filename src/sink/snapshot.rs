@@ -82,8 +82,7 @@ impl SnapshotWriter {
 
     /// Writes a snapshot of `tables`; all files of one call are for the same logical time.
     ///
-    /// The names are resolved while the batches are built, before any file is written; the
-    /// caller must not hold a read view of the symbols on this thread.
+    /// The names are resolved while the batches are built, before any file is written.
     pub fn write(&self, tables: &Tables) -> anyhow::Result<SnapshotInfo> {
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating the snapshot directory {}", self.dir.display()))?;

@@ -11,7 +11,7 @@ use std::hash::Hash;
 
 use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 
-use stepstone_dataflows::event::JourneyId;
+use stepstone_dataflows::event::{JourneyId, NO_WATERMARK};
 use stepstone_dataflows::journeys::JourneyRow;
 use stepstone_dataflows::segments::SegmentStats;
 use stepstone_dataflows::symbols::Sym;
@@ -78,6 +78,8 @@ pub type MembershipKey = (Sym, JourneyId);
 pub struct Tables {
     /// The latest applied logical time.
     time: Option<u64>,
+    /// The watermark of that time: sessions that ended before it are over.
+    watermark: i64,
     /// The current row of each journey.
     journeys: JourneyTable,
     /// The contact-point transition graph.
@@ -127,6 +129,7 @@ impl Tables {
         declared_segments.dedup();
         Tables {
             time: None,
+            watermark: NO_WATERMARK,
             journeys: JourneyTable::default(),
             transitions: HashMap::default(),
             channel_transitions: HashMap::default(),
@@ -235,6 +238,17 @@ impl Tables {
     /// The latest applied logical time, `None` before the first [`Tables::apply`].
     pub fn time(&self) -> Option<u64> {
         self.time
+    }
+
+    /// Records the watermark of the latest applied time.
+    pub fn set_watermark(&mut self, watermark: i64) {
+        self.watermark = watermark;
+    }
+
+    /// The watermark of the latest applied time: [`NO_WATERMARK`] before any, and
+    /// [`END_OF_INPUT`](stepstone_dataflows::event::END_OF_INPUT) once the input has ended.
+    pub fn watermark(&self) -> i64 {
+        self.watermark
     }
 
     /// The current row of each journey.

@@ -57,6 +57,11 @@ pub fn logical_time(batch: &RecordBatch) -> Option<String> {
     batch.schema().metadata().get("stepstone.logical_time").cloned()
 }
 
+/// The watermark a snapshot batch's schema carries.
+pub fn watermark(batch: &RecordBatch) -> Option<String> {
+    batch.schema().metadata().get("stepstone.watermark").cloned()
+}
+
 /// The string column `name`.
 pub fn strings(batch: &RecordBatch, name: &str) -> Vec<String> {
     let column = batch.column_by_name(name).unwrap_or_else(|| panic!("column {name}"));
