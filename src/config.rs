@@ -465,8 +465,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.params, Params::default());
-        assert_eq!(p.decode.mapping.column(Field::Customer), "case:concept:name");
-        assert_eq!(p.decode.mapping.column(Field::ContactPoint), "concept name");
+        assert_eq!(p.decode.mapping.column(Field::Customer), Some("case:concept:name"));
+        assert_eq!(p.decode.mapping.column(Field::ContactPoint), Some("concept name"));
         assert_eq!(p.rejected, PathBuf::from("out/rejected.jsonl"));
         assert_eq!(p.workers, 1);
     }

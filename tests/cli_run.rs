@@ -306,6 +306,93 @@ fn late_events_of_stdin_are_rejected_but_a_file_has_none() {
     assert_eq!((&summary["events"], &summary["rejected_total"]), (&serde_json::json!(4), &serde_json::json!(0)));
 }
 
+#[test]
+fn identities_are_stitched_into_profiles_that_merge_and_split() {
+    // Two devices browse anonymously; a login on each links it to alice; alice2 is an alias of
+    // alice; then the laptop's link is retracted (a shared device), so its anonymous event goes
+    // back to the laptop's own profile, while alice's own events stay hers.
+    let input = [
+        r#"{"device_id": "phone", "time": 0, "contact_point": "home"}"#,
+        r#"{"device_id": "laptop", "time": 60, "contact_point": "pricing"}"#,
+        r#"{"customer": "alice", "device_id": "phone", "time": 120, "contact_point": "login"}"#,
+        r#"{"customer": "alice", "device_id": "laptop", "time": 180, "contact_point": "checkout", "kind": "purchase"}"#,
+        r#"{"customer": "bob", "device_id": "tablet", "time": 200, "contact_point": "home"}"#,
+        r#"{"customer": "alice2", "prev": "alice", "kind": "alias", "time": 240}"#,
+        r#"{"customer": "alice2", "time": 250, "contact_point": "help"}"#,
+        r#"{"device_id": "tablet", "time": 260, "contact_point": "search"}"#,
+        r#"{"customer": "carol", "time": 270}"#,
+    ];
+    let run = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let lines: Vec<&str> = input.iter().copied().chain(extra.iter().copied()).collect();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let out = dir.path().join("out");
+        let deltas = dir.path().join("deltas.jsonl");
+        stepstone_ok(&[
+            "run",
+            "-q",
+            "--input",
+            path.to_str().unwrap(),
+            "--map",
+            "device=device_id,previous_id=prev",
+            "--time-format",
+            "epoch_s",
+            "--session-gap",
+            "none",
+            "--conversion",
+            "kind=purchase",
+            "--deltas",
+            deltas.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        (dir, out)
+    };
+    let (_dir, out) = run(&[]);
+    let journeys = read_table(&out, "journeys");
+    assert_eq!(common::strings(&journeys, "customer"), ["alice", "bob"]);
+    assert_eq!(common::bools(&journeys, "anonymous"), [false, false]);
+    assert_eq!(common::ints(&journeys, "events"), [5, 2]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    // The alias is a link, not an event; carol has no contact point.
+    assert_eq!((&summary["events"], &summary["rejected_total"]), (&7.into(), &1.into()));
+    let edges = common::edges(&read_table(&out, "transitions"));
+    assert_eq!(edges[&("(start)".to_owned(), "home".to_owned())], (2, 0));
+    assert_eq!(edges[&("home".to_owned(), "pricing".to_owned())], (1, 60_000));
+    // The identity lines of the deltas name every identity's profile.
+    let deltas = std::fs::read_to_string(out.with_file_name("deltas.jsonl")).unwrap();
+    let identities: BTreeSet<(String, String)> = deltas
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["type"] == "identity" && l["diff"] == 1)
+        .map(|l| (l["identity"].as_str().unwrap().to_owned(), l["profile"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("alice", "alice"),
+        ("alice2", "alice"),
+        ("phone", "alice"),
+        ("laptop", "alice"),
+        ("bob", "bob"),
+        ("tablet", "bob"),
+    ]
+    .into_iter()
+    .map(|(i, p)| (i.to_owned(), p.to_owned()))
+    .collect();
+    assert_eq!(identities, expected);
+
+    // The laptop was shared: retracting its link gives its anonymous browsing back to it.
+    let (_dir, out) = run(&[r#"{"customer": "alice", "device_id": "laptop", "kind": "unlink", "time": 300}"#]);
+    let journeys = read_table(&out, "journeys");
+    assert_eq!(common::strings(&journeys, "customer"), ["alice", "bob", "laptop"]);
+    assert_eq!(common::bools(&journeys, "anonymous"), [false, false, true]);
+    assert_eq!(common::ints(&journeys, "events"), [4, 2, 1]);
+    let edges = common::edges(&read_table(&out, "transitions"));
+    assert_eq!(edges[&("home".to_owned(), "login".to_owned())], (1, 120_000));
+    assert!(!edges.contains_key(&("home".to_owned(), "pricing".to_owned())));
+}
+
 /// The number of dead letters of a run.
 fn dead_letters_count(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("rejected.jsonl")).unwrap().lines().count()

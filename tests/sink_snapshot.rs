@@ -42,7 +42,7 @@ fn row(
     let last_time = T0 + (events as i64 - 1) * 60_000;
     let web = s.intern("web");
     JourneyRow {
-        journey: JourneyId { customer: s.intern(customer), key: key.map(|k| s.intern(k)) },
+        journey: JourneyId { customer: s.intern(customer), anonymous: false, key: key.map(|k| s.intern(k)) },
         first_time: T0,
         last_time,
         events,
@@ -470,7 +470,10 @@ const NAMES: [&str; 14] =
 fn later_updates(s: &Symbols) -> Vec<Update> {
     let member = |segment: &str, customer: &str, key: Option<&str>, diff: i64| {
         Update::Membership(
-            (s.intern(segment), JourneyId { customer: s.intern(customer), key: key.map(|k| s.intern(k)) }),
+            (
+                s.intern(segment),
+                JourneyId { customer: s.intern(customer), anonymous: false, key: key.map(|k| s.intern(k)) },
+            ),
             diff,
         )
     };

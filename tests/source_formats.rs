@@ -123,6 +123,9 @@ fn expected_records() -> Vec<Record> {
         .iter()
         .map(|e| Record {
             customer: e.customer.to_string(),
+            anonymous: false,
+            link: None,
+            interaction: true,
             journey_key: None,
             time: e.ms,
             contact_point: e.page_type.to_string(),
@@ -445,6 +448,9 @@ fn mapping_accepts_columns_with_colons_and_spaces() {
     let expected = vec![
         Record {
             customer: "case 7".into(),
+            anonymous: false,
+            link: None,
+            interaction: true,
             journey_key: None,
             time: 1_293_715_920_000,
             contact_point: "register request".into(),
@@ -456,6 +462,9 @@ fn mapping_accepts_columns_with_colons_and_spaces() {
         },
         Record {
             customer: "case 7".into(),
+            anonymous: false,
+            link: None,
+            interaction: true,
             journey_key: None,
             time: 1_293_717_960_000,
             contact_point: "examine casually".into(),
@@ -520,6 +529,9 @@ fn missing_optional_columns_are_fine() {
     };
     let expected = vec![Record {
         customer: "ann".into(),
+        anonymous: false,
+        link: None,
+        interaction: true,
         journey_key: None,
         time: 1_709_283_600_000,
         contact_point: "home".into(),
@@ -845,6 +857,9 @@ fn real_log_csv_line() {
         got[0],
         Record {
             customer: "3".into(),
+            anonymous: false,
+            link: None,
+            interaction: true,
             journey_key: None,
             time: 1_293_715_920_000,
             contact_point: "register request".into(),

@@ -4,11 +4,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::symbols::Sym;
 
-/// Identifies one journey: a customer, and the journey key when journeys are split by one.
+/// Identifies one journey: a profile (a customer, or an anonymous device), and the journey key
+/// when journeys are split by one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct JourneyId {
-    /// The customer (or device) id.
+    /// The customer id; for an anonymous profile, its device id.
     pub customer: Sym,
+    /// Whether the profile is anonymous: no customer id is known for it, and `customer` is a
+    /// device id.
+    pub anonymous: bool,
     /// The journey key (`--journey-key`), when journeys are split by one; `None` otherwise or when
     /// the event has no value for it.
     pub key: Option<Sym>,
@@ -17,7 +21,17 @@ pub struct JourneyId {
 impl JourneyId {
     /// A journey of `customer` without a journey key.
     pub fn customer(customer: Sym) -> Self {
-        JourneyId { customer, key: None }
+        JourneyId { customer, anonymous: false, key: None }
+    }
+
+    /// The journey of the anonymous profile of `device`, without a journey key.
+    pub fn device(device: Sym) -> Self {
+        JourneyId { customer: device, anonymous: true, key: None }
+    }
+
+    /// The identity the journey belongs to, before identities are stitched into profiles.
+    pub fn identity(&self) -> Identity {
+        Identity { device: self.anonymous, id: self.customer }
     }
 
     /// The hash that places a journey on a worker (`hash % workers`): every event of a
@@ -32,12 +46,22 @@ impl JourneyId {
     }
 }
 
+/// One identity: a customer id, or a device id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Identity {
+    /// Whether `id` is a device id.
+    pub device: bool,
+    /// The id.
+    pub id: Sym,
+}
+
 /// One interaction event, as the dataflows see it.
 ///
 /// Events of a journey are ordered by `(time, seq)`: event time first, then input order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Event {
-    /// The journey the event belongs to.
+    /// The journey the event belongs to: that of its own identity (its customer id, or its
+    /// device id when it has none), until [`crate::identity::stitch`] moves it to its profile's.
     pub journey: JourneyId,
     /// Event time in milliseconds since the Unix epoch (UTC).
     pub time: i64,

@@ -6,6 +6,7 @@
 
 pub mod bag;
 pub mod event;
+pub mod identity;
 mod journey_book;
 pub mod journey_state;
 pub mod journeys;

@@ -2,7 +2,8 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::event::{Event, Params};
+use crate::event::{Event, Identity, Params};
+use crate::identity::{Link, profiles, stitch};
 use crate::journeys::{JourneyRow, journeys};
 use crate::segments::{BoundSegment, Segments, segments};
 use crate::transitions::{Transitions, transitions};
@@ -15,20 +16,30 @@ pub struct Views<'scope> {
     pub transitions: Transitions<'scope>,
     /// Segment memberships and aggregates.
     pub segments: Segments<'scope>,
+    /// With identity stitching, the profile of every linked identity: `(identity, profile)`.
+    pub profiles: Option<VecCollection<'scope, u64, (Identity, Identity)>>,
 }
 
 /// Builds the journeys, transitions and segments views over `events`, whose sessions end as
-/// `watermarks` (each worker's own) advance.
+/// `watermarks` (each worker's own) advance. With `links`, identities are stitched into
+/// profiles first ([`stitch`]); without, every identity is a profile of its own.
 pub fn build<'scope>(
     events: VecCollection<'scope, u64, Event>,
+    links: Option<VecCollection<'scope, u64, Link>>,
     watermarks: VecCollection<'scope, u64, i64>,
     params: Params,
     defs: Vec<BoundSegment>,
 ) -> Views<'scope> {
+    let profiles = links.map(profiles);
+    let events = match &profiles {
+        Some(profiles) => stitch(events, profiles.clone()),
+        None => events,
+    };
     let journeys = journeys(events, watermarks, params);
     Views {
         journeys: journeys.rows.clone(),
         transitions: transitions(journeys.edges, journeys.channel_edges),
         segments: segments(journeys.rows, defs),
+        profiles,
     }
 }

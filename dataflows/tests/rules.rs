@@ -23,7 +23,7 @@ fn row() -> JourneyRow {
     let mut channel_events = vec![(sym("email"), 1), (sym("web"), 4)];
     channel_events.sort();
     JourneyRow {
-        journey: JourneyId { customer: sym("alice"), key: Some(sym("k1")) },
+        journey: JourneyId { customer: sym("alice"), anonymous: false, key: Some(sym("k1")) },
         first_time: 1_000,
         last_time: 61_000,
         events: 5,
@@ -381,7 +381,7 @@ fn literals_absent_from_the_data_match_nothing() {
     let symbols = Symbols::new();
     let intern = |name: &str| symbols.intern(name);
     let row = JourneyRow {
-        journey: JourneyId { customer: intern("alice"), key: Some(intern("k1")) },
+        journey: JourneyId { customer: intern("alice"), anonymous: false, key: Some(intern("k1")) },
         path: vec![intern("home"), intern("pricing")],
         channel_events: vec![(intern("web"), 2)],
         ..empty_row()
@@ -441,6 +441,7 @@ fn random_row(rng: &mut StdRng) -> JourneyRow {
     JourneyRow {
         journey: JourneyId {
             customer: sym(["alice", "bob"][rng.random_range(0..2)]),
+            anonymous: false,
             key: rng.random_bool(0.5).then(|| sym(["k1", "k2"][rng.random_range(0..2)])),
         },
         first_time,

@@ -2,7 +2,9 @@
 //!
 //! Each case feeds a random stream in several rounds: new events arrive out of event-time
 //! order, with tied times, and earlier events are retracted; the watermark advances now and
-//! then (ending sessions), sometimes to the end of the input. After every round the accumulated
+//! then (ending sessions), sometimes to the end of the input; with identity stitching, links
+//! between customer and device ids come and go, merging and splitting profiles. After every
+//! round the accumulated
 //! outputs must equal what the sequential oracle below computes from the events present then.
 //! The oracle follows the journey semantics literally and shares no code with the dataflows.
 
@@ -13,7 +15,8 @@ use differential_dataflow::input::InputSession;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use stepstone_dataflows::event::{END_OF_INPUT, Event, JourneyId, NO_WATERMARK, Params, SessionRule};
+use stepstone_dataflows::event::{END_OF_INPUT, Event, Identity, JourneyId, NO_WATERMARK, Params, SessionRule};
+use stepstone_dataflows::identity::{Link, Node};
 use stepstone_dataflows::journeys::JourneyRow;
 use stepstone_dataflows::rules::Rule;
 use stepstone_dataflows::segments::{BoundSegment, SegmentDef};
@@ -52,6 +55,47 @@ fn add1<K: Ord + Clone>(map: &mut BTreeMap<K, i64>, key: K, diff: i64) {
 
 // ---------------------------------------------------------------------------------------------
 // The oracle.
+
+/// `events` with each event's journey moved to its identity's profile under the links present:
+/// the least identity (customers first, then by name) of its connected component.
+fn stitched(events: &BTreeMap<Event, i64>, links: &BTreeMap<Link, i64>) -> BTreeMap<Event, i64> {
+    // Union-find over the identities of the links present.
+    let mut parent: BTreeMap<Node, Node> = BTreeMap::new();
+    fn find(parent: &mut BTreeMap<Node, Node>, node: &Node) -> Node {
+        let up = parent.entry(node.clone()).or_insert_with(|| node.clone()).clone();
+        if &up == node {
+            return up;
+        }
+        let root = find(parent, &up);
+        parent.insert(node.clone(), root.clone());
+        root
+    }
+    for ((a, b), count) in links {
+        if *count > 0 {
+            let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+            // The root of a component is its least identity: customers first, then by name.
+            let rank = |n: &Node| (n.device, n.name.clone());
+            if rank(&ra) < rank(&rb) {
+                parent.insert(rb, ra);
+            } else if rank(&rb) < rank(&ra) {
+                parent.insert(ra, rb);
+            }
+        }
+    }
+    let nodes: Vec<Node> = parent.keys().cloned().collect();
+    let profile: BTreeMap<Identity, Identity> =
+        nodes.iter().map(|n| (n.identity(), find(&mut parent, n).identity())).collect();
+    let mut out = BTreeMap::new();
+    for (event, count) in events {
+        let mut event = *event;
+        if let Some(p) = profile.get(&event.journey.identity()) {
+            event.journey.customer = p.id;
+            event.journey.anonymous = p.device;
+        }
+        add1(&mut out, event, *count);
+    }
+    out
+}
 
 /// The views of `events` when the watermark is `watermark`: a journey's last session is over
 /// (its `(exit)` edge present) once the watermark is past its last event plus the session gap,
@@ -152,12 +196,19 @@ fn oracle(events: &BTreeMap<Event, i64>, watermark: i64, params: &Params, defs: 
 // ---------------------------------------------------------------------------------------------
 // The dataflow under test.
 
-/// Per round, its updates and the watermark it seals.
-type Rounds = Vec<(Vec<(Event, isize)>, i64)>;
+/// One round of input: event updates, link updates, and the watermark it seals.
+#[derive(Clone)]
+struct Round {
+    updates: Vec<(Event, isize)>,
+    links: Vec<(Link, isize)>,
+    watermark: i64,
+}
+
+type Rounds = Vec<Round>;
 
 /// Runs the views over `rounds` of input on `workers` workers, returning the outputs after
 /// each round.
-fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers: usize) -> Vec<Outputs> {
+fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers: usize, stitch: bool) -> Vec<Outputs> {
     type Log = Arc<Mutex<Vec<(u64, Box<dyn FnOnce(&mut Outputs) + Send>)>>>;
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let rounds = Arc::new(rounds);
@@ -166,11 +217,13 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
     timely::execute(timely::Config::process(workers), move |worker| {
         let mut input = InputSession::<u64, Event, isize>::new();
         let mut watermarks = InputSession::<u64, i64, isize>::new();
+        let mut links = InputSession::<u64, Link, isize>::new();
         let mut watermark = NO_WATERMARK;
         let log = worker_log.clone();
         let defs = defs.clone();
         let probe = worker.dataflow::<u64, _, _>(|scope| {
-            let views = views::build(input.to_collection(scope), watermarks.to_collection(scope), params, defs);
+            let links = stitch.then(|| links.to_collection(scope));
+            let views = views::build(input.to_collection(scope), links, watermarks.to_collection(scope), params, defs);
             let probe = timely::dataflow::ProbeHandle::new();
             macro_rules! capture {
                 ($collection:expr, $apply:expr) => {{
@@ -206,7 +259,12 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
         // goes ahead at that round's time, so the operator sees times that are not yet open.
         let (peers, index) = (worker.peers(), worker.index());
         let mine = |i: usize| i % peers == index;
-        for (round, (updates, sealed)) in rounds.iter().enumerate() {
+        for (round, Round { updates, links: link_updates, watermark: sealed }) in rounds.iter().enumerate() {
+            if index == 0 {
+                for (link, diff) in link_updates {
+                    links.update(link.clone(), *diff);
+                }
+            }
             if *sealed > watermark {
                 if watermark != NO_WATERMARK {
                     watermarks.update(watermark, -1);
@@ -219,8 +277,8 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
                     input.update(*event, *diff);
                 }
             }
-            if let Some((next, _)) = rounds.get(round + 1) {
-                for (i, (event, diff)) in next.iter().enumerate() {
+            if let Some(next) = rounds.get(round + 1) {
+                for (i, (event, diff)) in next.updates.iter().enumerate() {
                     if mine(i) && i % 3 == 0 {
                         input.update_at(*event, round as u64 + 1, *diff);
                     }
@@ -230,6 +288,8 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
             input.flush();
             watermarks.advance_to(round as u64 + 1);
             watermarks.flush();
+            links.advance_to(round as u64 + 1);
+            links.flush();
             worker.step_while(|| probe.less_than(input.time()));
         }
     })
@@ -264,10 +324,27 @@ struct Shape {
     phantom_share: f64,
     /// Event times are drawn within this many ms.
     span: i64,
+    /// Device ids: with some, a share of the events has a device id only, and links between
+    /// identities come and go (identity stitching); with none, no stitching.
+    devices: usize,
+    /// Link updates per round.
+    links_per_round: usize,
+}
+
+/// The node of customer `c{i}` or device `a{i}`.
+fn node(symbols: &Symbols, device: bool, i: usize) -> Node {
+    // Device names sort before customer names, so that a profile named by name order alone
+    // would be named wrongly.
+    let name = format!("{}{i}", if device { "a" } else { "c" });
+    Node { device, sym: symbols.intern(&name), name }
 }
 
 fn random_event(rng: &mut StdRng, shape: &Shape, anchors: &[i64], symbols: &Symbols) -> Event {
-    let customer = symbols.intern(&format!("c{}", rng.random_range(0..shape.customers)));
+    let anonymous = shape.devices > 0 && rng.random_bool(0.3);
+    let customer = match anonymous {
+        true => node(symbols, true, rng.random_range(0..shape.devices)).sym,
+        false => node(symbols, false, rng.random_range(0..shape.customers)).sym,
+    };
     let key = match shape.keys {
         0 => None,
         n => Some(symbols.intern(&format!("k{}", rng.random_range(0..n)))),
@@ -282,7 +359,7 @@ fn random_event(rng: &mut StdRng, shape: &Shape, anchors: &[i64], symbols: &Symb
     };
     let channels = [None, Some("web"), Some("email"), Some("app")];
     Event {
-        journey: JourneyId { customer, key },
+        journey: JourneyId { customer, anonymous, key },
         time,
         seq: rng.random(),
         contact_point: symbols.intern(["home", "pricing", "checkout", "help", "search"][rng.random_range(0..5)]),
@@ -300,7 +377,25 @@ fn random_rounds(seed: u64, shape: &Shape, symbols: &Symbols) -> Rounds {
     let mut phantoms: Vec<Event> = Vec::new();
     let mut rounds = Vec::new();
     let mut watermark = NO_WATERMARK;
+    let mut linked: Vec<Link> = Vec::new();
     for round in 0..shape.rounds {
+        let mut links = Vec::new();
+        for _ in 0..shape.links_per_round {
+            if !linked.is_empty() && rng.random_bool(0.35) {
+                let gone = linked.swap_remove(rng.random_range(0..linked.len()));
+                links.push((gone, -1));
+            } else {
+                // A device seen with a customer id, or two customer ids of one person.
+                let a = node(symbols, false, rng.random_range(0..shape.customers));
+                let b = match rng.random_bool(0.7) {
+                    true => node(symbols, true, rng.random_range(0..shape.devices)),
+                    false => node(symbols, false, rng.random_range(0..shape.customers)),
+                };
+                let link = if rng.random_bool(0.5) { (a, b) } else { (b, a) };
+                linked.push(link.clone());
+                links.push((link, 1));
+            }
+        }
         let mut updates = Vec::new();
         for _ in 0..shape.per_round {
             if !phantoms.is_empty() && rng.random_bool(0.3) {
@@ -337,7 +432,7 @@ fn random_rounds(seed: u64, shape: &Shape, symbols: &Symbols) -> Rounds {
             };
             watermark = watermark.max(next);
         }
-        rounds.push((updates, watermark));
+        rounds.push(Round { updates, links, watermark });
     }
     rounds
 }
@@ -360,13 +455,18 @@ fn check(seed: u64, shape: Shape, params: Params, workers: usize) {
     let symbols = Symbols::new();
     let rounds = random_rounds(seed, &shape, &symbols);
     let defs = segment_defs(&symbols);
-    let states = run_dataflow(rounds.clone(), params, defs.clone(), workers);
+    let stitch = shape.devices > 0;
+    let states = run_dataflow(rounds.clone(), params, defs.clone(), workers, stitch);
     let mut events: BTreeMap<Event, i64> = BTreeMap::new();
-    for (round, (updates, watermark)) in rounds.iter().enumerate() {
+    let mut links: BTreeMap<Link, i64> = BTreeMap::new();
+    for (round, Round { updates, links: link_updates, watermark }) in rounds.iter().enumerate() {
         for (event, diff) in updates {
             add1(&mut events, *event, *diff as i64);
         }
-        let expected = oracle(&events, *watermark, &params, &defs);
+        for (link, diff) in link_updates {
+            add1(&mut links, link.clone(), *diff as i64);
+        }
+        let expected = oracle(&stitched(&events, &links), *watermark, &params, &defs);
         let actual = &states[round];
         assert_eq!(expected.journeys, actual.journeys, "journeys, seed {seed}, round {round}");
         assert_eq!(expected.transitions, actual.transitions, "transitions, seed {seed}, round {round}");
@@ -387,6 +487,8 @@ fn small(rounds: usize) -> Shape {
         duplicate_share: 0.0,
         phantom_share: 0.0,
         span: 1 << 31,
+        devices: 0,
+        links_per_round: 0,
     }
 }
 
@@ -479,5 +581,29 @@ fn one_long_journey_out_of_order() {
     for seed in 1000..1003 {
         let shape = Shape { customers: 1, per_round: 700, duplicate_share: 0.05, ..small(5) };
         check(seed, shape, Params { session: SessionRule::Gap(10 * MINUTE), path_len: 5 }, 1);
+    }
+}
+
+#[test]
+fn identities_stitched_into_profiles_that_merge_and_split() {
+    for seed in 1100..1110 {
+        let shape = Shape { customers: 6, devices: 5, links_per_round: 3, duplicate_share: 0.05, ..small(8) };
+        check(seed, shape, gap30(), 1 + seed as usize % 2);
+    }
+}
+
+#[test]
+fn stitching_with_journey_keys_retractions_and_phantoms() {
+    for seed in 1200..1206 {
+        let shape = Shape {
+            customers: 5,
+            devices: 4,
+            keys: 2,
+            links_per_round: 4,
+            retract_share: 0.3,
+            phantom_share: 0.05,
+            ..small(7)
+        };
+        check(seed, shape, Params { session: SessionRule::Gap(20 * MINUTE), path_len: 4 }, 2);
     }
 }

@@ -143,7 +143,7 @@ impl Prepared {
         let tables = Tables::new(self.segments.iter().map(|s| s.name).collect());
         let snapshots = SnapshotWriter::new(dir, false, self.symbols.clone());
         let collector = Collector::new(workers, tables, snapshots, None, None);
-        let mut engine = Engine::start(self.params, self.segments.clone(), workers, collector)?;
+        let mut engine = Engine::start(self.params, self.segments.clone(), None, workers, collector)?;
 
         let load = self.base.clone();
         let started = Instant::now();

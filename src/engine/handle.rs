@@ -7,11 +7,15 @@ use std::thread::JoinHandle;
 
 use anyhow::Context;
 use crossbeam_channel::Sender;
-use stepstone_dataflows::event::{Event, Params};
+use rustc_hash::FxHashSet;
+use stepstone_dataflows::event::{Event, Identity, Params};
+use stepstone_dataflows::identity::{Link, Node};
 use stepstone_dataflows::segments::BoundSegment;
+use stepstone_dataflows::symbols::Symbols;
 use timely::communication::WorkerGuards;
 
 use super::collector::{Collected, Collector};
+use super::reader::LinkChange;
 use super::worker::{self, Feed};
 
 /// Messages queued per worker before [`Engine::send`] blocks.
@@ -59,10 +63,43 @@ impl Frontier {
     }
 }
 
+/// The links between identities the engine has stated, so that each link enters the dataflow
+/// once and leaves when it is retracted.
+struct LinkBook {
+    /// The names of the identities.
+    symbols: Arc<Symbols>,
+    /// The links present, each as its two identities in order.
+    present: FxHashSet<(Identity, Identity)>,
+}
+
+impl LinkBook {
+    /// The dataflow updates of `changes`: a new link enters, a retracted present link leaves.
+    fn updates(&mut self, changes: &[LinkChange]) -> Vec<(Link, isize)> {
+        let mut updates = Vec::new();
+        for change in changes {
+            let pair = (change.customer.min(change.other), change.customer.max(change.other));
+            let diff = match change.unlink {
+                false if self.present.insert(pair) => 1,
+                true if self.present.remove(&pair) => -1,
+                _ => continue,
+            };
+            let node = |identity: Identity| Node {
+                device: identity.device,
+                name: self.symbols.name(identity.id).to_string(),
+                sym: identity.id,
+            };
+            updates.push(((node(pair.0), node(pair.1)), diff));
+        }
+        updates
+    }
+}
+
 /// A running engine.
 pub struct Engine {
     /// One feed per worker.
     workers: Vec<Sender<Feed>>,
+    /// The links stated so far, when identities are stitched.
+    links: Option<LinkBook>,
     /// The timely workers.
     guards: WorkerGuards<()>,
     /// The collector thread.
@@ -75,10 +112,12 @@ pub struct Engine {
 
 impl Engine {
     /// Starts `workers` timely workers running the views for `params` and `segments`, and a
-    /// thread running `collector` on their output.
+    /// thread running `collector` on their output. With `stitching` (the symbols that name the
+    /// identities), events are attributed to the profiles their identities' links make.
     pub fn start(
         params: Params,
         segments: Vec<BoundSegment>,
+        stitching: Option<Arc<Symbols>>,
         workers: usize,
         collector: Collector,
     ) -> anyhow::Result<Engine> {
@@ -102,13 +141,15 @@ impl Engine {
             receivers.push(Some(rx));
         }
         let receivers = Arc::new(Mutex::new(receivers));
+        let stitch = stitching.is_some();
         let guards = timely::execute(timely::Config::process(workers), move |w| {
             let feed = receivers.lock().expect("feed receivers")[w.index()].take().expect("one feed per worker");
-            worker::run(w, params, segments.clone(), feed, completed_tx.clone());
+            worker::run(w, params, segments.clone(), stitch, feed, completed_tx.clone());
         })
         .map_err(anyhow::Error::msg)
         .context("starting the timely workers")?;
-        Ok(Engine { workers: senders, guards, collector, frontier, time: 0 })
+        let links = stitching.map(|symbols| LinkBook { symbols, present: FxHashSet::default() });
+        Ok(Engine { workers: senders, links, guards, collector, frontier, time: 0 })
     }
 
     /// Sends `events` at the current logical time, each to the worker its journey is placed on
@@ -130,6 +171,18 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// States or retracts links between identities at the current logical time. Without
+    /// stitching there are none: records state links only when identity fields are mapped.
+    pub fn link(&mut self, changes: &[LinkChange]) -> anyhow::Result<()> {
+        let Some(book) = &mut self.links else { return Ok(()) };
+        let updates = book.updates(changes);
+        if updates.is_empty() {
+            return Ok(());
+        }
+        // The links are a small collection; one worker takes them in, the dataflow spreads them.
+        self.feed(0, Feed::Links(updates))
     }
 
     /// Seals the current logical time with `watermark` (sessions that ended before it are

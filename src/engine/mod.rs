@@ -30,7 +30,7 @@ use reader::{Cut, EpochCutter};
 
 pub use collector::{Collected, Collector, Observer, SharedTables};
 pub use handle::{Engine, Frontier};
-pub use reader::{Chunk, Decoded, DecoderSpec, spawn_decoder, to_event};
+pub use reader::{Chunk, Decoded, DecoderSpec, Input, LinkChange, spawn_decoder, to_event, to_input};
 pub use summary::RunSummary;
 
 /// Runs `pipeline` to the end of its inputs and returns what it did.
@@ -41,7 +41,8 @@ pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
     anyhow::ensure!(!pipeline.follow, "follow keeps reading forever: it is for stepstone serve, not run");
     let started = Instant::now();
     let Setup { mut dead_letters, symbols, segments, collector } = Setup::new(pipeline)?;
-    let mut engine = Engine::start(pipeline.params, segments, pipeline.workers, collector)?;
+    let stitching = pipeline.decode.mapping.stitches().then(|| symbols.clone());
+    let mut engine = Engine::start(pipeline.params, segments, stitching, pipeline.workers, collector)?;
 
     let live = pipeline.inputs.iter().any(|p| p == "-");
     let keep_sessions = pipeline.params.session == SessionRule::ById;
@@ -114,8 +115,8 @@ fn feed(
 ) -> anyhow::Result<u64> {
     let mut fed = 0u64;
     while let Some(cut) = cutter.next_cut()? {
-        let (events, rejections) = match cut {
-            Cut::Events(events, rejections) => (events, rejections),
+        let (events, links, rejections) = match cut {
+            Cut::Events(events, links, rejections) => (events, links, rejections),
             Cut::Seal(watermark) => {
                 engine.seal(watermark)?;
                 continue;
@@ -134,6 +135,7 @@ fn feed(
             fed += events.len() as u64;
             engine.send(events)?;
         }
+        engine.link(&links)?;
     }
     Ok(fed)
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use indicatif::{ProgressBar, ProgressStyle};
-use stepstone_dataflows::event::{END_OF_INPUT, Event, JourneyId, NO_WATERMARK};
+use stepstone_dataflows::event::{END_OF_INPUT, Event, Identity, JourneyId, NO_WATERMARK};
 use stepstone_dataflows::symbols::{Interner, Symbols};
 
 use crate::source::lateness::{Arrival, EventTime, SourceClock};
@@ -31,10 +31,30 @@ pub enum Decoded {
     Failed(anyhow::Error),
 }
 
+/// A change to the links between identities: a link stated (or retracted, `unlink`) by a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkChange {
+    /// The record's customer id.
+    pub customer: Identity,
+    /// The identity it is linked with: a device id, or another customer id.
+    pub other: Identity,
+    /// Whether the record retracts the link.
+    pub unlink: bool,
+}
+
+/// What one good record brings: an interaction event, a link change, or both.
+#[derive(Clone, Copy, Debug)]
+pub struct Input {
+    /// The interaction, unless the record is a link only (`alias`, `unlink`).
+    pub event: Option<Event>,
+    /// The link the record states or retracts, if any.
+    pub link: Option<LinkChange>,
+}
+
 /// A chunk of decoded records, with the event time reached.
 pub struct Chunk {
-    /// Events and rejections, in input order.
-    pub items: Vec<Result<Event, Rejection>>,
+    /// Inputs and rejections, in input order.
+    pub items: Vec<Result<Input, Rejection>>,
     /// The greatest watermark of the unbounded inputs read so far ([`NO_WATERMARK`] if none).
     pub watermark: i64,
     /// Late events among `items` that were accepted (`late = "accept"`).
@@ -104,10 +124,10 @@ fn decode_all(spec: DecoderSpec, sender: &Sender<Decoded>) {
                 {
                     late_accepted += 1;
                 }
-                Ok(to_event(&record, seq, &mut interner, keep_sessions))
+                Ok(to_input(&record, seq, &mut interner, keep_sessions))
             });
             let Some(item) = item else { break };
-            seq += u64::from(item.is_ok());
+            seq += u64::from(item.as_ref().is_ok_and(|input| input.event.is_some()));
             chunk.push(item);
             if chunk.len() == chunk_size {
                 if let Some(bar) = &progress {
@@ -177,9 +197,9 @@ pub struct EpochCutter {
 
 /// What the cutter hands on next.
 pub enum Cut {
-    /// Events of the current epoch, in arrival order, and the records rejected among them, in
-    /// input order.
-    Events(Vec<Event>, Vec<Rejection>),
+    /// Events of the current epoch, in arrival order, the link changes among them, and the
+    /// records rejected among them, in input order.
+    Events(Vec<Event>, Vec<LinkChange>, Vec<Rejection>),
     /// The current epoch is complete, with this watermark ([`END_OF_INPUT`] for the last).
     Seal(i64),
 }
@@ -239,18 +259,22 @@ impl EpochCutter {
         self.watermark = self.watermark.max(watermark);
         self.late_accepted += late_accepted;
         let mut events = Vec::with_capacity(items.len());
+        let mut links = Vec::new();
         let mut rejections = Vec::new();
         for item in items {
             match item {
-                Ok(event) => events.push(event),
+                Ok(Input { event, link }) => {
+                    events.extend(event);
+                    links.extend(link);
+                }
                 Err(rejection) => rejections.push(rejection),
             }
         }
-        self.in_epoch += events.len();
-        if self.live && self.deadline.is_none() && !events.is_empty() {
+        self.in_epoch += events.len() + links.len();
+        if self.live && self.deadline.is_none() && !(events.is_empty() && links.is_empty()) {
             self.deadline = Some(Instant::now() + LIVE_EPOCH_DELAY);
         }
-        Ok(Some(Cut::Events(events, rejections)))
+        Ok(Some(Cut::Events(events, links, rejections)))
     }
 
     /// Ends the current epoch.
@@ -261,6 +285,18 @@ impl EpochCutter {
     }
 }
 
+/// What a decoded `record` brings the engine: its event (with arrival number `seq`) unless it is
+/// a link only, and the link it states or retracts; strings are interned through `interner`.
+pub fn to_input(record: &RecordRef<'_>, seq: u64, interner: &mut Interner, keep_sessions: bool) -> Input {
+    let event = record.interaction.then(|| to_event(record, seq, interner, keep_sessions));
+    let link = record.link.as_ref().map(|link| LinkChange {
+        customer: Identity { device: false, id: interner.intern(&record.customer) },
+        other: Identity { device: link.device, id: interner.intern(&link.other) },
+        unlink: link.unlink,
+    });
+    Input { event, link }
+}
+
 /// The dataflow event of a decoded `record` with arrival number `seq`, its strings interned
 /// through `interner`; its session id is kept only with `keep_sessions` (sessions decided by id).
 pub fn to_event(record: &RecordRef<'_>, seq: u64, interner: &mut Interner, keep_sessions: bool) -> Event {
@@ -268,6 +304,7 @@ pub fn to_event(record: &RecordRef<'_>, seq: u64, interner: &mut Interner, keep_
     Event {
         journey: JourneyId {
             customer: interner.intern(&record.customer),
+            anonymous: record.anonymous,
             key: record.journey_key.as_deref().map(|k| interner.intern(k)),
         },
         time: record.time,

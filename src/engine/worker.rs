@@ -8,6 +8,7 @@ use std::rc::Rc;
 use crossbeam_channel::{Receiver, Sender};
 use differential_dataflow::input::InputSession;
 use stepstone_dataflows::event::{Event, NO_WATERMARK, Params};
+use stepstone_dataflows::identity::Link;
 use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::views;
 use timely::container::CapacityContainerBuilder;
@@ -23,6 +24,8 @@ use crate::sink::update::Update;
 pub enum Feed {
     /// Events of the current logical time: this worker's share, by journey placement.
     Events(Vec<Event>),
+    /// Links between identities entering (1) or leaving (-1) at the current logical time.
+    Links(Vec<(Link, isize)>),
     /// The current logical time is complete, with this watermark; the next one begins.
     Seal(i64),
 }
@@ -45,15 +48,23 @@ pub fn run(
     worker: &mut Worker,
     params: Params,
     segments: Vec<BoundSegment>,
+    stitch: bool,
     feed: Receiver<Feed>,
     done: Sender<Completed>,
 ) {
     let mut input = InputSession::<u64, Event, isize>::new();
     let mut watermarks = InputSession::<u64, i64, isize>::new();
+    let mut links = InputSession::<u64, Link, isize>::new();
     let mut watermark = NO_WATERMARK;
     let changes: Rc<RefCell<Vec<Update>>> = Rc::default();
     let probe = worker.dataflow::<u64, _, _>(|scope| {
-        let views = views::build(input.to_collection(scope), watermarks.to_collection(scope), params, segments);
+        let views = views::build(
+            input.to_collection(scope),
+            stitch.then(|| links.to_collection(scope)),
+            watermarks.to_collection(scope),
+            params,
+            segments,
+        );
         let probe = ProbeHandle::new();
         // Moves each output's changes into `changes` (no copies), ahead of the probe, so that
         // once the probe passes a time every change of that time has been taken.
@@ -80,10 +91,20 @@ pub fn run(
         capture!(views.segments.memberships, Update::Membership);
         capture!(views.segments.stats, Update::Segment);
         capture!(views.segments.channels, Update::SegmentChannel);
+        if let Some(profiles) = views.profiles {
+            capture!(profiles, Update::Profile);
+        }
         probe
     });
     for message in feed {
         match message {
+            Feed::Links(updates) => {
+                for (link, diff) in updates {
+                    links.update(link, diff);
+                }
+                links.flush();
+                worker.step();
+            }
             Feed::Events(events) => {
                 for event in events {
                     input.insert(event);
@@ -104,6 +125,8 @@ pub fn run(
                 input.flush();
                 watermarks.advance_to(time + 1);
                 watermarks.flush();
+                links.advance_to(time + 1);
+                links.flush();
                 // Park rather than spin while another worker catches up: on two cores the
                 // spinning would take the time of the threads it waits for.
                 while probe.less_than(input.time()) {

@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use stepstone_dataflows::event::{Event, NO_WATERMARK};
 
 use super::live::Live;
-use crate::engine::{Collected, Engine};
+use crate::engine::{Collected, Engine, LinkChange};
 use crate::source::{DeadLetterWriter, ReasonKind, Rejection};
 
 /// Logical times sealed but not yet complete before the driver waits for the engine (and the
@@ -29,6 +29,8 @@ const MAX_IN_FLIGHT: u64 = 64;
 pub struct Batch {
     /// Decoded events, in arrival order; the driver numbers them.
     pub events: Vec<Event>,
+    /// Links between identities stated or retracted, in arrival order.
+    pub links: Vec<LinkChange>,
     /// Records that could not be decoded, or were late.
     pub rejections: Vec<Rejection>,
     /// The watermark of the batch's source after it ([`NO_WATERMARK`] for a bounded source).
@@ -39,7 +41,13 @@ pub struct Batch {
 
 impl Default for Batch {
     fn default() -> Self {
-        Batch { events: Vec::new(), rejections: Vec::new(), watermark: NO_WATERMARK, late_accepted: 0 }
+        Batch {
+            events: Vec::new(),
+            links: Vec::new(),
+            rejections: Vec::new(),
+            watermark: NO_WATERMARK,
+            late_accepted: 0,
+        }
     }
 }
 
@@ -97,7 +105,7 @@ fn drive(
         };
         let opened = Instant::now();
         let mut batch = Some(first);
-        while let Some(Batch { mut events, rejections, watermark: reached, late_accepted }) = batch.take() {
+        while let Some(Batch { mut events, links, rejections, watermark: reached, late_accepted }) = batch.take() {
             for rejection in &rejections {
                 dead_letters.write(rejection)?;
                 live.metrics.reject(rejection.reason_kind());
@@ -118,6 +126,7 @@ fn drive(
                 live.metrics.events_in.inc_by(events.len() as u64);
                 engine.send(events)?;
             }
+            engine.link(&links)?;
             let busy = sealed.is_some() && frontier.applied() < sealed;
             let remaining = epoch_interval.saturating_sub(opened.elapsed());
             batch = match batches.try_recv() {

@@ -10,12 +10,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use stepstone_dataflows::event::Event;
 use stepstone_dataflows::symbols::Interner;
 
 use super::driver::Batch;
 use super::live::{Live, Refused};
-use crate::engine::to_event;
+use crate::engine::{Input, to_input};
 use crate::source::Rejection;
 use crate::source::lateness::Arrival;
 
@@ -49,6 +48,9 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
+/// A decoded record of a request: its event time and input, or why it was rejected.
+type Decoded = Result<(i64, Input), Rejection>;
+
 /// Handles `POST /v1/events`.
 pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
     let texts = match records(&body) {
@@ -56,13 +58,13 @@ pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let mut interner = Interner::new(live.symbols.clone());
-    let decoded: Vec<(usize, Result<Event, Rejection>)> = texts
+    let decoded: Vec<(usize, Decoded)> = texts
         .iter()
         .enumerate()
         .map(|(index, text)| {
             let decoded = match text {
                 Ok(text) => live.records.decode(text, index as u64 + 1, |record| {
-                    Ok(to_event(&record, 0, &mut interner, live.keep_sessions))
+                    Ok((record.time, to_input(&record, 0, &mut interner, live.keep_sessions)))
                 }),
                 Err(reason) => Err(Rejection::malformed(SOURCE, index as u64 + 1, reason.clone())),
             };
@@ -75,12 +77,13 @@ pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
     let mut clock = live.http_clock.lock().expect("ingest clock lock");
     let mut tentative = *clock;
     let mut batch = Batch::default();
+    let mut accepted = 0;
     let mut rejected = Vec::new();
     for (index, decoded) in decoded {
-        let admitted = decoded.and_then(|event| match tentative.admit(event.time) {
+        let admitted = decoded.and_then(|(time, input)| match tentative.admit(time) {
             Ok(arrival) => {
                 batch.late_accepted += u64::from(arrival == Arrival::LateAccepted);
-                Ok(event)
+                Ok(input)
             }
             Err(fault) => {
                 let raw = texts[index].as_deref().unwrap_or_default().to_owned();
@@ -88,7 +91,11 @@ pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
             }
         });
         match admitted {
-            Ok(event) => batch.events.push(event),
+            Ok(Input { event, link }) => {
+                accepted += 1;
+                batch.events.extend(event);
+                batch.links.extend(link);
+            }
             Err(rejection) => {
                 rejected.push(Rejected {
                     index,
@@ -101,7 +108,6 @@ pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
         }
     }
     batch.watermark = tentative.watermark();
-    let accepted = batch.events.len();
     let status = if accepted == 0 && !rejected.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     if accepted > 0 || !batch.rejections.is_empty() {
         match live.submit(batch) {

@@ -18,15 +18,13 @@ use super::ingest::error;
 use super::live::Live;
 use crate::sink::deltas::journey_object;
 
-/// `GET /v1/customers/{id}`: the customer's journey rows and the segments each is in.
+/// `GET /v1/customers/{id}`: the journey rows of the profile of the customer id (or device id)
+/// `id`, and the segments each is in.
 pub async fn customer(State(live): State<Arc<Live>>, Path(id): Path<String>) -> Response {
     let not_found = || error(StatusCode::NOT_FOUND, format!("no customer {id:?}"));
     let Some(customer) = live.symbols.get(&id) else { return not_found() };
     let tables = live.tables.read().expect("tables lock");
-    let rows = tables.journeys_of(customer);
-    if rows.is_empty() {
-        return not_found();
-    }
+    let Some((profile, rows)) = tables.profile_rows(customer) else { return not_found() };
     let names = live.symbols.names();
     let mut journeys = Vec::with_capacity(rows.len());
     for row in rows {
@@ -39,7 +37,12 @@ pub async fn customer(State(live): State<Arc<Live>>, Path(id): Path<String>) -> 
         object["segments"] = json!(segments);
         journeys.push(object);
     }
-    Json(json!({ "time": tables.time(), "customer": id, "journeys": journeys })).into_response()
+    let mut answer = json!({ "time": tables.time(), "customer": id, "journeys": journeys });
+    if profile.id != customer || profile.device {
+        answer["profile"] = json!(names.get(profile.id));
+        answer["anonymous"] = json!(profile.device);
+    }
+    Json(answer).into_response()
 }
 
 /// `GET /v1/segments`: every segment's aggregates, by name.

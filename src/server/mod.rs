@@ -39,7 +39,7 @@ use stepstone_dataflows::symbols::Symbols;
 use tokio::net::TcpListener;
 
 use crate::config::Pipeline;
-use crate::engine::{Chunk, Decoded, DecoderSpec, Engine, Setup, spawn_decoder};
+use crate::engine::{Chunk, Decoded, DecoderSpec, Engine, Input, Setup, spawn_decoder};
 use driver::Batch;
 use live::{Live, Publisher};
 
@@ -75,7 +75,8 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
         batches.clone(),
     ));
     let collector = collector.with_observer(Box::new(Publisher { live: live.clone() }));
-    let engine = Engine::start(pipeline.params, segments, pipeline.workers, collector)?;
+    let stitching = pipeline.decode.mapping.stitches().then(|| symbols.clone());
+    let engine = Engine::start(pipeline.params, segments, stitching, pipeline.workers, collector)?;
     let stop_sources = Arc::new(AtomicBool::new(false));
     let driver =
         driver::spawn(engine, dead_letters, queue, live.clone(), settings.epoch_interval, stop_sources.clone())?;
@@ -255,13 +256,16 @@ fn start_sources(
                     };
                     for item in items {
                         match item {
-                            Ok(event) => batch.events.push(event),
+                            Ok(Input { event, link }) => {
+                                batch.events.extend(event);
+                                batch.links.extend(link);
+                            }
                             Err(rejection) => batch.rejections.push(rejection),
                         }
                     }
                     batch.watermark = batch.watermark.max(watermark);
                     batch.late_accepted += late_accepted;
-                    if batch.events.len() + batch.rejections.len() < SOURCE_BATCH {
+                    if batch.events.len() + batch.links.len() + batch.rejections.len() < SOURCE_BATCH {
                         message = decoded.try_recv().ok();
                     }
                 }

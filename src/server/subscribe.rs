@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
+use stepstone_dataflows::event::Identity;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -171,7 +172,15 @@ fn start(live: &Arc<Live>, query: FilterQuery) -> Result<mpsc::Receiver<String>,
                 }
             }
             Filter::Customer(customer) => {
-                let rows = live.symbols.get(customer).map(|c| tables.journeys_of(c)).unwrap_or_default();
+                // The lines of profile `customer`: its own journeys, or its device's.
+                let tables = &*tables;
+                let rows: Vec<_> = match live.symbols.get(customer) {
+                    Some(id) => [false, true]
+                        .into_iter()
+                        .flat_map(|device| tables.journeys_of(Identity { device, id }))
+                        .collect(),
+                    None => Vec::new(),
+                };
                 for row in rows {
                     lines.push(journey_row_line(at, row, 1, &names).map_err(internal)?);
                     for segment in tables.segments_of(row.journey) {

@@ -141,6 +141,7 @@ pub fn journeys_schema() -> Schema {
         Field::new("conversions", DataType::Int64, false),
         Field::new("last_conversion_time", timestamp_type(), true),
         Field::new("value", DataType::Float64, false),
+        Field::new("anonymous", DataType::Boolean, false),
     ])
 }
 
@@ -211,6 +212,9 @@ fn string_lists<'a>(
     Ok(ListArray::try_new(utf8_item(), offsets, Arc::new(values), None)?)
 }
 
+/// A journey id resolved to names: customer or profile, anonymous, journey key.
+type JourneyName<'a> = (&'a str, bool, Option<&'a str>);
+
 /// The `journeys` batch, sorted by customer name, then journey key name (no key first).
 ///
 /// `path` keeps the stored order (oldest first); `channels` and `channel_events` are sorted by
@@ -220,14 +224,14 @@ fn journeys_batch(
     names: &Names<'_>,
     metadata: &HashMap<String, String>,
 ) -> anyhow::Result<RecordBatch> {
-    let mut sorted: Vec<((&str, Option<&str>), &JourneyRow)> = tables
+    let mut sorted: Vec<(JourneyName<'_>, &JourneyRow)> = tables
         .journeys()
         .values()
-        .map(|r| ((names.get(r.journey.customer), r.journey.key.map(|k| names.get(k))), r))
+        .map(|r| ((names.get(r.journey.customer), r.journey.anonymous, r.journey.key.map(|k| names.get(k))), r))
         .collect();
     // Journey ids are unique and so are their resolved names: no ties.
     sorted.sort_unstable_by_key(|(id, _)| *id);
-    let ids: Vec<(&str, Option<&str>)> = sorted.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<JourneyName<'_>> = sorted.iter().map(|(id, _)| *id).collect();
     let rows: Vec<&JourneyRow> = sorted.into_iter().map(|(_, r)| r).collect();
 
     // The channel events of all rows, each row's sorted by channel name.
@@ -257,8 +261,8 @@ fn journeys_batch(
     };
 
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(ids.iter().map(|(customer, _)| *customer))),
-        Arc::new(StringArray::from_iter(ids.iter().map(|(_, key)| *key))),
+        Arc::new(StringArray::from_iter_values(ids.iter().map(|(customer, _, _)| *customer))),
+        Arc::new(StringArray::from_iter(ids.iter().map(|(_, _, key)| *key))),
         Arc::new(timestamps(|r| r.first_time)),
         Arc::new(timestamps(|r| r.last_time)),
         Arc::new(int64s(|r| count(r.events))),
@@ -278,6 +282,7 @@ fn journeys_batch(
         Arc::new(int64s(|r| count(r.conversions))),
         Arc::new(TimestampMillisecondArray::from_iter(rows.iter().map(|r| r.last_conversion_time)).with_timezone(UTC)),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| micros_to_value(r.value)))),
+        Arc::new(BooleanArray::from_iter(ids.iter().map(|(_, anonymous, _)| Some(*anonymous)))),
     ];
     Ok(RecordBatch::try_new(with_metadata(journeys_schema(), metadata), columns)?)
 }

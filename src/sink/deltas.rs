@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat};
 use serde::{Serialize, Serializer};
-use stepstone_dataflows::event::micros_to_value;
+use stepstone_dataflows::event::{Identity, micros_to_value};
 use stepstone_dataflows::journeys::JourneyRow;
 use stepstone_dataflows::symbols::{Names, Symbols};
 
@@ -21,14 +21,18 @@ use super::tables::{Changes, MembershipKey};
 /// "first_time", "last_time", "events", "sessions", "session_start", "session_events", "path",
 /// "channels", "channel_events", "converted", "conversions", "last_conversion_time", "value"}`
 /// with times as RFC 3339 strings (milliseconds, `Z`); a membership line is `{"time", "type":
-/// "segment", "segment", "customer", "journey_key", "diff"}`. Names are resolved through the
+/// "segment", "segment", "customer", "journey_key", "diff"}`; both carry `"anonymous": true` when
+/// the customer is an anonymous profile's device id. With identity stitching, an identity line
+/// `{"time", "type": "identity", "identity", "device", "profile", "anonymous", "diff"}` says an
+/// identity joined or left a profile. Names are resolved through the
 /// shared [`Symbols`] table; `channels` and `channel_events` are sorted by channel name, `path`
 /// is oldest first.
 ///
 /// Within one time, all lines with a negative `diff` come before those with a positive one;
 /// within each group, journey lines come first, sorted by `diff`, then by the resolved row
-/// (customer name, journey key name with no key first, then the other fields), and membership
-/// lines follow, sorted by `diff`, then segment, customer and journey key name. The order thus
+/// (customer name, journey key name with no key first, then the other fields), membership
+/// lines follow, sorted by `diff`, then segment, customer and journey key name, then identity
+/// lines, sorted by `diff`, profile and identity. The order thus
 /// depends on names only, not on the order in which they were interned. Output is buffered until
 /// [`DeltaWriter::flush`].
 pub struct DeltaWriter {
@@ -53,6 +57,8 @@ struct JourneyLine<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     customer: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    anonymous: bool,
     journey_key: Option<&'a str>,
     diff: i64,
     first_time: String,
@@ -80,7 +86,22 @@ struct SegmentLine<'a> {
     kind: &'static str,
     segment: &'a str,
     customer: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    anonymous: bool,
     journey_key: Option<&'a str>,
+    diff: i64,
+}
+
+/// An identity-profile line.
+#[derive(Serialize)]
+struct IdentityLine<'a> {
+    time: u64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    identity: &'a str,
+    device: bool,
+    profile: &'a str,
+    anonymous: bool,
     diff: i64,
 }
 
@@ -89,6 +110,7 @@ struct SegmentLine<'a> {
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct NamedRow<'a> {
     customer: &'a str,
+    anonymous: bool,
     journey_key: Option<&'a str>,
     first_time: i64,
     last_time: i64,
@@ -113,6 +135,7 @@ impl<'a> NamedRow<'a> {
         channel_events.sort_unstable();
         NamedRow {
             customer: names.get(row.journey.customer),
+            anonymous: row.journey.anonymous,
             journey_key: row.journey.key.map(|key| names.get(key)),
             first_time: row.first_time,
             last_time: row.last_time,
@@ -129,9 +152,9 @@ impl<'a> NamedRow<'a> {
     }
 }
 
-/// A segment membership with its names resolved: `(segment, customer, journey key)`, ordered as
-/// the memberships by name.
-type NamedMembership<'a> = (&'a str, &'a str, Option<&'a str>);
+/// A segment membership with its names resolved: `(segment, customer, anonymous, journey key)`,
+/// ordered as the memberships by name.
+type NamedMembership<'a> = (&'a str, &'a str, bool, Option<&'a str>);
 
 impl DeltaWriter {
     /// A writer to the file `path` (created or truncated), or to standard output for `-`,
@@ -185,8 +208,14 @@ pub fn delta_lines(changes: &Changes, names: &Names<'_>) -> anyhow::Result<Vec<D
     let mut memberships: Vec<(i64, NamedMembership)> =
         changes.memberships.iter().map(|(key, diff)| (*diff, named_membership(key, names))).collect();
     memberships.sort_unstable();
+    let mut profiles: Vec<(i64, &str, &str, (Identity, Identity))> = changes
+        .profiles
+        .iter()
+        .map(|&((identity, profile), diff)| (diff, names.get(profile.id), names.get(identity.id), (identity, profile)))
+        .collect();
+    profiles.sort_unstable();
 
-    let mut lines = Vec::with_capacity(journeys.len() + memberships.len());
+    let mut lines = Vec::with_capacity(journeys.len() + memberships.len() + profiles.len());
     let is_removal = |diff: i64| diff < 0;
     for removals in [true, false] {
         for (diff, row) in journeys.iter().filter(|(diff, _)| is_removal(*diff) == removals) {
@@ -194,6 +223,21 @@ pub fn delta_lines(changes: &Changes, names: &Names<'_>) -> anyhow::Result<Vec<D
         }
         for (diff, membership) in memberships.iter().filter(|(diff, _)| is_removal(*diff) == removals) {
             lines.push(membership_delta(time, membership, *diff)?);
+        }
+        for (diff, profile_name, identity_name, (identity, profile)) in
+            profiles.iter().filter(|(diff, ..)| is_removal(*diff) == removals)
+        {
+            let line = IdentityLine {
+                time,
+                kind: "identity",
+                identity: identity_name,
+                device: identity.device,
+                profile: profile_name,
+                anonymous: profile.device,
+                diff: *diff,
+            };
+            let json = serde_json::to_string(&line).context("serializing an identity delta")?;
+            lines.push(DeltaLine { customer: Arc::from(*profile_name), segment: None, json });
         }
     }
     Ok(lines)
@@ -249,7 +293,7 @@ fn channel_map<S: Serializer>(channel_events: &&[(&str, u64)], serializer: S) ->
 
 /// `membership` with its names resolved through `names`.
 fn named_membership<'a>((segment, journey): &MembershipKey, names: &'a Names<'_>) -> NamedMembership<'a> {
-    (names.get(*segment), names.get(journey.customer), journey.key.map(|key| names.get(key)))
+    (names.get(*segment), names.get(journey.customer), journey.anonymous, journey.key.map(|key| names.get(key)))
 }
 
 /// A time in milliseconds since the epoch as RFC 3339 with milliseconds and `Z`.
@@ -266,6 +310,7 @@ fn journey_line<'a>(time: u64, row: &'a NamedRow<'a>, diff: i64) -> anyhow::Resu
         time,
         kind: "journey",
         customer: row.customer,
+        anonymous: row.anonymous,
         journey_key: row.journey_key,
         diff,
         first_time: rfc3339(row.first_time).with_context(context)?,
@@ -285,6 +330,10 @@ fn journey_line<'a>(time: u64, row: &'a NamedRow<'a>, diff: i64) -> anyhow::Resu
 }
 
 /// The line of a changed segment membership.
-fn segment_line<'a>(time: u64, &(segment, customer, journey_key): &NamedMembership<'a>, diff: i64) -> SegmentLine<'a> {
-    SegmentLine { time, kind: "segment", segment, customer, journey_key, diff }
+fn segment_line<'a>(
+    time: u64,
+    &(segment, customer, anonymous, journey_key): &NamedMembership<'a>,
+    diff: i64,
+) -> SegmentLine<'a> {
+    SegmentLine { time, kind: "segment", segment, customer, anonymous, journey_key, diff }
 }

@@ -11,7 +11,7 @@ use std::hash::Hash;
 
 use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 
-use stepstone_dataflows::event::{JourneyId, NO_WATERMARK};
+use stepstone_dataflows::event::{Identity, JourneyId, NO_WATERMARK};
 use stepstone_dataflows::journeys::JourneyRow;
 use stepstone_dataflows::segments::SegmentStats;
 use stepstone_dataflows::symbols::Sym;
@@ -95,7 +95,9 @@ pub struct Tables {
     /// The segments declared in the configuration, which are always reported; sorted by id.
     declared_segments: Vec<Sym>,
     /// The journey keys of each customer with keyed journeys (lookups by customer).
-    keys_of: HashMap<Sym, Vec<Sym>>,
+    keys_of: HashMap<Identity, Vec<Sym>>,
+    /// With identity stitching, the profile of every linked identity.
+    profiles: HashMap<Identity, Identity>,
     /// The targets of the contact-point edges out of each source (lookups by `from`).
     edges_from: HashMap<Sym, Vec<Sym>>,
 }
@@ -111,12 +113,15 @@ pub struct Changes {
     pub journeys: Vec<(JourneyRow, i64)>,
     /// Segment memberships that ended or began, sorted like `journeys`.
     pub memberships: Vec<(MembershipKey, i64)>,
+    /// Identities that left (negative) or joined (positive) a profile: `(identity, profile)`,
+    /// sorted like `journeys`.
+    pub profiles: Vec<((Identity, Identity), i64)>,
 }
 
 impl Changes {
     /// Whether nothing changed at this time in the journeys or memberships.
     pub fn is_empty(&self) -> bool {
-        self.journeys.is_empty() && self.memberships.is_empty()
+        self.journeys.is_empty() && self.memberships.is_empty() && self.profiles.is_empty()
     }
 }
 
@@ -138,6 +143,7 @@ impl Tables {
             segment_channels: HashMap::default(),
             declared_segments,
             keys_of: HashMap::default(),
+            profiles: HashMap::default(),
             edges_from: HashMap::default(),
         }
     }
@@ -170,6 +176,7 @@ impl Tables {
         let mut channel_transitions: HashMap<EdgeKey, EdgeStats> = HashMap::default();
         let mut segments: HashMap<Sym, SegmentStats> = HashMap::default();
         let mut segment_channels: HashMap<EdgeKey, i64> = HashMap::default();
+        let mut profiles: HashMap<(Identity, Identity), i64> = HashMap::default();
         journeys.reserve(updates.len());
         for update in updates {
             match update {
@@ -181,6 +188,7 @@ impl Tables {
                 }
                 Update::Segment(name, stats) => add_segment(segments.entry(*name).or_default(), *stats),
                 Update::SegmentChannel(key, diff) => *segment_channels.entry(*key).or_default() += diff,
+                Update::Profile(pair, diff) => *profiles.entry(*pair).or_default() += *diff as i64,
             }
         }
 
@@ -208,6 +216,18 @@ impl Tables {
             }
         }
 
+        let profiles = sorted_changes(profiles, |pair| *pair);
+        for &((identity, profile), diff) in &profiles {
+            if diff < 0 && self.profiles.get(&identity) == Some(&profile) {
+                self.profiles.remove(&identity);
+            }
+        }
+        for &((identity, profile), diff) in &profiles {
+            if diff > 0 {
+                self.profiles.insert(identity, profile);
+            }
+        }
+
         for (edge, stats) in transitions {
             let existed = self.transitions.contains_key(&edge);
             apply_aggregate(&mut self.transitions, edge, stats, add_edge);
@@ -232,7 +252,7 @@ impl Tables {
         } else {
             Vec::new()
         };
-        Changes { time, journeys, memberships }
+        Changes { time, journeys, memberships, profiles }
     }
 
     /// The latest applied logical time, `None` before the first [`Tables::apply`].
@@ -266,14 +286,29 @@ impl Tables {
         &self.channel_transitions
     }
 
-    /// The current rows of `customer`'s journeys, by journey key (no key first).
-    pub fn journeys_of(&self, customer: Sym) -> Vec<&JourneyRow> {
+    /// The profile `identity` belongs to: itself unless links stitch it into another.
+    pub fn profile_of(&self, identity: Identity) -> Identity {
+        self.profiles.get(&identity).copied().unwrap_or(identity)
+    }
+
+    /// The profile of the customer id (or else the device id) `id`, with its journeys' rows;
+    /// `None` when neither has a journey.
+    pub fn profile_rows(&self, id: Sym) -> Option<(Identity, Vec<&JourneyRow>)> {
+        [false, true].into_iter().find_map(|device| {
+            let profile = self.profile_of(Identity { device, id });
+            let rows = self.journeys_of(profile);
+            (!rows.is_empty()).then_some((profile, rows))
+        })
+    }
+
+    /// The current rows of the journeys of the profile named `profile`, by journey key (no key
+    /// first).
+    pub fn journeys_of(&self, profile: Identity) -> Vec<&JourneyRow> {
+        let unkeyed = JourneyId { customer: profile.id, anonymous: profile.device, key: None };
         let keyed =
-            self.keys_of.get(&customer).into_iter().flatten().map(|&key| JourneyId { customer, key: Some(key) });
-        let mut rows: Vec<&JourneyRow> = std::iter::once(JourneyId::customer(customer))
-            .chain(keyed)
-            .filter_map(|id| self.journeys.get(&id))
-            .collect();
+            self.keys_of.get(&profile).into_iter().flatten().map(move |&key| JourneyId { key: Some(key), ..unkeyed });
+        let mut rows: Vec<&JourneyRow> =
+            std::iter::once(unkeyed).chain(keyed).filter_map(|id| self.journeys.get(&id)).collect();
         rows.sort_by_key(|row| row.journey.key);
         rows
     }
@@ -337,7 +372,7 @@ impl Tables {
             griddle::hash_map::Entry::Occupied(current) if **current.get() == *row => {
                 current.remove();
                 if let Some(key) = row.journey.key {
-                    remove_from_index(&mut self.keys_of, row.journey.customer, &key);
+                    remove_from_index(&mut self.keys_of, row.journey.identity(), &key);
                 }
             }
             griddle::hash_map::Entry::Occupied(current) => {
@@ -356,7 +391,7 @@ impl Tables {
             tracing::warn!(?row.journey, diff, "sink tables: journey row entered more than once");
         }
         if row.journey.key.is_some() && self.journeys.get(&row.journey).is_none() {
-            self.keys_of.entry(row.journey.customer).or_default().extend(row.journey.key);
+            self.keys_of.entry(row.journey.identity()).or_default().extend(row.journey.key);
         }
         if let Some(replaced) = self.journeys.0.insert(row.journey, Box::new(row.clone())) {
             tracing::warn!(?row.journey, ?replaced,
@@ -391,7 +426,7 @@ impl Tables {
 }
 
 /// Removes `value` from the list of `key` in `index`, and the list once it is empty.
-fn remove_from_index(index: &mut HashMap<Sym, Vec<Sym>>, key: Sym, value: &Sym) {
+fn remove_from_index<K: Eq + Hash>(index: &mut HashMap<K, Vec<Sym>>, key: K, value: &Sym) {
     if let Some(values) = index.get_mut(&key) {
         values.retain(|v| v != value);
         if values.is_empty() {

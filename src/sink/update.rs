@@ -1,6 +1,6 @@
 //! The changes the dataflows hand to the sinks, one logical time at a time.
 
-use stepstone_dataflows::event::JourneyId;
+use stepstone_dataflows::event::{Identity, JourneyId};
 use stepstone_dataflows::journeys::JourneyRow;
 use stepstone_dataflows::segments::SegmentStats;
 use stepstone_dataflows::symbols::Sym;
@@ -23,4 +23,7 @@ pub enum Update {
     Segment(Sym, SegmentStats),
     /// A segment's member count for one channel changes: `((segment, channel), diff)`.
     SegmentChannel((Sym, Sym), i64),
+    /// With identity stitching: an identity joins (`+1`) or leaves (`-1`) a profile,
+    /// `((identity, profile), diff)`.
+    Profile((Identity, Identity), isize),
 }

@@ -8,12 +8,12 @@ use stepstone_dataflows::event::value_to_micros;
 
 use super::spec::Field;
 use super::time::Number;
-use super::{DecodeOptions, ReasonKind, RecordRef};
+use super::{ALIAS_KIND, DecodeOptions, ReasonKind, RecordLink, RecordRef, UNLINK_KIND};
 
-/// Number of cell slots per row: the seven [`Field`]s, then the journey key.
-pub(crate) const SLOTS: usize = 8;
+/// Number of cell slots per row: the nine [`Field`]s, then the journey key.
+pub(crate) const SLOTS: usize = 10;
 /// The slot of the journey-key column.
-pub(crate) const JOURNEY_SLOT: usize = 7;
+pub(crate) const JOURNEY_SLOT: usize = 9;
 
 /// One cell of a row, borrowed from the format's buffers.
 #[derive(Clone, Debug)]
@@ -69,7 +69,7 @@ impl RowDecoder {
     /// A decoder for `options`.
     pub fn new(options: &DecodeOptions) -> RowDecoder {
         let columns = std::array::from_fn(|slot| match Field::ALL.get(slot) {
-            Some(&field) => Some(options.mapping.column(field).to_string()),
+            Some(&field) => options.mapping.column(field).map(str::to_string),
             None => options.journey_key.clone(),
         });
         RowDecoder { columns, options: options.clone() }
@@ -86,8 +86,10 @@ impl RowDecoder {
             if slots[slot].is_some() {
                 continue;
             }
+            // With device ids, records need not have a customer id.
+            let optional_customer = slot == Field::Customer as usize && self.columns[Field::Device as usize].is_some();
             match Field::ALL.get(slot) {
-                Some(field) if field.required() => anyhow::bail!(
+                Some(field) if field.required() && !optional_customer => anyhow::bail!(
                     "required column {column:?} (field {field}) not found in {what}; available columns: {}",
                     available.join(", ")
                 ),
@@ -102,25 +104,78 @@ impl RowDecoder {
 
     /// Decodes one row given its cells in slot order.
     pub fn decode<'a>(&self, cells: &[Cell<'a>; SLOTS]) -> Result<RecordRef<'a>, Fault> {
-        let customer = self.required_text(Field::Customer, &cells[0])?;
-        let time = self.time(&cells[1])?;
-        let contact_point = self.required_text(Field::ContactPoint, &cells[2])?;
-        let channel = self.optional_text(Field::Channel.name(), &cells[3])?;
-        let kind = self.optional_text(Field::Kind.name(), &cells[4])?;
-        let value = self.value(&cells[5])?;
-        let session = self.optional_text(Field::Session.name(), &cells[6])?;
+        let text = |field: Field| self.optional_text(field.name(), &cells[field as usize]);
+        let customer = text(Field::Customer)?;
+        let device = text(Field::Device)?;
+        let previous_id = text(Field::PreviousId)?;
+        let time = self.time(&cells[Field::Time as usize])?;
+        let channel = text(Field::Channel)?;
+        let kind = text(Field::Kind)?;
+        let value = self.value(&cells[Field::Value as usize])?;
+        let session = text(Field::Session)?;
         let journey_key = self.optional_text("journey_key", &cells[JOURNEY_SLOT])?;
+        let stitching = self.options.mapping.stitches();
+        let link_kind = match kind.as_deref() {
+            Some(ALIAS_KIND) if stitching => Some(false),
+            Some(UNLINK_KIND) if stitching => Some(true),
+            _ => None,
+        };
+        if let Some(unlink) = link_kind {
+            // A link only: the customer id and the other identity.
+            let customer = customer.ok_or_else(|| self.missing(Field::Customer))?;
+            let link = match (previous_id, device) {
+                (Some(other), _) => RecordLink { other, device: false, unlink },
+                (None, Some(other)) if unlink => RecordLink { other, device: true, unlink },
+                (None, _) => return Err(self.missing(Field::PreviousId)),
+            };
+            return Ok(RecordRef {
+                customer,
+                anonymous: false,
+                link: Some(link),
+                interaction: false,
+                journey_key,
+                time,
+                contact_point: Cow::Borrowed(""),
+                channel,
+                kind,
+                session,
+                converting: false,
+                value,
+            });
+        }
+        let (customer, anonymous, link) = match (customer, device) {
+            (Some(customer), device) => {
+                (customer, false, device.map(|other| RecordLink { other, device: true, unlink: false }))
+            }
+            (None, Some(device)) => (device, true, None),
+            (None, None) => return Err(self.missing(Field::Customer)),
+        };
+        let contact_point = self.required_text(Field::ContactPoint, &cells[Field::ContactPoint as usize])?;
         let converting = self.options.conversion.as_ref().is_some_and(|c| c.matches(&contact_point, kind.as_deref()));
-        Ok(RecordRef { customer, journey_key, time, contact_point, channel, kind, session, converting, value })
+        Ok(RecordRef {
+            customer,
+            anonymous,
+            link,
+            interaction: true,
+            journey_key,
+            time,
+            contact_point,
+            channel,
+            kind,
+            session,
+            converting,
+            value,
+        })
     }
 
     fn missing(&self, field: Field) -> Fault {
         let column = self.columns[field as usize].as_deref().unwrap_or_default();
-        Fault {
-            kind: ReasonKind::MissingField,
-            field: Some(field.name()),
-            reason: format!("{field}: missing (column {column:?})"),
-        }
+        let device = self.columns[Field::Device as usize].as_deref().filter(|_| field == Field::Customer);
+        let reason = match device {
+            Some(device) => format!("{field}: missing (column {column:?}), and no device id (column {device:?})"),
+            None => format!("{field}: missing (column {column:?})"),
+        };
+        Fault { kind: ReasonKind::MissingField, field: Some(field.name()), reason }
     }
 
     fn required_text<'a>(&self, field: Field, cell: &Cell<'a>) -> Result<Cow<'a, str>, Fault> {

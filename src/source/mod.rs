@@ -32,11 +32,33 @@ pub use decode::Fault;
 use decode::RowDecoder;
 use input::Compression;
 
+/// The kind of records that say two customer ids are one person (with `previous_id` mapped).
+pub const ALIAS_KIND: &str = "alias";
+/// The kind of records that retract a link (with `device` or `previous_id` mapped).
+pub const UNLINK_KIND: &str = "unlink";
+
+/// A link a record states (or retracts) between its customer id and another identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordLink<S> {
+    /// The other identity's id.
+    pub other: S,
+    /// Whether `other` is a device id (else a customer id).
+    pub device: bool,
+    /// Whether the record retracts the link (kind `unlink`) instead of stating it.
+    pub unlink: bool,
+}
+
 /// One decoded input event, before the engine assigns its sequence number.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
-    /// The customer id.
+    /// The customer id; the device id when the record has none (`anonymous`).
     pub customer: String,
+    /// Whether `customer` is a device id.
+    pub anonymous: bool,
+    /// The link the record states or retracts, if any.
+    pub link: Option<RecordLink<String>>,
+    /// Whether the record is an interaction; `alias` and `unlink` records are links only.
+    pub interaction: bool,
     /// The value of the journey-key column, if configured and present.
     pub journey_key: Option<String>,
     /// Event time in ms since the epoch, UTC.
@@ -59,8 +81,15 @@ pub struct Record {
 /// that a consumer interning them allocates nothing; [`RecordRef::to_record`] owns them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordRef<'a> {
-    /// The customer id.
+    /// The customer id; the device id when the record has none (`anonymous`).
     pub customer: Cow<'a, str>,
+    /// Whether `customer` is a device id: the record has a device id but no customer id.
+    pub anonymous: bool,
+    /// The link the record states or retracts, if any: the device id seen with the customer id,
+    /// or the other customer id of an `alias` or `unlink` record.
+    pub link: Option<RecordLink<Cow<'a, str>>>,
+    /// Whether the record is an interaction; `alias` and `unlink` records are links only.
+    pub interaction: bool,
     /// The value of the journey-key column, if configured and present.
     pub journey_key: Option<Cow<'a, str>>,
     /// Event time in ms since the epoch, UTC.
@@ -85,6 +114,13 @@ impl RecordRef<'_> {
         let owned = |text: &Option<Cow<'_, str>>| text.as_deref().map(str::to_string);
         Record {
             customer: self.customer.to_string(),
+            anonymous: self.anonymous,
+            link: self.link.as_ref().map(|l| RecordLink {
+                other: l.other.to_string(),
+                device: l.device,
+                unlink: l.unlink,
+            }),
+            interaction: self.interaction,
             journey_key: owned(&self.journey_key),
             time: self.time,
             contact_point: self.contact_point.to_string(),

@@ -57,14 +57,27 @@ pub enum Field {
     Value,
     /// A session id.
     Session,
+    /// A device (or anonymous visitor) id. Read only when mapped.
+    Device,
+    /// For an `alias` or `unlink` record: the other customer id. Read only when mapped.
+    PreviousId,
 }
 
 impl Field {
     /// All fields, in slot order.
-    pub const ALL: [Field; 7] =
-        [Field::Customer, Field::Time, Field::ContactPoint, Field::Channel, Field::Kind, Field::Value, Field::Session];
+    pub const ALL: [Field; 9] = [
+        Field::Customer,
+        Field::Time,
+        Field::ContactPoint,
+        Field::Channel,
+        Field::Kind,
+        Field::Value,
+        Field::Session,
+        Field::Device,
+        Field::PreviousId,
+    ];
 
-    const NAMES: &'static str = "customer, time, contact_point, channel, kind, value, session";
+    const NAMES: &'static str = "customer, time, contact_point, channel, kind, value, session, device, previous_id";
 
     /// The field's name, which is also its default column name.
     pub fn name(self) -> &'static str {
@@ -76,6 +89,8 @@ impl Field {
             Field::Kind => "kind",
             Field::Value => "value",
             Field::Session => "session",
+            Field::Device => "device",
+            Field::PreviousId => "previous_id",
         }
     }
 
@@ -104,7 +119,9 @@ impl fmt::Display for Field {
 }
 
 /// Which input column feeds each event field. The default maps every field to the column of the
-/// same name. Deserializes from a table such as `{ customer = "user_id", time = "ts" }`.
+/// same name, but for the identity fields (`device`, `previous_id`), which are read only when
+/// mapped: a column named `device` often holds a device type, not an id, and mapping either
+/// turns identity stitching on. Deserializes from a table such as `{ customer = "user_id", time = "ts" }`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Mapping {
@@ -115,6 +132,8 @@ pub struct Mapping {
     kind: String,
     value: String,
     session: String,
+    device: Option<String>,
+    previous_id: Option<String>,
 }
 
 impl Default for Mapping {
@@ -127,6 +146,8 @@ impl Default for Mapping {
             kind: "kind".into(),
             value: "value".into(),
             session: "session".into(),
+            device: None,
+            previous_id: None,
         }
     }
 }
@@ -168,33 +189,39 @@ impl Mapping {
         if column.is_empty() {
             return Err(SpecError::Empty { spec: "--map", item: format!("{field}=") });
         }
-        *self.column_mut(field) = column.to_string();
+        let column = column.to_string();
+        match field {
+            Field::Customer => self.customer = column,
+            Field::Time => self.time = column,
+            Field::ContactPoint => self.contact_point = column,
+            Field::Channel => self.channel = column,
+            Field::Kind => self.kind = column,
+            Field::Value => self.value = column,
+            Field::Session => self.session = column,
+            Field::Device => self.device = Some(column),
+            Field::PreviousId => self.previous_id = Some(column),
+        }
         Ok(())
     }
 
-    /// The column that feeds `field`.
-    pub fn column(&self, field: Field) -> &str {
+    /// The column that feeds `field`; `None` for an identity field that is not mapped.
+    pub fn column(&self, field: Field) -> Option<&str> {
         match field {
-            Field::Customer => &self.customer,
-            Field::Time => &self.time,
-            Field::ContactPoint => &self.contact_point,
-            Field::Channel => &self.channel,
-            Field::Kind => &self.kind,
-            Field::Value => &self.value,
-            Field::Session => &self.session,
+            Field::Customer => Some(&self.customer),
+            Field::Time => Some(&self.time),
+            Field::ContactPoint => Some(&self.contact_point),
+            Field::Channel => Some(&self.channel),
+            Field::Kind => Some(&self.kind),
+            Field::Value => Some(&self.value),
+            Field::Session => Some(&self.session),
+            Field::Device => self.device.as_deref(),
+            Field::PreviousId => self.previous_id.as_deref(),
         }
     }
 
-    fn column_mut(&mut self, field: Field) -> &mut String {
-        match field {
-            Field::Customer => &mut self.customer,
-            Field::Time => &mut self.time,
-            Field::ContactPoint => &mut self.contact_point,
-            Field::Channel => &mut self.channel,
-            Field::Kind => &mut self.kind,
-            Field::Value => &mut self.value,
-            Field::Session => &mut self.session,
-        }
+    /// Whether identities are stitched into profiles: `device` or `previous_id` is mapped.
+    pub fn stitches(&self) -> bool {
+        self.device.is_some() || self.previous_id.is_some()
     }
 }
 
@@ -283,10 +310,11 @@ mod tests {
     #[test]
     fn mapping_spec() {
         let m = Mapping::parse("customer=case:concept:name, time = time:timestamp,kind=a=b").unwrap();
-        assert_eq!(m.column(Field::Customer), "case:concept:name");
-        assert_eq!(m.column(Field::Time), "time:timestamp");
-        assert_eq!(m.column(Field::Kind), "a=b");
-        assert_eq!(m.column(Field::Channel), "channel");
+        assert_eq!(m.column(Field::Customer), Some("case:concept:name"));
+        assert_eq!(m.column(Field::Time), Some("time:timestamp"));
+        assert_eq!(m.column(Field::Kind), Some("a=b"));
+        assert_eq!(m.column(Field::Channel), Some("channel"));
+        assert_eq!(m.column(Field::Device), None);
         assert!(matches!(Mapping::parse("user=x"), Err(SpecError::UnknownField { .. })));
         assert!(matches!(Mapping::parse("customer"), Err(SpecError::MissingEquals { .. })));
         assert!(matches!(Mapping::parse("time=a,time=b"), Err(SpecError::Duplicate(_))));
