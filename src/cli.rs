@@ -34,6 +34,11 @@ pub enum Command {
     /// Run a pipeline continuously and serve it: ingest over HTTP, subscriptions to context
     /// deltas, lookups, Arrow Flight and Prometheus metrics.
     Serve(Box<ServeArgs>),
+    /// Erase people: every event and link of each one (all their linked ids), from every view,
+    /// and their later events. With --server, from a running `stepstone serve`; otherwise the
+    /// pipeline runs on its inputs and the people are erased before its final snapshot. Each
+    /// erasure is logged to erasures.jsonl in the output directory, without the ids.
+    Erase(Box<EraseArgs>),
     /// Write a realistic synthetic event stream (seeded, deterministic).
     Generate(GenerateOptions),
     /// Measure decode and run throughput, scaling, peak memory and update latency on a generated
@@ -53,9 +58,13 @@ pub struct RunArgs {
     /// Input format when it cannot be told from the extension: jsonl, csv, parquet, arrow.
     #[arg(long)]
     pub format: Option<String>,
-    /// Column mapping FIELD=COLUMN,… (fields: customer, time, contact_point, channel, kind, value, session).
+    /// Column mapping FIELD=COLUMN,… (fields: customer, time, contact_point, channel, kind, value,
+    /// session, device, previous_id, consent).
     #[arg(long, value_name = "SPEC")]
     pub map: Vec<String>,
+    /// A column holding personal data, which may feed no field the outputs show; repeatable.
+    #[arg(long, value_name = "COLUMN")]
+    pub personal: Vec<String>,
     /// How times are read: auto, rfc3339, epoch_s, epoch_ms.
     #[arg(long)]
     pub time_format: Option<String>,
@@ -129,6 +138,33 @@ pub struct ServeArgs {
     pub follow: bool,
 }
 
+/// Options of `stepstone erase`.
+#[derive(Debug, Default, Args)]
+pub struct EraseArgs {
+    /// A customer id (or, if no customer has it, a device id) of the person to erase; repeatable.
+    #[arg(long = "customer", value_name = "ID", required = true)]
+    pub customers: Vec<String>,
+    /// Who asks for the erasure, for the erasure log [default: $USER].
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// The base URL of a running `stepstone serve` to erase from, e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// The server's bearer token, with --server.
+    #[arg(long, value_name = "TOKEN", requires = "server")]
+    pub token: Option<String>,
+    /// The pipeline, without --server.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl EraseArgs {
+    /// Who asks: `--by`, or else the user running the command.
+    fn actor(&self) -> String {
+        self.by.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "stepstone erase".to_owned())
+    }
+}
+
 impl ServeArgs {
     /// The pipeline these arguments describe: the config file, if any, overridden by the flags.
     pub fn pipeline(&self) -> anyhow::Result<Pipeline> {
@@ -170,6 +206,7 @@ impl RunArgs {
             }
         }
         config.input.journey_key = self.journey_key.clone();
+        config.input.personal = self.personal.clone();
         config.input.allowed_lateness = self.allowed_lateness.clone();
         config.input.late = self.late.clone();
         config.journeys.session_gap = self.session_gap.clone();
@@ -221,6 +258,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => server::serve(&args.pipeline()?),
+        Command::Erase(args) => erase(&args),
         Command::Generate(options) => {
             let summary = generate::generate(&options)?;
             eprintln!(
@@ -238,4 +276,28 @@ fn execute(command: Command) -> anyhow::Result<()> {
             bench::execute(&options, &exe)
         }
     }
+}
+
+/// `stepstone erase`: from a running server, or by running the pipeline.
+fn erase(args: &EraseArgs) -> anyhow::Result<()> {
+    let by = args.actor();
+    if let Some(url) = &args.server {
+        return server::erase_remote(url, args.token.as_deref(), &args.customers, &by);
+    }
+    let pipeline = args.run.pipeline()?;
+    let (summary, erasures) = engine::run_erasing(&pipeline, &args.customers, &by)?;
+    for (id, erasure) in args.customers.iter().zip(&erasures) {
+        match erasure {
+            Some(e) => eprintln!(
+                "erased {id:?}: {} events, {} identities, {} links (logical time {})",
+                e.events, e.identities, e.links, e.time
+            ),
+            None => eprintln!("nothing to erase for {id:?}: no customer or device has that id"),
+        }
+    }
+    if !args.run.quiet {
+        eprintln!("{summary}");
+        eprintln!("snapshots in     {}", pipeline.out_dir.display());
+    }
+    Ok(())
 }

@@ -92,6 +92,10 @@ pub struct InputSection {
     pub allowed_lateness: Option<String>,
     /// `reject` (default) or `accept`: what becomes of late events.
     pub late: Option<String>,
+    /// Columns holding personal data (`["email", "phone"]`): they may not feed any field whose
+    /// values the outputs show, so they never reach a snapshot or a delta.
+    #[serde(default)]
+    pub personal: Vec<String>,
 }
 
 /// `[journeys]`: sessions, paths and conversions.
@@ -176,6 +180,7 @@ impl ConfigFile {
         set(&mut self.input.journey_key, flags.input.journey_key);
         set(&mut self.input.allowed_lateness, flags.input.allowed_lateness);
         set(&mut self.input.late, flags.input.late);
+        self.input.personal.extend(flags.input.personal);
         set(&mut self.journeys.session_gap, flags.journeys.session_gap);
         set(&mut self.journeys.path_length, flags.journeys.path_length);
         set(&mut self.journeys.conversion, flags.journeys.conversion);
@@ -198,6 +203,24 @@ impl ConfigFile {
         set(&mut self.server.max_subscribers, flags.server.max_subscribers);
         set(&mut self.server.epoch_interval, flags.server.epoch_interval);
     }
+}
+
+/// Fails if a `personal` column feeds a field whose values the outputs show: the ids
+/// (customer, device, previous id), the contact point, the channel or the journey key.
+fn check_personal(personal: &[String], mapping: &Mapping, journey_key: Option<&str>) -> anyhow::Result<()> {
+    let shown = [Field::Customer, Field::Device, Field::PreviousId, Field::ContactPoint, Field::Channel]
+        .into_iter()
+        .filter_map(|field| Some((field.name(), mapping.column(field)?)))
+        .chain(journey_key.map(|column| ("journey key", column)));
+    for (field, column) in shown {
+        if personal.iter().any(|p| p == column) {
+            bail!(
+                "column {column:?} is marked personal but feeds the {field}, whose values the snapshots and deltas \
+                 show; map a pseudonymous column instead, or unmark it"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A checked, ready-to-run pipeline.
@@ -321,6 +344,7 @@ impl Pipeline {
         for (field, column) in &input.map {
             mapping.set(field, column).with_context(|| format!("input map: {field} = {column:?}"))?;
         }
+        check_personal(&input.personal, &mapping, input.journey_key.as_deref())?;
         let conversion =
             journeys.conversion.as_deref().map(Conversion::parse).transpose().context("conversion rule")?;
         let session_mapped = input.map.contains_key(Field::Session.name());

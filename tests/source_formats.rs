@@ -124,6 +124,7 @@ fn expected_records() -> Vec<Record> {
         .map(|e| Record {
             customer: e.customer.to_string(),
             anonymous: false,
+            consent: true,
             link: None,
             interaction: true,
             journey_key: None,
@@ -449,6 +450,7 @@ fn mapping_accepts_columns_with_colons_and_spaces() {
         Record {
             customer: "case 7".into(),
             anonymous: false,
+            consent: true,
             link: None,
             interaction: true,
             journey_key: None,
@@ -463,6 +465,7 @@ fn mapping_accepts_columns_with_colons_and_spaces() {
         Record {
             customer: "case 7".into(),
             anonymous: false,
+            consent: true,
             link: None,
             interaction: true,
             journey_key: None,
@@ -530,6 +533,7 @@ fn missing_optional_columns_are_fine() {
     let expected = vec![Record {
         customer: "ann".into(),
         anonymous: false,
+        consent: true,
         link: None,
         interaction: true,
         journey_key: None,
@@ -858,6 +862,7 @@ fn real_log_csv_line() {
         Record {
             customer: "3".into(),
             anonymous: false,
+            consent: true,
             link: None,
             interaction: true,
             journey_key: None,

@@ -9,7 +9,9 @@
 //! event moves back to the journey it would have had without the link.
 //!
 //! The events are arranged by identity so that a change of profile moves all of an identity's
-//! events at once; identities that no link mentions keep their own journey.
+//! events at once; identities that no link mentions keep their own journey. An erased identity
+//! is cut off from every link, so its events stay on its own journey, which the journeys
+//! operator empties.
 
 use differential_dataflow::VecCollection;
 use differential_dataflow::algorithms::graphs::propagate::propagate;
@@ -42,8 +44,20 @@ impl Node {
 pub type Link = (Node, Node);
 
 /// The profile of every identity that some link mentions: `(identity, representative)`, the
-/// representative being the least identity of its component.
-pub fn profiles<'scope>(links: VecCollection<'scope, u64, Link>) -> VecCollection<'scope, u64, (Identity, Identity)> {
+/// representative being the least identity of its component. Links that mention an erased
+/// identity (one in `erasures`, in any multiplicity) do not count: an erased identity is
+/// nobody's profile.
+pub fn profiles<'scope>(
+    links: VecCollection<'scope, u64, Link>,
+    erasures: VecCollection<'scope, u64, Identity>,
+) -> VecCollection<'scope, u64, (Identity, Identity)> {
+    let erased = erasures.distinct();
+    let links = links
+        .map(|(a, b)| (a.identity(), (a, b)))
+        .antijoin(erased.clone())
+        .map(|(_, (a, b))| (b.identity(), (a, b)))
+        .antijoin(erased)
+        .map(|(_, link)| link);
     let edges = links.flat_map(|(a, b)| [(a.clone(), b.clone()), (b, a)]).distinct();
     let nodes = edges.clone().map(|(a, _)| (a.clone(), a)).distinct();
     propagate(edges, nodes).map(|(node, label)| (node.identity(), label.identity()))

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
-use crate::event::{END_OF_INPUT, Event, JourneyId, NO_WATERMARK, Params};
+use crate::event::{END_OF_INPUT, Event, Identity, JourneyId, NO_WATERMARK, Params};
 use crate::journey_state::{EdgeDeltas, JourneyState};
 use crate::journeys::JourneyRow;
 use crate::steps::Step;
@@ -29,6 +29,8 @@ pub(crate) struct Book {
     watermark: i64,
     /// Events retracted more often than inserted, with how many insertions they are owed.
     owed: FxHashMap<Event, i64>,
+    /// The erased identities: their journeys are gone and their events are ignored.
+    erased: FxHashSet<Identity>,
     /// The id of the latest batch opened.
     batches: u64,
 }
@@ -62,6 +64,7 @@ impl Book {
             open: None,
             watermark: NO_WATERMARK,
             owed: FxHashMap::default(),
+            erased: FxHashSet::default(),
             batches: 0,
         }
     }
@@ -74,6 +77,9 @@ impl Book {
 
     /// Applies one update of `batch`'s time: `diff` occurrences of `event` (removals when negative).
     pub(crate) fn update(&mut self, batch: &mut Batch, event: Event, diff: isize) {
+        if !self.erased.is_empty() && self.erased.contains(&event.journey.identity()) {
+            return;
+        }
         let mut diff = diff as i64;
         if diff > 0
             && !self.owed.is_empty()
@@ -121,6 +127,30 @@ impl Book {
             if let Some(ends) = open_after {
                 open.insert((ends, journey));
             }
+        }
+    }
+
+    /// Erases `identities` at `batch`'s time: every journey of theirs loses all its events (its
+    /// row and edges leave), and their events are ignored from now on.
+    pub(crate) fn erase(&mut self, batch: &mut Batch, identities: &[Identity]) {
+        let fresh: FxHashSet<Identity> = identities.iter().copied().filter(|id| self.erased.insert(*id)).collect();
+        if fresh.is_empty() {
+            return;
+        }
+        self.owed.retain(|event, _| !fresh.contains(&event.journey.identity()));
+        let doomed: Vec<JourneyId> =
+            self.journeys.keys().filter(|journey| fresh.contains(&journey.identity())).copied().collect();
+        let params = &self.params;
+        for journey in doomed {
+            let Some((seen, state)) = self.journeys.get_mut(&journey) else { continue };
+            if *seen != batch.id {
+                *seen = batch.id;
+                batch.touched.push((journey, state.row(journey, params)));
+            }
+            if let (Some(open), Some(ends)) = (&mut self.open, state.ends_after(params)) {
+                open.remove(&(ends, journey));
+            }
+            state.clear(self.watermark, params, &mut batch.deltas);
         }
     }
 

@@ -164,6 +164,14 @@ impl JourneyState {
         self.counted(step, -1, deltas);
     }
 
+    /// Removes every event, reporting the edges that leave to `deltas` (first event first, so
+    /// that no exit is re-asserted on the way).
+    pub fn clear(&mut self, watermark: i64, params: &Params, deltas: &mut EdgeDeltas) {
+        while let Some(first) = self.steps.first().copied() {
+            self.remove(&first, watermark, params, deltas);
+        }
+    }
+
     /// The event time after which the journey's last session is over, while that has not
     /// been recorded yet; `None` for a journey whose last session is over, or without events.
     pub fn ends_after(&self, params: &Params) -> Option<i64> {

@@ -22,7 +22,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
-use crate::event::{Event, JourneyId, Params};
+use crate::event::{Event, Identity, JourneyId, Params};
 use crate::journey_book::{Batch, Book};
 use crate::symbols::Sym;
 use crate::transitions::EdgeStats;
@@ -93,11 +93,19 @@ pub struct Journeys<'scope> {
 /// Capabilities for one logical time on each of the operator's three outputs.
 type Capabilities = [Capability<u64>; 3];
 
-/// What a logical time brings: its event updates, and the watermark it advances to if any.
+/// What a logical time brings besides events: the watermark it advances to, if any, and the
+/// identities it erases.
+#[derive(Default)]
+struct Marks {
+    watermark: Option<i64>,
+    erased: Vec<Identity>,
+}
+
+/// What a logical time brings: its event updates and its marks.
 #[derive(Default)]
 struct Arrivals {
     updates: Vec<(Event, isize)>,
-    watermark: Option<i64>,
+    marks: Marks,
 }
 
 /// Maintains every journey's context row and transition edges over a collection of events.
@@ -108,15 +116,22 @@ struct Arrivals {
 /// `watermarks` holds the watermark of each logical time (see [`crate::event::END_OF_INPUT`]):
 /// every worker reads the watermarks of its own input. A journey's last session is over, and its
 /// `(exit)` edge asserted, once the watermark passes its last event's time plus the session gap.
+///
+/// `erasures` holds the erased identities, likewise read by every worker from its own input:
+/// at the time an identity is erased, every journey of it (`JourneyId::identity`) loses all
+/// its events, and its events are ignored from then on. An erasure is permanent; its
+/// retraction is ignored.
 pub fn journeys<'scope>(
     events: VecCollection<'scope, u64, Event>,
     watermarks: VecCollection<'scope, u64, i64>,
+    erasures: VecCollection<'scope, u64, Identity>,
     params: Params,
 ) -> Journeys<'scope> {
     let mut builder = OperatorBuilder::new("Journeys".to_owned(), events.inner.scope());
     let exchange = Exchange::new(|(event, _, _): &(Event, u64, isize)| event.journey.placement_hash());
     let mut input = builder.new_input(events.inner, exchange);
     let mut watermark_input = builder.new_input(watermarks.inner, Pipeline);
+    let mut erasure_input = builder.new_input(erasures.inner, Pipeline);
     let (rows_output, rows) = builder.new_output::<Vec<(JourneyRow, u64, i64)>>();
     let (edges_output, edges) = builder.new_output::<Vec<((Sym, Sym), u64, EdgeStats)>>();
     let (channels_output, channel_edges) = builder.new_output::<Vec<((Sym, Sym), u64, EdgeStats)>>();
@@ -127,7 +142,7 @@ pub fn journeys<'scope>(
         let mut book = Book::new(params);
         // The earliest incomplete time, once no earlier update can arrive: its event updates
         // are applied as they come, and its changes sent when the time completes.
-        let mut open: Option<(Capabilities, Batch, Option<i64>)> = None;
+        let mut open: Option<(Capabilities, Batch, Marks)> = None;
         // What later times bring, until their time opens.
         let mut pending: BTreeMap<u64, (Capabilities, Arrivals)> = BTreeMap::new();
         move |frontiers| {
@@ -137,7 +152,7 @@ pub fn journeys<'scope>(
                 let held = |time: u64| [0, 1, 2].map(|port| capability.delayed(&time, port));
                 for (event, time, diff) in data.drain(..) {
                     if open.is_none() && pending.is_empty() && least == Some(time) {
-                        open = Some((held(time), book.open(), None));
+                        open = Some((held(time), book.open(), Marks::default()));
                     }
                     match &mut open {
                         Some((caps, batch, _)) if *caps[0].time() == time => book.update(batch, event, diff),
@@ -157,10 +172,32 @@ pub fn journeys<'scope>(
                         continue;
                     }
                     let latest = match &mut open {
-                        Some((caps, _, latest)) if *caps[0].time() == time => latest,
-                        _ => &mut pending.entry(time).or_insert_with(|| (held(time), Arrivals::default())).1.watermark,
+                        Some((caps, _, marks)) if *caps[0].time() == time => &mut marks.watermark,
+                        _ => {
+                            &mut pending
+                                .entry(time)
+                                .or_insert_with(|| (held(time), Arrivals::default()))
+                                .1
+                                .marks
+                                .watermark
+                        }
                     };
                     *latest = Some(latest.map_or(watermark, |w| w.max(watermark)));
+                }
+            });
+            erasure_input.for_each(|capability, data| {
+                let held = |time: u64| [0, 1, 2].map(|port| capability.delayed(&time, port));
+                for (identity, time, diff) in data.drain(..) {
+                    if diff <= 0 {
+                        continue;
+                    }
+                    let erased = match &mut open {
+                        Some((caps, _, marks)) if *caps[0].time() == time => &mut marks.erased,
+                        _ => {
+                            &mut pending.entry(time).or_insert_with(|| (held(time), Arrivals::default())).1.marks.erased
+                        }
+                    };
+                    erased.push(identity);
                 }
             });
             loop {
@@ -168,10 +205,10 @@ pub fn journeys<'scope>(
                     if least.is_some_and(|least| least <= *caps[0].time()) {
                         break;
                     }
-                    let ([rows_cap, edges_cap, channels_cap], mut batch, watermark) =
-                        open.take().expect("an open time");
+                    let ([rows_cap, edges_cap, channels_cap], mut batch, marks) = open.take().expect("an open time");
                     let time = *rows_cap.time();
-                    if let Some(watermark) = watermark {
+                    book.erase(&mut batch, &marks.erased);
+                    if let Some(watermark) = marks.watermark {
                         book.advance(&mut batch, watermark);
                     }
                     let closed = book.close(batch);
@@ -196,7 +233,7 @@ pub fn journeys<'scope>(
                 for (event, diff) in arrivals.updates {
                     book.update(&mut batch, event, diff);
                 }
-                open = Some((caps, batch, arrivals.watermark));
+                open = Some((caps, batch, arrivals.marks));
                 if !complete {
                     break;
                 }

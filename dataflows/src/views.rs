@@ -22,20 +22,23 @@ pub struct Views<'scope> {
 
 /// Builds the journeys, transitions and segments views over `events`, whose sessions end as
 /// `watermarks` (each worker's own) advance. With `links`, identities are stitched into
-/// profiles first ([`stitch`]); without, every identity is a profile of its own.
+/// profiles first ([`stitch`]); without, every identity is a profile of its own. The views
+/// leave out every event and link of the identities in `erasures` (each worker's own), as if
+/// they had never been.
 pub fn build<'scope>(
     events: VecCollection<'scope, u64, Event>,
     links: Option<VecCollection<'scope, u64, Link>>,
     watermarks: VecCollection<'scope, u64, i64>,
+    erasures: VecCollection<'scope, u64, Identity>,
     params: Params,
     defs: Vec<BoundSegment>,
 ) -> Views<'scope> {
-    let profiles = links.map(profiles);
+    let profiles = links.map(|links| profiles(links, erasures.clone()));
     let events = match &profiles {
         Some(profiles) => stitch(events, profiles.clone()),
         None => events,
     };
-    let journeys = journeys(events, watermarks, params);
+    let journeys = journeys(events, watermarks, erasures, params);
     Views {
         journeys: journeys.rows.clone(),
         transitions: transitions(journeys.edges, journeys.channel_edges),

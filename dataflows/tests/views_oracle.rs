@@ -8,7 +8,7 @@
 //! outputs must equal what the sequential oracle below computes from the events present then.
 //! The oracle follows the journey semantics literally and shares no code with the dataflows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use differential_dataflow::input::InputSession;
@@ -196,11 +196,13 @@ fn oracle(events: &BTreeMap<Event, i64>, watermark: i64, params: &Params, defs: 
 // ---------------------------------------------------------------------------------------------
 // The dataflow under test.
 
-/// One round of input: event updates, link updates, and the watermark it seals.
+/// One round of input: event updates, link updates, erased identities, and the watermark it
+/// seals.
 #[derive(Clone)]
 struct Round {
     updates: Vec<(Event, isize)>,
     links: Vec<(Link, isize)>,
+    erasures: Vec<Identity>,
     watermark: i64,
 }
 
@@ -218,12 +220,20 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
         let mut input = InputSession::<u64, Event, isize>::new();
         let mut watermarks = InputSession::<u64, i64, isize>::new();
         let mut links = InputSession::<u64, Link, isize>::new();
+        let mut erasures = InputSession::<u64, Identity, isize>::new();
         let mut watermark = NO_WATERMARK;
         let log = worker_log.clone();
         let defs = defs.clone();
         let probe = worker.dataflow::<u64, _, _>(|scope| {
             let links = stitch.then(|| links.to_collection(scope));
-            let views = views::build(input.to_collection(scope), links, watermarks.to_collection(scope), params, defs);
+            let views = views::build(
+                input.to_collection(scope),
+                links,
+                watermarks.to_collection(scope),
+                erasures.to_collection(scope),
+                params,
+                defs,
+            );
             let probe = timely::dataflow::ProbeHandle::new();
             macro_rules! capture {
                 ($collection:expr, $apply:expr) => {{
@@ -259,11 +269,17 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
         // goes ahead at that round's time, so the operator sees times that are not yet open.
         let (peers, index) = (worker.peers(), worker.index());
         let mine = |i: usize| i % peers == index;
-        for (round, Round { updates, links: link_updates, watermark: sealed }) in rounds.iter().enumerate() {
+        for (round, Round { updates, links: link_updates, erasures: erased, watermark: sealed }) in
+            rounds.iter().enumerate()
+        {
             if index == 0 {
                 for (link, diff) in link_updates {
                     links.update(link.clone(), *diff);
                 }
+            }
+            // Every worker enters every erasure into its own input, as the engine does.
+            for identity in erased {
+                erasures.insert(*identity);
             }
             if *sealed > watermark {
                 if watermark != NO_WATERMARK {
@@ -290,6 +306,8 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
             watermarks.flush();
             links.advance_to(round as u64 + 1);
             links.flush();
+            erasures.advance_to(round as u64 + 1);
+            erasures.flush();
             worker.step_while(|| probe.less_than(input.time()));
         }
     })
@@ -329,6 +347,8 @@ struct Shape {
     devices: usize,
     /// Link updates per round.
     links_per_round: usize,
+    /// The chance that a round erases an identity (a customer, or with devices a device too).
+    erasure_chance: f64,
 }
 
 /// The node of customer `c{i}` or device `a{i}`.
@@ -432,7 +452,13 @@ fn random_rounds(seed: u64, shape: &Shape, symbols: &Symbols) -> Rounds {
             };
             watermark = watermark.max(next);
         }
-        rounds.push(Round { updates, links, watermark });
+        let mut erasures = Vec::new();
+        if rng.random_bool(shape.erasure_chance) {
+            let device = shape.devices > 0 && rng.random_bool(0.4);
+            let count = if device { shape.devices } else { shape.customers };
+            erasures.push(node(symbols, device, rng.random_range(0..count)).identity());
+        }
+        rounds.push(Round { updates, links, erasures, watermark });
     }
     rounds
 }
@@ -459,14 +485,24 @@ fn check(seed: u64, shape: Shape, params: Params, workers: usize) {
     let states = run_dataflow(rounds.clone(), params, defs.clone(), workers, stitch);
     let mut events: BTreeMap<Event, i64> = BTreeMap::new();
     let mut links: BTreeMap<Link, i64> = BTreeMap::new();
-    for (round, Round { updates, links: link_updates, watermark }) in rounds.iter().enumerate() {
+    let mut erased: BTreeSet<Identity> = BTreeSet::new();
+    for (round, Round { updates, links: link_updates, erasures, watermark }) in rounds.iter().enumerate() {
         for (event, diff) in updates {
             add1(&mut events, *event, *diff as i64);
         }
         for (link, diff) in link_updates {
             add1(&mut links, link.clone(), *diff as i64);
         }
-        let expected = oracle(&stitched(&events, &links), *watermark, &params, &defs);
+        erased.extend(erasures);
+        // Recomputed from scratch without any event or link of an erased identity.
+        let kept_events: BTreeMap<Event, i64> =
+            events.iter().filter(|(e, _)| !erased.contains(&e.journey.identity())).map(|(e, c)| (*e, *c)).collect();
+        let kept_links: BTreeMap<Link, i64> = links
+            .iter()
+            .filter(|((a, b), _)| !erased.contains(&a.identity()) && !erased.contains(&b.identity()))
+            .map(|(l, c)| (l.clone(), *c))
+            .collect();
+        let expected = oracle(&stitched(&kept_events, &kept_links), *watermark, &params, &defs);
         let actual = &states[round];
         assert_eq!(expected.journeys, actual.journeys, "journeys, seed {seed}, round {round}");
         assert_eq!(expected.transitions, actual.transitions, "transitions, seed {seed}, round {round}");
@@ -489,6 +525,7 @@ fn small(rounds: usize) -> Shape {
         span: 1 << 31,
         devices: 0,
         links_per_round: 0,
+        erasure_chance: 0.0,
     }
 }
 
@@ -605,5 +642,30 @@ fn stitching_with_journey_keys_retractions_and_phantoms() {
             ..small(7)
         };
         check(seed, shape, Params { session: SessionRule::Gap(20 * MINUTE), path_len: 4 }, 2);
+    }
+}
+
+#[test]
+fn erased_customers_leave_every_view_and_stay_out() {
+    for seed in 1300..1308 {
+        let shape = Shape { customers: 6, erasure_chance: 0.5, duplicate_share: 0.05, phantom_share: 0.05, ..small(8) };
+        check(seed, shape, gap30(), 1 + seed as usize % 2);
+    }
+}
+
+#[test]
+fn erasures_with_stitching_journey_keys_and_link_churn() {
+    for seed in 1400..1408 {
+        let shape = Shape {
+            customers: 6,
+            devices: 5,
+            keys: 2,
+            links_per_round: 3,
+            erasure_chance: 0.6,
+            retract_share: 0.25,
+            phantom_share: 0.05,
+            ..small(8)
+        };
+        check(seed, shape, Params { session: SessionRule::Gap(20 * MINUTE), path_len: 4 }, 1 + seed as usize % 2);
     }
 }

@@ -7,14 +7,14 @@ use std::thread::JoinHandle;
 
 use anyhow::Context;
 use crossbeam_channel::Sender;
-use rustc_hash::FxHashSet;
-use stepstone_dataflows::event::{Event, Identity, Params};
+use rustc_hash::{FxHashMap, FxHashSet};
+use stepstone_dataflows::event::{Event, Identity, NO_WATERMARK, Params};
 use stepstone_dataflows::identity::{Link, Node};
 use stepstone_dataflows::segments::BoundSegment;
-use stepstone_dataflows::symbols::Symbols;
+use stepstone_dataflows::symbols::{Sym, Symbols};
 use timely::communication::WorkerGuards;
 
-use super::collector::{Collected, Collector};
+use super::collector::{Collected, Collector, SharedTables};
 use super::reader::LinkChange;
 use super::worker::{self, Feed};
 
@@ -73,25 +73,81 @@ struct LinkBook {
 }
 
 impl LinkBook {
-    /// The dataflow updates of `changes`: a new link enters, a retracted present link leaves.
-    fn updates(&mut self, changes: &[LinkChange]) -> Vec<(Link, isize)> {
+    /// The dataflow updates of `changes`: a new link enters, a retracted present link leaves;
+    /// links that name an `erased` identity are ignored.
+    fn updates(&mut self, changes: &[LinkChange], erased: &FxHashSet<Identity>) -> Vec<(Link, isize)> {
         let mut updates = Vec::new();
         for change in changes {
+            if erased.contains(&change.customer) || erased.contains(&change.other) {
+                continue;
+            }
             let pair = (change.customer.min(change.other), change.customer.max(change.other));
             let diff = match change.unlink {
                 false if self.present.insert(pair) => 1,
                 true if self.present.remove(&pair) => -1,
                 _ => continue,
             };
-            let node = |identity: Identity| Node {
-                device: identity.device,
-                name: self.symbols.name(identity.id).to_string(),
-                sym: identity.id,
-            };
-            updates.push(((node(pair.0), node(pair.1)), diff));
+            updates.push((self.link(pair), diff));
         }
         updates
     }
+
+    /// The dataflow link of a present `pair`.
+    fn link(&self, (a, b): (Identity, Identity)) -> Link {
+        let node = |identity: Identity| Node {
+            device: identity.device,
+            name: self.symbols.name(identity.id).to_string(),
+            sym: identity.id,
+        };
+        (node(a), node(b))
+    }
+
+    /// Every identity connected to `identity` by present links, `identity` first.
+    fn component(&self, identity: Identity) -> Vec<Identity> {
+        let mut neighbours: FxHashMap<Identity, Vec<Identity>> = FxHashMap::default();
+        for &(a, b) in &self.present {
+            neighbours.entry(a).or_default().push(b);
+            neighbours.entry(b).or_default().push(a);
+        }
+        let mut component = vec![identity];
+        let mut seen: FxHashSet<Identity> = component.iter().copied().collect();
+        let mut next = 0;
+        while let Some(&at) = component.get(next) {
+            next += 1;
+            for &other in neighbours.get(&at).into_iter().flatten() {
+                if seen.insert(other) {
+                    component.push(other);
+                }
+            }
+        }
+        component
+    }
+
+    /// Retracts every present link of the `erased` identities: the dataflow updates.
+    fn erase(&mut self, erased: &FxHashSet<Identity>) -> Vec<(Link, isize)> {
+        let gone: Vec<(Identity, Identity)> =
+            self.present.iter().filter(|(a, b)| erased.contains(a) || erased.contains(b)).copied().collect();
+        gone.into_iter()
+            .map(|pair| {
+                self.present.remove(&pair);
+                (self.link(pair), -1)
+            })
+            .collect()
+    }
+}
+
+/// What one erasure did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Erasure {
+    /// The logical time at which the person's data left every view (applied when
+    /// [`Engine::erase`] returns).
+    pub time: u64,
+    /// The identities erased: the one named and every identity linked to it.
+    pub identities: usize,
+    /// The events removed from the views.
+    pub events: u64,
+    /// The links between identities removed.
+    pub links: usize,
 }
 
 /// A running engine.
@@ -100,6 +156,14 @@ pub struct Engine {
     workers: Vec<Sender<Feed>>,
     /// The links stated so far, when identities are stitched.
     links: Option<LinkBook>,
+    /// The erased identities: their later events and links are dropped as they come.
+    erased: FxHashSet<Identity>,
+    /// Events of erased identities dropped as they came.
+    suppressed: u64,
+    /// The collector's tables, which an erasure counts the person's events in.
+    tables: SharedTables,
+    /// The watermark of the latest seal.
+    watermark: i64,
     /// The timely workers.
     guards: WorkerGuards<()>,
     /// The collector thread.
@@ -122,6 +186,7 @@ impl Engine {
         collector: Collector,
     ) -> anyhow::Result<Engine> {
         let frontier = Arc::new(Frontier::default());
+        let tables = collector.tables();
         let (completed_tx, completed_rx) = crossbeam_channel::unbounded();
         let collector_frontier = frontier.clone();
         let collector = std::thread::Builder::new()
@@ -149,13 +214,30 @@ impl Engine {
         .map_err(anyhow::Error::msg)
         .context("starting the timely workers")?;
         let links = stitching.map(|symbols| LinkBook { symbols, present: FxHashSet::default() });
-        Ok(Engine { workers: senders, links, guards, collector, frontier, time: 0 })
+        Ok(Engine {
+            workers: senders,
+            links,
+            erased: FxHashSet::default(),
+            suppressed: 0,
+            tables,
+            watermark: NO_WATERMARK,
+            guards,
+            collector,
+            frontier,
+            time: 0,
+        })
     }
 
     /// Sends `events` at the current logical time, each to the worker its journey is placed on
     /// (so the dataflow's exchange keeps them local). Blocks while the workers are
-    /// [`FEED_QUEUE`] messages behind.
-    pub fn send(&mut self, events: Vec<Event>) -> anyhow::Result<()> {
+    /// [`FEED_QUEUE`] messages behind. Events of erased identities are dropped and counted
+    /// ([`Engine::suppressed`]).
+    pub fn send(&mut self, mut events: Vec<Event>) -> anyhow::Result<()> {
+        if !self.erased.is_empty() {
+            let before = events.len();
+            events.retain(|event| !self.erased.contains(&event.journey.identity()));
+            self.suppressed += (before - events.len()) as u64;
+        }
         let workers = self.workers.len();
         if workers == 1 {
             return self.feed(0, Feed::Events(events));
@@ -177,7 +259,7 @@ impl Engine {
     /// stitching there are none: records state links only when identity fields are mapped.
     pub fn link(&mut self, changes: &[LinkChange]) -> anyhow::Result<()> {
         let Some(book) = &mut self.links else { return Ok(()) };
-        let updates = book.updates(changes);
+        let updates = book.updates(changes, &self.erased);
         if updates.is_empty() {
             return Ok(());
         }
@@ -189,6 +271,7 @@ impl Engine {
     /// over; it never goes back), so that the time completes once the workers have applied it,
     /// and returns it; later events belong to the next time.
     pub fn seal(&mut self, watermark: i64) -> anyhow::Result<u64> {
+        self.watermark = self.watermark.max(watermark);
         for worker in 0..self.workers.len() {
             self.feed(worker, Feed::Seal(watermark))?;
         }
@@ -201,6 +284,45 @@ impl Engine {
     pub fn submit(&mut self, events: Vec<Event>, watermark: i64) -> anyhow::Result<u64> {
         self.send(events)?;
         self.seal(watermark)
+    }
+
+    /// Erases the person of the customer id (or else device id) `id`: its identity and every
+    /// identity linked to it lose all their events and links, in every view, at a logical time
+    /// of its own, as if they had never been; their later events and links are dropped as they
+    /// come. Events sent before are erased too: every earlier time is applied first. Returns
+    /// once the erasure is applied; `None` (and nothing done) when no view knows `id`.
+    pub fn erase(&mut self, id: Sym) -> anyhow::Result<Option<Erasure>> {
+        let before = self.seal(self.watermark)?;
+        self.wait_for(before)?;
+        let Some(identity) = self.tables.read().expect("tables lock").identity_of(id) else { return Ok(None) };
+        let component = match &self.links {
+            Some(book) => book.component(identity),
+            None => vec![identity],
+        };
+        let events = {
+            let tables = self.tables.read().expect("tables lock");
+            component.iter().flat_map(|&id| tables.journeys_of(id)).map(|row| row.events).sum()
+        };
+        self.erased.extend(component.iter().copied());
+        let links = match &mut self.links {
+            Some(book) => book.erase(&self.erased),
+            None => Vec::new(),
+        };
+        let removed = links.len();
+        if !links.is_empty() {
+            self.feed(0, Feed::Links(links))?;
+        }
+        for worker in 0..self.workers.len() {
+            self.feed(worker, Feed::Erase(component.clone()))?;
+        }
+        let time = self.seal(self.watermark)?;
+        self.wait_for(time)?;
+        Ok(Some(Erasure { time, identities: component.len(), events, links: removed }))
+    }
+
+    /// Events of erased identities dropped as they came, so far.
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed
     }
 
     /// Hands `message` to `worker`.

@@ -24,12 +24,12 @@ use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::symbols::Symbols;
 
 use crate::config::Pipeline;
-use crate::sink::{DeltaWriter, SnapshotWriter, Tables};
+use crate::sink::{DeltaWriter, ErasureLog, SnapshotWriter, Tables};
 use crate::source::DeadLetterWriter;
 use reader::{Cut, EpochCutter};
 
 pub use collector::{Collected, Collector, Observer, SharedTables};
-pub use handle::{Engine, Frontier};
+pub use handle::{Engine, Erasure, Frontier};
 pub use reader::{Chunk, Decoded, DecoderSpec, Input, LinkChange, spawn_decoder, to_event, to_input};
 pub use summary::RunSummary;
 
@@ -38,6 +38,18 @@ pub use summary::RunSummary;
 /// Bad records go to the dead-letter file; with `strict` the first one ends the run with an
 /// error naming it. The final snapshot is written before this returns.
 pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
+    run_erasing(pipeline, &[], "").map(|(summary, _)| summary)
+}
+
+/// Runs `pipeline` to the end of its inputs, then erases the person of each customer id (or
+/// else device id) in `ids`, each at a logical time of its own, logging each erasure as asked
+/// for `by`; the final snapshot holds none of them. Returns what the run did and each id's
+/// erasure (`None` for an id no view knows).
+pub fn run_erasing(
+    pipeline: &Pipeline,
+    ids: &[String],
+    by: &str,
+) -> anyhow::Result<(RunSummary, Vec<Option<Erasure>>)> {
     anyhow::ensure!(!pipeline.follow, "follow keeps reading forever: it is for stepstone serve, not run");
     let started = Instant::now();
     let Setup { mut dead_letters, symbols, segments, collector } = Setup::new(pipeline)?;
@@ -57,18 +69,48 @@ pub fn run(pipeline: &Pipeline) -> anyhow::Result<RunSummary> {
     let mut cutter = EpochCutter::new(decoded, pipeline.epoch_events, live);
     let fed = feed(&mut cutter, &mut dead_letters, &mut engine, pipeline.strict);
     let cutter_late = cutter.late_accepted();
+    let withheld = cutter.withheld();
     drop(cutter);
+    let erasures = match &fed {
+        Ok(_) => erase(&mut engine, &symbols, ids, &ErasureLog::new(&pipeline.out_dir), by),
+        Err(_) => Ok(Vec::new()),
+    };
     let collected = engine.finish();
     decoder.join().map_err(|_| anyhow::anyhow!("the decoder thread panicked"))?;
     dead_letters.flush()?;
 
     let events = fed?;
+    let erasures = erasures?;
     let late_accepted = cutter_late;
-    let summary = RunSummary::new(events, late_accepted, &dead_letters, &collected?, &symbols, started.elapsed());
+    let mut summary = RunSummary::new(events, late_accepted, &dead_letters, &collected?, &symbols, started.elapsed());
+    summary.without_consent = withheld;
+    summary.erased_events = erasures.iter().flatten().map(|erasure| erasure.events).sum();
     let path = pipeline.out_dir.join("summary.json");
     let json = serde_json::to_string_pretty(&summary).context("serializing the run summary")?;
     std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
-    Ok(summary)
+    Ok((summary, erasures))
+}
+
+/// Erases the person of each of `ids` in turn, logging each erasure to `log`.
+fn erase(
+    engine: &mut Engine,
+    symbols: &Symbols,
+    ids: &[String],
+    log: &ErasureLog,
+    by: &str,
+) -> anyhow::Result<Vec<Option<Erasure>>> {
+    let mut erasures = Vec::with_capacity(ids.len());
+    for id in ids {
+        let erasure = match symbols.get(id) {
+            Some(sym) => engine.erase(sym)?,
+            None => None,
+        };
+        if let Some(erasure) = &erasure {
+            log.record(erasure, by)?;
+        }
+        erasures.push(erasure);
+    }
+    Ok(erasures)
 }
 
 /// What every way of running a pipeline sets up before its engine starts.

@@ -49,6 +49,9 @@ pub struct Input {
     pub event: Option<Event>,
     /// The link the record states or retracts, if any.
     pub link: Option<LinkChange>,
+    /// Whether the record was withheld for want of analytics consent: it brings neither
+    /// event nor link, and is only counted.
+    pub withheld: bool,
 }
 
 /// A chunk of decoded records, with the event time reached.
@@ -193,6 +196,8 @@ pub struct EpochCutter {
     watermark: i64,
     /// Late events accepted so far.
     late_accepted: u64,
+    /// Records withheld for want of analytics consent so far.
+    withheld: u64,
 }
 
 /// What the cutter hands on next.
@@ -218,12 +223,18 @@ impl EpochCutter {
             ended: false,
             watermark: NO_WATERMARK,
             late_accepted: 0,
+            withheld: 0,
         }
     }
 
     /// Late events accepted so far (`late = "accept"`).
     pub fn late_accepted(&self) -> u64 {
         self.late_accepted
+    }
+
+    /// Records withheld for want of analytics consent so far.
+    pub fn withheld(&self) -> u64 {
+        self.withheld
     }
 
     /// The next cut, or `None` once the input has ended and its last epoch was sealed. The
@@ -263,9 +274,10 @@ impl EpochCutter {
         let mut rejections = Vec::new();
         for item in items {
             match item {
-                Ok(Input { event, link }) => {
+                Ok(Input { event, link, withheld }) => {
                     events.extend(event);
                     links.extend(link);
+                    self.withheld += u64::from(withheld);
                 }
                 Err(rejection) => rejections.push(rejection),
             }
@@ -288,13 +300,16 @@ impl EpochCutter {
 /// What a decoded `record` brings the engine: its event (with arrival number `seq`) unless it is
 /// a link only, and the link it states or retracts; strings are interned through `interner`.
 pub fn to_input(record: &RecordRef<'_>, seq: u64, interner: &mut Interner, keep_sessions: bool) -> Input {
+    if !record.consent {
+        return Input { event: None, link: None, withheld: true };
+    }
     let event = record.interaction.then(|| to_event(record, seq, interner, keep_sessions));
     let link = record.link.as_ref().map(|link| LinkChange {
         customer: Identity { device: false, id: interner.intern(&record.customer) },
         other: Identity { device: link.device, id: interner.intern(&link.other) },
         unlink: link.unlink,
     });
-    Input { event, link }
+    Input { event, link, withheld: false }
 }
 
 /// The dataflow event of a decoded `record` with arrival number `seq`, its strings interned

@@ -20,6 +20,10 @@ pub struct RunSummary {
     /// Late events of unbounded inputs that were applied (`late = "accept"`); rejected late
     /// events are counted in `rejected` under `late`.
     pub late_accepted: u64,
+    /// Records without analytics consent, which count in no view.
+    pub without_consent: u64,
+    /// Events removed by erasures (`stepstone erase`).
+    pub erased_events: u64,
     /// Records rejected, by reason.
     pub rejected: BTreeMap<String, u64>,
     /// Total records rejected.
@@ -64,6 +68,8 @@ impl RunSummary {
         RunSummary {
             events,
             late_accepted,
+            without_consent: 0,
+            erased_events: 0,
             rejected: dead_letters.counts().iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
             rejected_total: dead_letters.total(),
             rejected_file: dead_letters.path().display().to_string(),
@@ -95,6 +101,12 @@ impl fmt::Display for RunSummary {
         writeln!(f)?;
         if self.late_accepted > 0 {
             writeln!(f, "late accepted    {}", self.late_accepted)?;
+        }
+        if self.without_consent > 0 {
+            writeln!(f, "without consent  {}", self.without_consent)?;
+        }
+        if self.erased_events > 0 {
+            writeln!(f, "erased events    {}", self.erased_events)?;
         }
         writeln!(f, "customers        {}", self.customers)?;
         writeln!(f, "journeys         {}", self.journeys)?;

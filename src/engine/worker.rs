@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use crossbeam_channel::{Receiver, Sender};
 use differential_dataflow::input::InputSession;
-use stepstone_dataflows::event::{Event, NO_WATERMARK, Params};
+use stepstone_dataflows::event::{Event, Identity, NO_WATERMARK, Params};
 use stepstone_dataflows::identity::Link;
 use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::views;
@@ -26,6 +26,8 @@ pub enum Feed {
     Events(Vec<Event>),
     /// Links between identities entering (1) or leaving (-1) at the current logical time.
     Links(Vec<(Link, isize)>),
+    /// Identities erased at the current logical time (every worker gets all of them).
+    Erase(Vec<Identity>),
     /// The current logical time is complete, with this watermark; the next one begins.
     Seal(i64),
 }
@@ -43,7 +45,7 @@ pub struct Completed {
 /// Runs one worker until `feed` closes. Events are inserted at the current logical time and
 /// the dataflow stepped as they arrive; at a seal the input advances past the time, the worker
 /// steps until all outputs are complete for it, and the time's changes go to `done`. Every
-/// worker enters each sealed time's watermark into its own watermark input.
+/// worker enters each sealed time's watermark, and every erasure, into its own input.
 pub fn run(
     worker: &mut Worker,
     params: Params,
@@ -55,6 +57,7 @@ pub fn run(
     let mut input = InputSession::<u64, Event, isize>::new();
     let mut watermarks = InputSession::<u64, i64, isize>::new();
     let mut links = InputSession::<u64, Link, isize>::new();
+    let mut erasures = InputSession::<u64, Identity, isize>::new();
     let mut watermark = NO_WATERMARK;
     let changes: Rc<RefCell<Vec<Update>>> = Rc::default();
     let probe = worker.dataflow::<u64, _, _>(|scope| {
@@ -62,6 +65,7 @@ pub fn run(
             input.to_collection(scope),
             stitch.then(|| links.to_collection(scope)),
             watermarks.to_collection(scope),
+            erasures.to_collection(scope),
             params,
             segments,
         );
@@ -105,6 +109,13 @@ pub fn run(
                 links.flush();
                 worker.step();
             }
+            Feed::Erase(identities) => {
+                for identity in identities {
+                    erasures.insert(identity);
+                }
+                erasures.flush();
+                worker.step();
+            }
             Feed::Events(events) => {
                 for event in events {
                     input.insert(event);
@@ -127,6 +138,8 @@ pub fn run(
                 watermarks.flush();
                 links.advance_to(time + 1);
                 links.flush();
+                erasures.advance_to(time + 1);
+                erasures.flush();
                 // Park rather than spin while another worker catches up: on two cores the
                 // spinning would take the time of the threads it waits for.
                 while probe.less_than(input.time()) {

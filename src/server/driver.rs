@@ -15,14 +15,26 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use stepstone_dataflows::event::{Event, NO_WATERMARK};
+use stepstone_dataflows::symbols::Sym;
 
 use super::live::Live;
-use crate::engine::{Collected, Engine, LinkChange};
+use crate::engine::{Collected, Engine, Erasure, LinkChange};
 use crate::source::{DeadLetterWriter, ReasonKind, Rejection};
 
 /// Logical times sealed but not yet complete before the driver waits for the engine (and the
 /// ingest queue fills, so that ingest answers 429).
 const MAX_IN_FLIGHT: u64 = 64;
+
+/// A request to erase a person, with where to send what the erasure did.
+#[derive(Debug)]
+pub struct EraseRequest {
+    /// A customer id (or else device id) of the person.
+    pub id: Sym,
+    /// Who asks, for the erasure log.
+    pub by: String,
+    /// Where the outcome goes.
+    pub reply: tokio::sync::oneshot::Sender<Option<Erasure>>,
+}
 
 /// What the engine driver receives.
 #[derive(Debug)]
@@ -37,6 +49,10 @@ pub struct Batch {
     pub watermark: i64,
     /// Late events among `events`, accepted by `late = "accept"`.
     pub late_accepted: u64,
+    /// Records withheld for want of analytics consent.
+    pub withheld: u64,
+    /// A person to erase once the batch's events are in.
+    pub erasure: Option<EraseRequest>,
 }
 
 impl Default for Batch {
@@ -47,6 +63,8 @@ impl Default for Batch {
             rejections: Vec::new(),
             watermark: NO_WATERMARK,
             late_accepted: 0,
+            withheld: 0,
+            erasure: None,
         }
     }
 }
@@ -105,7 +123,10 @@ fn drive(
         };
         let opened = Instant::now();
         let mut batch = Some(first);
-        while let Some(Batch { mut events, links, rejections, watermark: reached, late_accepted }) = batch.take() {
+        while let Some(Batch { mut events, links, rejections, watermark: reached, late_accepted, withheld, erasure }) =
+            batch.take()
+        {
+            live.metrics.events_without_consent.inc_by(withheld);
             for rejection in &rejections {
                 dead_letters.write(rejection)?;
                 live.metrics.reject(rejection.reason_kind());
@@ -124,9 +145,20 @@ fn drive(
                     next_seq += 1;
                 }
                 live.metrics.events_in.inc_by(events.len() as u64);
+                let suppressed = engine.suppressed();
                 engine.send(events)?;
+                live.metrics.events_suppressed.inc_by(engine.suppressed() - suppressed);
             }
             engine.link(&links)?;
+            if let Some(request) = erasure {
+                let erased = erase(engine, live, &request)?;
+                if let Some(erased) = &erased {
+                    sealed = Some(erased.time);
+                    live.metrics.sealed(erased.time);
+                }
+                // The asker may have gone; the erasure stands.
+                let _ = request.reply.send(erased);
+            }
             let busy = sealed.is_some() && frontier.applied() < sealed;
             let remaining = epoch_interval.saturating_sub(opened.elapsed());
             batch = match batches.try_recv() {
@@ -152,4 +184,16 @@ fn drive(
         }
     }
     Ok(())
+}
+
+/// Applies one erasure and logs it: every time before it completes first, and it is applied
+/// when this returns. A log that cannot be written is reported, not fatal: the erasure stands.
+fn erase(engine: &mut Engine, live: &Live, request: &EraseRequest) -> anyhow::Result<Option<Erasure>> {
+    let Some(erasure) = engine.erase(request.id)? else { return Ok(None) };
+    if let Err(error) = live.erasure_log.record(&erasure, &request.by) {
+        tracing::error!("erasure at logical time {} applied but not logged: {error:#}", erasure.time);
+    }
+    live.metrics.erasures.inc();
+    live.metrics.events_erased.inc_by(erasure.events);
+    Ok(Some(erasure))
 }

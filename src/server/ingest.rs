@@ -24,8 +24,11 @@ const SOURCE: &str = "POST /v1/events";
 /// The answer to an ingest request.
 #[derive(Debug, Serialize)]
 struct Answer {
-    /// Events queued for the engine.
+    /// Records accepted: events queued for the engine, links, and records without consent.
     accepted: usize,
+    /// Accepted records without analytics consent, which count in no view.
+    #[serde(skip_serializing_if = "is_zero")]
+    without_consent: u64,
     /// The records that were not, with why.
     rejected: Vec<Rejected>,
 }
@@ -91,10 +94,11 @@ pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
             }
         });
         match admitted {
-            Ok(Input { event, link }) => {
+            Ok(Input { event, link, withheld }) => {
                 accepted += 1;
                 batch.events.extend(event);
                 batch.links.extend(link);
+                batch.withheld += u64::from(withheld);
             }
             Err(rejection) => {
                 rejected.push(Rejected {
@@ -108,6 +112,7 @@ pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
         }
     }
     batch.watermark = tentative.watermark();
+    let batch_withheld = batch.withheld;
     let status = if accepted == 0 && !rejected.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     if accepted > 0 || !batch.rejections.is_empty() {
         match live.submit(batch) {
@@ -121,7 +126,13 @@ pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
         }
     }
     drop(clock);
-    (status, axum::Json(Answer { accepted, rejected })).into_response()
+    let without_consent = batch_withheld;
+    (status, axum::Json(Answer { accepted, without_consent, rejected })).into_response()
+}
+
+/// Whether a count is zero (left out of answers).
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 /// The records of a body: the elements of a JSON array, or the non-blank lines of NDJSON (a

@@ -15,7 +15,7 @@ use super::metrics::Metrics;
 use crate::config::ServerSettings;
 use crate::engine::{Observer, SharedTables};
 use crate::sink::deltas::delta_lines;
-use crate::sink::{Changes, DeltaLine, SnapshotInfo, Tables};
+use crate::sink::{Changes, DeltaLine, ErasureLog, SnapshotInfo, Tables};
 use crate::source::lateness::{EventTime, SourceClock};
 use crate::source::{DecodeOptions, JsonRecordDecoder};
 
@@ -55,6 +55,8 @@ pub struct Live {
     pub keep_sessions: bool,
     /// The watermark of HTTP ingest, the source of the records posted to `/v1/events`.
     pub http_clock: Mutex<SourceClock>,
+    /// Where erasures are logged.
+    pub erasure_log: ErasureLog,
     /// The queue to the engine driver; `None` once ingest has stopped.
     ingest: Mutex<Option<Sender<Batch>>>,
     /// Turns true when the service shuts down; subscriptions end on it.
@@ -115,6 +117,7 @@ impl Live {
         keep_sessions: bool,
         event_time: EventTime,
         ingest: Sender<Batch>,
+        erasure_log: ErasureLog,
     ) -> Live {
         let (deltas, _) = broadcast::channel(settings.subscriber_buffer);
         let settings_places = settings.max_subscribers;
@@ -127,6 +130,7 @@ impl Live {
             keep_sessions,
             settings,
             http_clock: Mutex::new(SourceClock::new(event_time)),
+            erasure_log,
             ingest: Mutex::new(Some(ingest)),
             shutdown: watch::channel(false).0,
             subscriber_places: Arc::new(Semaphore::new(settings_places)),

@@ -31,6 +31,14 @@ pub struct Metrics {
     pub events_late: Counter,
     /// Delta lines published to subscribers.
     pub deltas_out: Counter,
+    /// Records without analytics consent, which count in no view.
+    pub events_without_consent: Counter,
+    /// Erasures applied.
+    pub erasures: Counter,
+    /// Events removed by erasures.
+    pub events_erased: Counter,
+    /// Events of erased identities dropped as they came.
+    pub events_suppressed: Counter,
     /// Subscribers connected now.
     pub subscribers: Gauge,
     /// The latest complete logical time (-1 before the first).
@@ -59,6 +67,10 @@ impl Metrics {
         let rejected = Family::<ReasonLabel, Counter>::default();
         let deltas_out = Counter::default();
         let events_late = Counter::default();
+        let erasures = Counter::default();
+        let events_without_consent = Counter::default();
+        let events_erased = Counter::default();
+        let events_suppressed = Counter::default();
         let subscribers = Gauge::default();
         let logical_time = Gauge::default();
         let engine_lag = Gauge::<f64, AtomicU64>::default();
@@ -72,6 +84,18 @@ impl Metrics {
             events_late.clone(),
         );
         registry.register("stepstone_deltas_out", "Context-delta lines published to subscribers", deltas_out.clone());
+        registry.register(
+            "stepstone_events_without_consent",
+            "Records without analytics consent, which count in no view",
+            events_without_consent.clone(),
+        );
+        registry.register("stepstone_erasures", "Erasures applied", erasures.clone());
+        registry.register("stepstone_events_erased", "Events removed by erasures", events_erased.clone());
+        registry.register(
+            "stepstone_events_suppressed",
+            "Events of erased identities dropped as they came",
+            events_suppressed.clone(),
+        );
         registry.register("stepstone_subscribers", "Subscribers connected", subscribers.clone());
         registry.register("stepstone_logical_time", "The latest complete logical time", logical_time.clone());
         registry.register(
@@ -90,6 +114,10 @@ impl Metrics {
             rejected,
             events_late,
             deltas_out,
+            events_without_consent,
+            erasures,
+            events_erased,
+            events_suppressed,
             subscribers,
             logical_time,
             engine_lag,

@@ -12,6 +12,7 @@
 //! engine, writes the final snapshot and exits.
 
 mod driver;
+mod erase;
 mod flight;
 mod ingest;
 mod live;
@@ -40,7 +41,9 @@ use tokio::net::TcpListener;
 
 use crate::config::Pipeline;
 use crate::engine::{Chunk, Decoded, DecoderSpec, Engine, Input, Setup, spawn_decoder};
+use crate::sink::ErasureLog;
 use driver::Batch;
+pub use erase::erase_remote;
 use live::{Live, Publisher};
 
 /// The most records of the configured sources the driver gets in one batch.
@@ -73,6 +76,7 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
         keep_sessions,
         pipeline.event_time,
         batches.clone(),
+        ErasureLog::new(&pipeline.out_dir),
     ));
     let collector = collector.with_observer(Box::new(Publisher { live: live.clone() }));
     let stitching = pipeline.decode.mapping.stitches().then(|| symbols.clone());
@@ -173,7 +177,7 @@ fn router(live: Arc<Live>) -> Router {
         .route("/v1/events", post(ingest::ingest).layer(DefaultBodyLimit::max(max_body)))
         .route("/v1/subscribe", get(subscribe::websocket))
         .route("/v1/subscribe/sse", get(subscribe::sse))
-        .route("/v1/customers/{id}", get(lookup::customer))
+        .route("/v1/customers/{id}", get(lookup::customer).delete(erase::erase))
         .route("/v1/segments", get(lookup::segments))
         .route("/v1/segments/{name}", get(lookup::segment))
         .route("/v1/transitions", get(lookup::transitions))
@@ -256,9 +260,10 @@ fn start_sources(
                     };
                     for item in items {
                         match item {
-                            Ok(Input { event, link }) => {
+                            Ok(Input { event, link, withheld }) => {
                                 batch.events.extend(event);
                                 batch.links.extend(link);
+                                batch.withheld += u64::from(withheld);
                             }
                             Err(rejection) => batch.rejections.push(rejection),
                         }

@@ -291,6 +291,16 @@ impl Tables {
         self.profiles.get(&identity).copied().unwrap_or(identity)
     }
 
+    /// The identity named `id`: the customer id if a journey or a link knows it, or else the
+    /// device id; `None` when neither is known.
+    pub fn identity_of(&self, id: Sym) -> Option<Identity> {
+        [false, true].into_iter().map(|device| Identity { device, id }).find(|identity| {
+            self.profiles.contains_key(identity)
+                || self.journeys.get(&JourneyId { customer: id, anonymous: identity.device, key: None }).is_some()
+                || self.keys_of.contains_key(identity)
+        })
+    }
+
     /// The profile of the customer id (or else the device id) `id`, with its journeys' rows;
     /// `None` when neither has a journey.
     pub fn profile_rows(&self, id: Sym) -> Option<(Identity, Vec<&JourneyRow>)> {

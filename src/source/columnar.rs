@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int64Array, LargeStringArray, RecordBatch, StringArray, StringViewArray,
-    UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, LargeStringArray, RecordBatch, StringArray,
+    StringViewArray, UInt64Array,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{
@@ -191,6 +191,7 @@ enum Column {
     UInt(UInt64Array),
     Float(Float64Array),
     Time(Int64Array, Scale),
+    Bool(BooleanArray),
     Other(ArrayRef, &'static str),
 }
 
@@ -206,6 +207,7 @@ impl Column {
             Int64 => Ok(Column::Int(array.as_primitive::<Int64Type>().clone())),
             UInt64 => Ok(Column::UInt(array.as_primitive().clone())),
             Float64 => Ok(Column::Float(array.as_primitive().clone())),
+            Boolean => Ok(Column::Bool(array.as_boolean().clone())),
             Int8 | Int16 | Int32 | UInt8 | UInt16 | UInt32 => casted(&Int64),
             Float16 | Float32 | Decimal32(..) | Decimal64(..) | Decimal128(..) | Decimal256(..) => casted(&Float64),
             Dictionary(_, values) => casted(values),
@@ -253,6 +255,7 @@ impl Column {
                     Scale::Div(d) => Cell::TimeMs(v.div_euclid(*d)),
                 }
             }
+            Column::Bool(a) if a.is_valid(i) => Cell::Bool(a.value(i)),
             Column::Other(a, name) if a.is_valid(i) => Cell::Other(name),
             _ => Cell::Null,
         }

@@ -10,10 +10,10 @@ use super::spec::Field;
 use super::time::Number;
 use super::{ALIAS_KIND, DecodeOptions, ReasonKind, RecordLink, RecordRef, UNLINK_KIND};
 
-/// Number of cell slots per row: the nine [`Field`]s, then the journey key.
-pub(crate) const SLOTS: usize = 10;
+/// Number of cell slots per row: the ten [`Field`]s, then the journey key.
+pub(crate) const SLOTS: usize = 11;
 /// The slot of the journey-key column.
-pub(crate) const JOURNEY_SLOT: usize = 9;
+pub(crate) const JOURNEY_SLOT: usize = 10;
 
 /// One cell of a row, borrowed from the format's buffers.
 #[derive(Clone, Debug)]
@@ -30,8 +30,9 @@ pub(crate) enum Cell<'a> {
     BigUInt(u64),
     /// A native timestamp, already in ms since the epoch.
     TimeMs(i64),
-    /// A value of a type no field accepts (boolean, object, list, …), named for the error
-    /// message.
+    /// A boolean.
+    Bool(bool),
+    /// A value of a type no field accepts (object, list, …), named for the error message.
     Other(&'static str),
 }
 
@@ -62,6 +63,9 @@ const MAX_TIME_MS: i64 = 253_402_300_799_999;
 pub(crate) struct RowDecoder {
     /// Column name per slot; `None` for the journey key when none is configured.
     pub columns: [Option<String>; SLOTS],
+    /// The first parts of the dotted columns (`consent` of `consent.analytics`): JSON keys
+    /// whose objects hold mapped values.
+    nest_roots: Vec<String>,
     options: DecodeOptions,
 }
 
@@ -72,7 +76,13 @@ impl RowDecoder {
             Some(&field) => options.mapping.column(field).map(str::to_string),
             None => options.journey_key.clone(),
         });
-        RowDecoder { columns, options: options.clone() }
+        let nest_roots = columns.iter().flatten().filter_map(|c| Some(c.split_once('.')?.0.to_owned())).collect();
+        RowDecoder { columns, nest_roots, options: options.clone() }
+    }
+
+    /// Whether some column is a dotted path into the JSON object under `key` (`key.…`).
+    pub fn nests_under(&self, key: &str) -> bool {
+        self.nest_roots.iter().any(|root| root == key)
     }
 
     /// Finds each slot's column among `available` (a header or schema). A missing required column
@@ -114,6 +124,7 @@ impl RowDecoder {
         let value = self.value(&cells[Field::Value as usize])?;
         let session = text(Field::Session)?;
         let journey_key = self.optional_text("journey_key", &cells[JOURNEY_SLOT])?;
+        let consent = consent(&cells[Field::Consent as usize])?;
         let stitching = self.options.mapping.stitches();
         let link_kind = match kind.as_deref() {
             Some(ALIAS_KIND) if stitching => Some(false),
@@ -131,6 +142,7 @@ impl RowDecoder {
             return Ok(RecordRef {
                 customer,
                 anonymous: false,
+                consent,
                 link: Some(link),
                 interaction: false,
                 journey_key,
@@ -155,6 +167,7 @@ impl RowDecoder {
         Ok(RecordRef {
             customer,
             anonymous,
+            consent,
             link,
             interaction: true,
             journey_key,
@@ -190,6 +203,7 @@ impl RowDecoder {
             Cell::Num(Number::Int(i)) | Cell::TimeMs(i) => Some(Cow::Owned(i.to_string())),
             Cell::Num(Number::Float(f)) => Some(Cow::Owned(render_float(f))),
             Cell::BigUInt(u) => Some(Cow::Owned(u.to_string())),
+            Cell::Bool(_) => return Err(bad_type(name, "text or a number", "a boolean")),
             Cell::Other(t) => return Err(bad_type(name, "text or a number", t)),
         })
     }
@@ -204,6 +218,7 @@ impl RowDecoder {
             Cell::Str(s) => format.parse_text(s),
             Cell::Num(n) => format.millis_of_number(n),
             Cell::BigUInt(_) => None,
+            Cell::Bool(_) => return Err(bad_type("time", "a timestamp", "a boolean")),
             Cell::Other(t) => return Err(bad_type("time", "a timestamp", t)),
         };
         // The cell as the error messages show it, rendered only on error.
@@ -213,7 +228,7 @@ impl RowDecoder {
             Cell::Num(Number::Int(i)) => i.to_string(),
             Cell::Num(Number::Float(f)) => f.to_string(),
             Cell::BigUInt(u) => u.to_string(),
-            Cell::Absent | Cell::Null | Cell::Other(_) => String::new(),
+            Cell::Absent | Cell::Null | Cell::Bool(_) | Cell::Other(_) => String::new(),
         };
         let millis = parsed.ok_or_else(|| Fault {
             kind: ReasonKind::BadTime,
@@ -242,6 +257,7 @@ impl RowDecoder {
             Cell::Num(Number::Int(i)) | Cell::TimeMs(i) => i as f64,
             Cell::Num(Number::Float(f)) => f,
             Cell::BigUInt(u) => u as f64,
+            Cell::Bool(_) => return Err(bad_type("value", "a number", "a boolean")),
             Cell::Other(t) => return Err(bad_type("value", "a number", t)),
         };
         value_to_micros(value).ok_or_else(|| Fault {
@@ -249,6 +265,33 @@ impl RowDecoder {
             field: Some("value"),
             reason: format!("value out of range: {value}"),
         })
+    }
+}
+
+/// Whether the consent flag `cell` grants analytics consent: absent, null or blank grants it
+/// (no flag, no objection); `true`/`false`, `1`/`0`, `yes`/`no`, `granted`/`denied` (in any
+/// case) say it; anything else is a bad value.
+fn consent(cell: &Cell<'_>) -> Result<bool, Fault> {
+    let bad = |shown: String| Fault {
+        kind: ReasonKind::BadValue,
+        field: Some("consent"),
+        reason: format!("consent: expected true or false, got {shown}"),
+    };
+    match *cell {
+        Cell::Absent | Cell::Null => Ok(true),
+        Cell::Str(s) if is_blank(s) => Ok(true),
+        Cell::Bool(b) => Ok(b),
+        Cell::Num(Number::Int(1)) => Ok(true),
+        Cell::Num(Number::Int(0)) => Ok(false),
+        Cell::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "granted" => Ok(true),
+            "false" | "0" | "no" | "denied" => Ok(false),
+            _ => Err(bad(format!("{s:?}"))),
+        },
+        Cell::Num(Number::Int(i)) | Cell::TimeMs(i) => Err(bad(i.to_string())),
+        Cell::Num(Number::Float(f)) => Err(bad(f.to_string())),
+        Cell::BigUInt(u) => Err(bad(u.to_string())),
+        Cell::Other(t) => Err(bad(t.to_owned())),
     }
 }
 

@@ -97,10 +97,28 @@ enum JsonCell<'de> {
     Str(Cow<'de, str>),
     Num(Number),
     BigUInt(u64),
+    Bool(bool),
     Other(&'static str),
 }
 
 impl JsonCell<'_> {
+    /// The cell of a value inside a nested object.
+    fn of_value(value: &serde_json::Value) -> JsonCell<'static> {
+        use serde_json::Value;
+        match value {
+            Value::Null => JsonCell::Null,
+            Value::Bool(b) => JsonCell::Bool(*b),
+            Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => JsonCell::Num(Number::Int(i)),
+                (None, Some(u), _) => JsonCell::BigUInt(u),
+                (None, None, f) => JsonCell::Num(Number::Float(f.unwrap_or(f64::NAN))),
+            },
+            Value::String(s) => JsonCell::Str(Cow::Owned(s.clone())),
+            Value::Array(_) => JsonCell::Other("an array"),
+            Value::Object(_) => JsonCell::Other("an object"),
+        }
+    }
+
     fn as_cell(&self) -> Cell<'_> {
         match self {
             JsonCell::Absent => Cell::Absent,
@@ -108,6 +126,7 @@ impl JsonCell<'_> {
             JsonCell::Str(s) => Cell::Str(s),
             JsonCell::Num(n) => Cell::Num(*n),
             JsonCell::BigUInt(u) => Cell::BigUInt(*u),
+            JsonCell::Bool(b) => Cell::Bool(*b),
             JsonCell::Other(t) => Cell::Other(t),
         }
     }
@@ -124,8 +143,8 @@ impl<'de> de::Deserialize<'de> for JsonCell<'de> {
             fn visit_unit<E>(self) -> Result<Self::Value, E> {
                 Ok(JsonCell::Null)
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(JsonCell::Other("a boolean"))
+            fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+                Ok(JsonCell::Bool(b))
             }
             fn visit_i64<E>(self, i: i64) -> Result<Self::Value, E> {
                 Ok(JsonCell::Num(Number::Int(i)))
@@ -211,6 +230,20 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 .filter(|(_, column)| column.as_deref() == Some(&*key))
                 .map(|(slot, _)| slot);
             match wanted.next() {
+                // A dotted column (`consent.analytics`) also names a key of a nested object.
+                None if self.decoder.nests_under(&key) => {
+                    let value: serde_json::Value = map.next_value()?;
+                    for (slot, column) in self.decoder.columns.iter().enumerate() {
+                        let Some(path) = column.as_deref().and_then(|c| c.strip_prefix(&*key)?.strip_prefix('.'))
+                        else {
+                            continue;
+                        };
+                        let nested = path.split('.').try_fold(&value, |value, step| value.get(step));
+                        if let Some(nested) = nested {
+                            cells[slot] = JsonCell::of_value(nested);
+                        }
+                    }
+                }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }

@@ -55,6 +55,8 @@ pub struct Record {
     pub customer: String,
     /// Whether `customer` is a device id.
     pub anonymous: bool,
+    /// Whether the customer consents to analytics.
+    pub consent: bool,
     /// The link the record states or retracts, if any.
     pub link: Option<RecordLink<String>>,
     /// Whether the record is an interaction; `alias` and `unlink` records are links only.
@@ -85,6 +87,8 @@ pub struct RecordRef<'a> {
     pub customer: Cow<'a, str>,
     /// Whether `customer` is a device id: the record has a device id but no customer id.
     pub anonymous: bool,
+    /// Whether the customer consents to analytics; a record without consent counts nowhere.
+    pub consent: bool,
     /// The link the record states or retracts, if any: the device id seen with the customer id,
     /// or the other customer id of an `alias` or `unlink` record.
     pub link: Option<RecordLink<Cow<'a, str>>>,
@@ -115,6 +119,7 @@ impl RecordRef<'_> {
         Record {
             customer: self.customer.to_string(),
             anonymous: self.anonymous,
+            consent: self.consent,
             link: self.link.as_ref().map(|l| RecordLink {
                 other: l.other.to_string(),
                 device: l.device,

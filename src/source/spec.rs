@@ -61,11 +61,14 @@ pub enum Field {
     Device,
     /// For an `alias` or `unlink` record: the other customer id. Read only when mapped.
     PreviousId,
+    /// Whether the customer consents to analytics; records without it count in no view.
+    /// Read from `consent.analytics` unless mapped elsewhere; absent means consent.
+    Consent,
 }
 
 impl Field {
     /// All fields, in slot order.
-    pub const ALL: [Field; 9] = [
+    pub const ALL: [Field; 10] = [
         Field::Customer,
         Field::Time,
         Field::ContactPoint,
@@ -75,9 +78,11 @@ impl Field {
         Field::Session,
         Field::Device,
         Field::PreviousId,
+        Field::Consent,
     ];
 
-    const NAMES: &'static str = "customer, time, contact_point, channel, kind, value, session, device, previous_id";
+    const NAMES: &'static str =
+        "customer, time, contact_point, channel, kind, value, session, device, previous_id, consent";
 
     /// The field's name, which is also its default column name.
     pub fn name(self) -> &'static str {
@@ -91,6 +96,7 @@ impl Field {
             Field::Session => "session",
             Field::Device => "device",
             Field::PreviousId => "previous_id",
+            Field::Consent => "consent",
         }
     }
 
@@ -118,6 +124,10 @@ impl fmt::Display for Field {
     }
 }
 
+/// The column of the analytics consent flag unless `consent` is mapped: a flat column
+/// `consent.analytics`, or in JSON also `{"consent": {"analytics": …}}`.
+pub const DEFAULT_CONSENT_COLUMN: &str = "consent.analytics";
+
 /// Which input column feeds each event field. The default maps every field to the column of the
 /// same name, but for the identity fields (`device`, `previous_id`), which are read only when
 /// mapped: a column named `device` often holds a device type, not an id, and mapping either
@@ -134,6 +144,7 @@ pub struct Mapping {
     session: String,
     device: Option<String>,
     previous_id: Option<String>,
+    consent: String,
 }
 
 impl Default for Mapping {
@@ -148,6 +159,7 @@ impl Default for Mapping {
             session: "session".into(),
             device: None,
             previous_id: None,
+            consent: DEFAULT_CONSENT_COLUMN.into(),
         }
     }
 }
@@ -200,6 +212,7 @@ impl Mapping {
             Field::Session => self.session = column,
             Field::Device => self.device = Some(column),
             Field::PreviousId => self.previous_id = Some(column),
+            Field::Consent => self.consent = column,
         }
         Ok(())
     }
@@ -216,6 +229,7 @@ impl Mapping {
             Field::Session => Some(&self.session),
             Field::Device => self.device.as_deref(),
             Field::PreviousId => self.previous_id.as_deref(),
+            Field::Consent => Some(&self.consent),
         }
     }
 

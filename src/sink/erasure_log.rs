@@ -1,0 +1,76 @@
+//! The erasure log: one JSON line per erasure in `erasures.jsonl` next to the snapshots —
+//! when, who asked, and how much was erased — and nothing of the person erased.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::engine::Erasure;
+
+/// Appends erasures to the log file of an output directory.
+#[derive(Clone, Debug)]
+pub struct ErasureLog {
+    /// The log file.
+    path: PathBuf,
+}
+
+/// One line of the log.
+#[derive(Serialize)]
+struct Entry<'a> {
+    /// When the erasure was applied (RFC 3339, UTC).
+    at: String,
+    /// Who asked for it, as they named themselves.
+    by: &'a str,
+    /// The logical time from which no view holds the person.
+    logical_time: u64,
+    /// Identities erased (the id named and every identity linked to it).
+    identities: usize,
+    /// Events removed.
+    events: u64,
+    /// Links between identities removed.
+    links: usize,
+}
+
+impl ErasureLog {
+    /// The log of the output directory `out_dir`.
+    pub fn new(out_dir: &Path) -> Self {
+        ErasureLog { path: out_dir.join("erasures.jsonl") }
+    }
+
+    /// The log file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `erasure`, asked for by `by`, and syncs the file.
+    pub fn record(&self, erasure: &Erasure, by: &str) -> anyhow::Result<()> {
+        let entry = Entry {
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            by,
+            logical_time: erasure.time,
+            identities: erasure.identities,
+            events: erasure.events,
+            links: erasure.links,
+        };
+        let line = serde_json::to_string(&entry).context("serializing an erasure log entry")? + "\n";
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .with_context(|| format!("opening the erasure log {}", self.path.display()))?;
+        file.write_all(line.as_bytes())
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("writing the erasure log {}", self.path.display()))?;
+        tracing::info!(
+            by,
+            logical_time = erasure.time,
+            identities = erasure.identities,
+            events = erasure.events,
+            links = erasure.links,
+            "erased a person"
+        );
+        Ok(())
+    }
+}
