@@ -7,17 +7,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
+use stepstone_dataflows::event::SessionRule;
 use stepstone_dataflows::symbols::Symbols;
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
 
 use super::driver::Batch;
 use super::metrics::Metrics;
-use crate::config::ServerSettings;
+use crate::config::{Pipeline, ServerSettings};
 use crate::engine::{Observer, SharedTables};
 use crate::sink::deltas::delta_lines;
 use crate::sink::{Changes, DeltaLine, ErasureLog, SnapshotInfo, Tables};
-use crate::source::lateness::{EventTime, SourceClock};
-use crate::source::{DecodeOptions, JsonRecordDecoder};
+use crate::source::JsonRecordDecoder;
+use crate::source::lateness::SourceClock;
 
 /// The delta lines of one applied logical time.
 #[derive(Debug)]
@@ -108,17 +109,10 @@ impl Connections {
 }
 
 impl Live {
-    /// The shared state of a service over `tables`, queueing ingest batches on `ingest`.
-    pub fn new(
-        tables: SharedTables,
-        symbols: Arc<Symbols>,
-        settings: ServerSettings,
-        decode: &DecodeOptions,
-        keep_sessions: bool,
-        event_time: EventTime,
-        ingest: Sender<Batch>,
-        erasure_log: ErasureLog,
-    ) -> Live {
+    /// The shared state of a service of `pipeline` over `tables`, whose names are in
+    /// `symbols`, queueing ingest batches on `ingest`.
+    pub fn new(tables: SharedTables, symbols: Arc<Symbols>, pipeline: &Pipeline, ingest: Sender<Batch>) -> Live {
+        let settings = pipeline.server.clone();
         let (deltas, _) = broadcast::channel(settings.subscriber_buffer);
         let settings_places = settings.max_subscribers;
         Live {
@@ -126,11 +120,11 @@ impl Live {
             symbols,
             deltas,
             metrics: Metrics::new(),
-            records: JsonRecordDecoder::new(decode, "POST /v1/events"),
-            keep_sessions,
+            records: JsonRecordDecoder::new(&pipeline.decode, "POST /v1/events"),
+            keep_sessions: pipeline.params.session == SessionRule::ById,
             settings,
-            http_clock: Mutex::new(SourceClock::new(event_time)),
-            erasure_log,
+            http_clock: Mutex::new(SourceClock::new(pipeline.event_time)),
+            erasure_log: ErasureLog::new(&pipeline.out_dir),
             ingest: Mutex::new(Some(ingest)),
             shutdown: watch::channel(false).0,
             subscriber_places: Arc::new(Semaphore::new(settings_places)),

@@ -41,7 +41,6 @@ use tokio::net::TcpListener;
 
 use crate::config::Pipeline;
 use crate::engine::{Chunk, Decoded, DecoderSpec, Engine, Input, Setup, spawn_decoder};
-use crate::sink::ErasureLog;
 use driver::Batch;
 pub use erase::erase_remote;
 use live::{Live, Publisher};
@@ -68,16 +67,7 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
     let Setup { dead_letters, symbols, segments, collector } = Setup::new(pipeline)?;
     let keep_sessions = pipeline.params.session == SessionRule::ById;
     let (batches, queue) = crossbeam_channel::bounded::<Batch>(settings.ingest_queue);
-    let live = Arc::new(Live::new(
-        collector.tables(),
-        symbols.clone(),
-        settings.clone(),
-        &pipeline.decode,
-        keep_sessions,
-        pipeline.event_time,
-        batches.clone(),
-        ErasureLog::new(&pipeline.out_dir),
-    ));
+    let live = Arc::new(Live::new(collector.tables(), symbols.clone(), pipeline, batches.clone()));
     let collector = collector.with_observer(Box::new(Publisher { live: live.clone() }));
     let stitching = pipeline.decode.mapping.stitches().then(|| symbols.clone());
     let engine = Engine::start(pipeline.params, segments, stitching, pipeline.workers, collector)?;
