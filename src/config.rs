@@ -15,7 +15,7 @@ use stepstone_dataflows::rules::Rule;
 use stepstone_dataflows::segments::SegmentDef;
 
 use crate::source::lateness::{EventTime, LatePolicy};
-use crate::source::{Conversion, DecodeOptions, Field, Format, Mapping, TimeFormat};
+use crate::source::{Conversion, DecodeOptions, Field, Format, Mapping, RecordLimits, TimeFormat};
 
 /// The default number of events per logical time (epoch) when reading files with periodic
 /// snapshots. Without them a run is one logical time: every time's end recomputes the rows of
@@ -44,6 +44,22 @@ pub struct ConfigFile {
     /// The live service (`stepstone serve`).
     #[serde(default)]
     pub server: ServerSection,
+    /// Limits that keep bad or hostile input from exhausting the engine.
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// `[limits]`: how large a record may be and how many segments a pipeline may define. (The
+/// live service's limits, `max-body-bytes` and `max-subscribers`, are under `[server]`.)
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitsSection {
+    /// The largest record in bytes (a JSON line or object, a CSV row); default 1 MiB.
+    pub max_record_bytes: Option<usize>,
+    /// The most fields of one record (JSON object keys, CSV columns); default 1000.
+    pub max_fields: Option<usize>,
+    /// The most segments; default 256.
+    pub max_segments: Option<usize>,
 }
 
 /// `[server]`: the live service of `stepstone serve`.
@@ -202,6 +218,9 @@ impl ConfigFile {
         set(&mut self.server.subscriber_buffer, flags.server.subscriber_buffer);
         set(&mut self.server.max_subscribers, flags.server.max_subscribers);
         set(&mut self.server.epoch_interval, flags.server.epoch_interval);
+        set(&mut self.limits.max_record_bytes, flags.limits.max_record_bytes);
+        set(&mut self.limits.max_fields, flags.limits.max_fields);
+        set(&mut self.limits.max_segments, flags.limits.max_segments);
     }
 }
 
@@ -326,7 +345,21 @@ impl Pipeline {
     }
 
     fn build(config: ConfigFile) -> anyhow::Result<Pipeline> {
-        let ConfigFile { input, journeys, output, run, segments, server } = config;
+        let ConfigFile { input, journeys, output, run, segments, server, limits } = config;
+        let positive = |value: Option<usize>, default: usize, name: &str| -> anyhow::Result<usize> {
+            match value.unwrap_or(default) {
+                0 => bail!("limits {name} must be at least 1"),
+                n => Ok(n),
+            }
+        };
+        let max_segments = positive(limits.max_segments, 256, "max-segments")?;
+        if segments.len() > max_segments {
+            bail!("{} segments are defined, more than max-segments ({max_segments}) under [limits]", segments.len());
+        }
+        let limits = RecordLimits {
+            max_bytes: positive(limits.max_record_bytes, RecordLimits::default().max_bytes, "max-record-bytes")?,
+            max_fields: positive(limits.max_fields, RecordLimits::default().max_fields, "max-fields")?,
+        };
         let inputs = input
             .paths
             .iter()
@@ -409,7 +442,14 @@ impl Pipeline {
         Ok(Pipeline {
             inputs,
             format,
-            decode: DecodeOptions { mapping, time_format, conversion, journey_key: input.journey_key, follow: None },
+            decode: DecodeOptions {
+                mapping,
+                time_format,
+                conversion,
+                journey_key: input.journey_key,
+                follow: None,
+                limits,
+            },
             params: Params { session, path_len },
             segments,
             out_dir,

@@ -8,7 +8,7 @@ use stepstone_dataflows::event::value_to_micros;
 
 use super::spec::Field;
 use super::time::Number;
-use super::{ALIAS_KIND, DecodeOptions, ReasonKind, RecordLink, RecordRef, UNLINK_KIND};
+use super::{ALIAS_KIND, DecodeOptions, ReasonKind, RecordLimits, RecordLink, RecordRef, UNLINK_KIND};
 
 /// Number of cell slots per row: the ten [`Field`]s, then the journey key.
 pub(crate) const SLOTS: usize = 11;
@@ -78,6 +78,11 @@ impl RowDecoder {
         });
         let nest_roots = columns.iter().flatten().filter_map(|c| Some(c.split_once('.')?.0.to_owned())).collect();
         RowDecoder { columns, nest_roots, options: options.clone() }
+    }
+
+    /// The limits on one record.
+    pub fn limits(&self) -> RecordLimits {
+        self.options.limits
     }
 
     /// Whether some column is a dotted path into the JSON object under `key` (`key.…`).

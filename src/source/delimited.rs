@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use super::decode::{Cell, Fault, RowDecoder, SLOTS};
 use super::input::BUFFER;
-use super::{RecordRef, Rejection};
+use super::{ReasonKind, RecordRef, Rejection, oversized_raw};
 
 /// Streams records out of a CSV input with a header row.
 pub(crate) struct CsvDecoder {
@@ -62,6 +62,13 @@ impl CsvDecoder {
         let tee = Tee { inner: reader, start: 0, chunk: Vec::new(), before: None };
         let mut reader = csv::ReaderBuilder::new().flexible(true).buffer_capacity(BUFFER).from_reader(tee);
         let header = reader.byte_headers().with_context(|| format!("cannot read the CSV header of {source}"))?.clone();
+        let max_fields = decoder.limits().max_fields;
+        if header.len() > max_fields {
+            anyhow::bail!(
+                "the CSV header of {source} has {} columns, more than max-fields ({max_fields})",
+                header.len()
+            );
+        }
         let names: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
         let slots = decoder.resolve(&names, &format!("the CSV header of {source}"))?;
         let mut csv = CsvDecoder {
@@ -98,6 +105,20 @@ impl CsvDecoder {
         self.next_line = end + 1;
         let newlines = self.record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
         let line = end.saturating_sub(newlines).max(self.record.position().map_or(1, |p| p.line()));
+        let (size, max_bytes) = (self.record.as_slice().len(), self.decoder.limits().max_bytes);
+        if size > max_bytes {
+            let fault = Fault {
+                kind: ReasonKind::TooLarge,
+                field: None,
+                reason: format!("row of {size} bytes is larger than max-record-bytes ({max_bytes})"),
+            };
+            return Some(Err(Rejection::from_fault(
+                &self.source,
+                line,
+                fault,
+                oversized_raw(self.record.as_slice(), size),
+            )));
+        }
         Some(
             self.decode_row()
                 .and_then(consume)

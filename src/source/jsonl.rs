@@ -10,7 +10,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use super::decode::{Cell, Fault, RowDecoder, SLOTS};
 use super::input::BUFFER;
 use super::time::Number;
-use super::{RecordRef, Rejection};
+use super::{ReasonKind, RecordRef, Rejection, oversized_raw};
 
 /// Streams records out of a JSON Lines input.
 pub(crate) struct JsonlDecoder {
@@ -46,15 +46,25 @@ impl JsonlDecoder {
                 return None;
             }
             self.buf.clear();
-            match self.reader.read_until(b'\n', &mut self.buf) {
+            let max_bytes = self.decoder.limits().max_bytes;
+            let length = match read_line(&mut self.reader, &mut self.buf, max_bytes) {
                 Ok(0) => return None,
-                Ok(_) => {}
+                Ok(length) => length,
                 Err(e) => {
                     self.done = true;
                     return Some(Err(Rejection::read_error(&self.source, self.line + 1, &e)));
                 }
-            }
+            };
             self.line += 1;
+            if length > max_bytes {
+                let fault = too_large(length, max_bytes);
+                return Some(Err(Rejection::from_fault(
+                    &self.source,
+                    self.line,
+                    fault,
+                    oversized_raw(&self.buf, length),
+                )));
+            }
             let mut line = self.buf.as_slice();
             if self.line == 1 {
                 line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
@@ -74,17 +84,65 @@ impl JsonlDecoder {
     }
 }
 
+/// Reads one line (up to and including its `\n`, or to the end of the input) into `buf`, keeping
+/// at most `max_bytes` of it plus the start of a longer one, and returns its whole length
+/// (0 at the end of the input). A line longer than `max_bytes` is read through without being
+/// kept, so that no line can exhaust memory.
+fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, max_bytes: usize) -> std::io::Result<usize> {
+    let mut length = 0;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(length);
+        }
+        let (taken, ended) = match memchr::memchr(b'\n', available) {
+            Some(end) => (end + 1, true),
+            None => (available.len(), false),
+        };
+        let room = (max_bytes + 1).saturating_sub(buf.len());
+        buf.extend_from_slice(&available[..taken.min(room)]);
+        length += taken;
+        reader.consume(taken);
+        if ended {
+            return Ok(length);
+        }
+    }
+}
+
+/// How the error of an object with too many keys begins.
+const TOO_MANY_FIELDS: &str = "more than max-fields";
+
+/// The fault of a record of `length` bytes over the limit of `max_bytes`.
+fn too_large(length: usize, max_bytes: usize) -> Fault {
+    Fault {
+        kind: ReasonKind::TooLarge,
+        field: None,
+        reason: format!("record of {length} bytes is larger than max-record-bytes ({max_bytes})"),
+    }
+}
+
 /// Decodes one line, handing its record to `consume`.
 pub(crate) fn decode_line<T>(
     decoder: &RowDecoder,
     text: &str,
     consume: impl FnOnce(RecordRef<'_>) -> Result<T, Fault>,
 ) -> Result<T, Fault> {
+    let max_bytes = decoder.limits().max_bytes;
+    if text.len() > max_bytes {
+        return Err(too_large(text.len(), max_bytes));
+    }
     let mut de = serde_json::Deserializer::from_str(text);
-    let cells = RowSeed { decoder }
-        .deserialize(&mut de)
-        .and_then(|cells| de.end().map(|()| cells))
-        .map_err(|e| Fault::malformed(format!("malformed JSON: {e}")))?;
+    let cells =
+        RowSeed { decoder }.deserialize(&mut de).and_then(|cells| de.end().map(|()| cells)).map_err(|e| {
+            match e.to_string().starts_with(TOO_MANY_FIELDS) {
+                true => Fault { kind: ReasonKind::TooLarge, field: None, reason: e.to_string() },
+                false => Fault::malformed(format!("malformed JSON: {e}")),
+            }
+        })?;
     let cells: [Cell<'_>; SLOTS] = std::array::from_fn(|slot| cells[slot].as_cell());
     decoder.decode(&cells).and_then(consume)
 }
@@ -221,7 +279,13 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut cells: [JsonCell<'de>; SLOTS] = std::array::from_fn(|_| JsonCell::Absent);
+        let max_fields = self.decoder.limits().max_fields;
+        let mut fields = 0;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            fields += 1;
+            if fields > max_fields {
+                return Err(de::Error::custom(format_args!("{TOO_MANY_FIELDS} ({max_fields}) fields")));
+            }
             let mut wanted = self
                 .decoder
                 .columns

@@ -155,6 +155,8 @@ pub enum ReasonKind {
     ReadError,
     /// The event time is older than its source's watermark (see [`lateness`]).
     Late,
+    /// The record is over a [`RecordLimits`] limit (bytes or fields).
+    TooLarge,
 }
 
 impl ReasonKind {
@@ -168,6 +170,7 @@ impl ReasonKind {
             ReasonKind::Malformed => "malformed",
             ReasonKind::ReadError => "read_error",
             ReasonKind::Late => "late",
+            ReasonKind::TooLarge => "too_large",
         }
     }
 }
@@ -245,6 +248,37 @@ pub struct DecodeOptions {
     pub journey_key: Option<String>,
     /// When set, JSON Lines and CSV files are read as they grow, until the flag turns true.
     pub follow: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// How large one record may be.
+    pub limits: RecordLimits,
+}
+
+/// Limits on one input record, so that no record can exhaust memory or time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordLimits {
+    /// The largest record in bytes (a JSON line or object, a CSV row); default 1 MiB.
+    pub max_bytes: usize,
+    /// The most fields of one record (keys of a JSON object, CSV columns); default 1000.
+    pub max_fields: usize,
+}
+
+impl Default for RecordLimits {
+    fn default() -> Self {
+        RecordLimits { max_bytes: 1 << 20, max_fields: 1000 }
+    }
+}
+
+/// How much of an oversized record the dead-letter output keeps.
+pub(crate) const RAW_PREFIX: usize = 1024;
+
+/// The dead-letter text of a record over the size limit: its first [`RAW_PREFIX`] bytes (cut at
+/// a character boundary) and its size.
+pub(crate) fn oversized_raw(prefix: &[u8], total: usize) -> String {
+    let text = String::from_utf8_lossy(&prefix[..prefix.len().min(RAW_PREFIX)]);
+    let mut cut = text.len().min(RAW_PREFIX);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({total} bytes)", &text[..cut])
 }
 
 /// An input file format.
