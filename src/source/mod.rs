@@ -384,6 +384,24 @@ pub fn open(path: &str, format: Option<Format>, options: &DecodeOptions) -> anyh
     Ok(Source { inner, bytes_read, total_bytes })
 }
 
+/// Reads JSON Lines or CSV records from `reader` (uncompressed), labelled `source` in
+/// rejections: the decoding of [`open`] without a file, for embedding and fuzzing. Fails if a
+/// CSV header cannot be read or lacks a required column.
+pub fn from_reader(
+    reader: Box<dyn std::io::Read + Send>,
+    format: Format,
+    options: &DecodeOptions,
+    source: &str,
+) -> anyhow::Result<Source> {
+    let decoder = RowDecoder::new(options);
+    let inner = match format {
+        Format::Jsonl => Inner::Jsonl(jsonl::JsonlDecoder::new(reader, decoder, source.to_owned())),
+        Format::Csv => Inner::Csv(delimited::CsvDecoder::new(reader, decoder, source.to_owned())?),
+        Format::Arrow | Format::Parquet => anyhow::bail!("{source}: from_reader reads JSON Lines and CSV only"),
+    };
+    Ok(Source { inner, bytes_read: Arc::default(), total_bytes: None })
+}
+
 /// An opened input: an iterator of decoded records and rejections.
 pub struct Source {
     inner: Inner,
