@@ -135,33 +135,35 @@ fn records_over_the_limits_are_rejected_with_their_size() {
         .collect();
     std::fs::write(&wide_csv, header.join(",") + "\n").unwrap();
     let out = dir.path().join("out");
-    let output = stepstone(&["run", "--input", wide_csv.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("1203 columns, more than max-fields (1000)"));
+    fails_with(
+        &["run", "--input", wide_csv.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        "1203 columns, more than max-fields (1000)",
+    );
 
     // Too many segments, and a zero limit, are configuration errors.
+    let with_config = [
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        jsonl.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
     std::fs::write(&config, "[limits]\nmax-segments = 1\n[[segments]]\nname = \"a\"\nrule = \"events > 1\"\n[[segments]]\nname = \"b\"\nrule = \"events > 2\"\n").unwrap();
-    let output = stepstone(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
-        jsonl.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("2 segments are defined, more than max-segments (1)"));
+    fails_with(&with_config, "2 segments are defined, more than max-segments (1)");
     std::fs::write(&config, "[limits]\nmax-record-bytes = 0\n").unwrap();
-    let output = stepstone(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
-        jsonl.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("max-record-bytes must be at least 1"));
+    fails_with(&with_config, "max-record-bytes must be at least 1");
+}
+
+/// Checks that `stepstone` with `args` fails with an error containing `expected`.
+fn fails_with(args: &[&str], expected: &str) {
+    let output = stepstone(args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains(expected),
+        "{args:?}: expected an error {expected:?}: {stderr}"
+    );
 }
 
 /// The peak resident memory of process `pid` in bytes (`VmHWM`).

@@ -108,6 +108,20 @@ struct Arrivals {
     marks: Marks,
 }
 
+/// The marks of logical `time`: the open time's if `time` is open, or else those of a pending
+/// time, which starts holding the capabilities `held` gives.
+fn marks_at<'a>(
+    open: &'a mut Option<(Capabilities, Batch, Marks)>,
+    pending: &'a mut BTreeMap<u64, (Capabilities, Arrivals)>,
+    time: u64,
+    held: impl FnOnce() -> Capabilities,
+) -> &'a mut Marks {
+    match open {
+        Some((caps, _, marks)) if *caps[0].time() == time => marks,
+        _ => &mut pending.entry(time).or_insert_with(|| (held(), Arrivals::default())).1.marks,
+    }
+}
+
 /// Maintains every journey's context row and transition edges over a collection of events.
 ///
 /// Events are placed on workers by [`JourneyId::placement_hash`]. An event whose multiplicity
@@ -171,17 +185,7 @@ pub fn journeys<'scope>(
                     if diff <= 0 {
                         continue;
                     }
-                    let latest = match &mut open {
-                        Some((caps, _, marks)) if *caps[0].time() == time => &mut marks.watermark,
-                        _ => {
-                            &mut pending
-                                .entry(time)
-                                .or_insert_with(|| (held(time), Arrivals::default()))
-                                .1
-                                .marks
-                                .watermark
-                        }
-                    };
+                    let latest = &mut marks_at(&mut open, &mut pending, time, || held(time)).watermark;
                     *latest = Some(latest.map_or(watermark, |w| w.max(watermark)));
                 }
             });
@@ -191,13 +195,7 @@ pub fn journeys<'scope>(
                     if diff <= 0 {
                         continue;
                     }
-                    let erased = match &mut open {
-                        Some((caps, _, marks)) if *caps[0].time() == time => &mut marks.erased,
-                        _ => {
-                            &mut pending.entry(time).or_insert_with(|| (held(time), Arrivals::default())).1.marks.erased
-                        }
-                    };
-                    erased.push(identity);
+                    marks_at(&mut open, &mut pending, time, || held(time)).erased.push(identity);
                 }
             });
             loop {

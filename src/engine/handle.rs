@@ -294,15 +294,14 @@ impl Engine {
     pub fn erase(&mut self, id: Sym) -> anyhow::Result<Option<Erasure>> {
         let before = self.seal(self.watermark)?;
         self.wait_for(before)?;
-        let Some(identity) = self.tables.read().expect("tables lock").identity_of(id) else { return Ok(None) };
+        let tables = self.tables.read().expect("tables lock");
+        let Some(identity) = tables.identity_of(id) else { return Ok(None) };
         let component = match &self.links {
             Some(book) => book.component(identity),
             None => vec![identity],
         };
-        let events = {
-            let tables = self.tables.read().expect("tables lock");
-            component.iter().flat_map(|&id| tables.journeys_of(id)).map(|row| row.events).sum()
-        };
+        let events = component.iter().flat_map(|&id| tables.journeys_of(id)).map(|row| row.events).sum();
+        drop(tables);
         self.erased.extend(component.iter().copied());
         let links = match &mut self.links {
             Some(book) => book.erase(&self.erased),

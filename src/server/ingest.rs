@@ -112,7 +112,7 @@ pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
         }
     }
     batch.watermark = tentative.watermark();
-    let batch_withheld = batch.withheld;
+    let without_consent = batch.withheld;
     let status = if accepted == 0 && !rejected.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     if accepted > 0 || !batch.rejections.is_empty() {
         match live.submit(batch) {
@@ -126,7 +126,6 @@ pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
         }
     }
     drop(clock);
-    let without_consent = batch_withheld;
     (status, axum::Json(Answer { accepted, without_consent, rejected })).into_response()
 }
 
