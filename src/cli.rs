@@ -136,6 +136,16 @@ pub struct ServeArgs {
     /// Keep reading the input files as they grow (JSON Lines and CSV).
     #[arg(long)]
     pub follow: bool,
+    /// The durable event log's directory [default: log in the output directory].
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// When the log is forced to disk: `batch` (before acknowledging) or a duration such as
+    /// `100ms` [default: batch].
+    #[arg(long, value_name = "POLICY")]
+    pub fsync: Option<String>,
+    /// Run without the durable event log: a restart loses what HTTP ingest had taken.
+    #[arg(long, conflicts_with_all = ["log_dir", "fsync"])]
+    pub no_log: bool,
 }
 
 /// Options of `stepstone erase`.
@@ -176,6 +186,10 @@ impl ServeArgs {
         flags.server.listen = self.listen.clone();
         flags.server.flight_listen = self.flight_listen.clone();
         flags.input.follow = self.follow.then_some(true);
+        let cwd = std::env::current_dir().context("reading the working directory")?;
+        flags.log.dir = self.log_dir.as_ref().map(|dir| cwd.join(dir));
+        flags.log.fsync = self.fsync.clone();
+        flags.log.enabled = self.no_log.then_some(false);
         config.override_with(flags);
         Pipeline::serving(config)
     }
@@ -290,7 +304,10 @@ fn erase(args: &EraseArgs) -> anyhow::Result<()> {
         match erasure {
             Some(e) => eprintln!(
                 "erased {id:?}: {} events, {} identities, {} links (logical time {})",
-                e.events, e.identities, e.links, e.time
+                e.events,
+                e.identities.len(),
+                e.links,
+                e.time
             ),
             None => eprintln!("nothing to erase for {id:?}: no customer or device has that id"),
         }

@@ -14,6 +14,7 @@ use stepstone_dataflows::event::{Params, SessionRule};
 use stepstone_dataflows::rules::Rule;
 use stepstone_dataflows::segments::SegmentDef;
 
+use crate::journal;
 use crate::source::lateness::{EventTime, LatePolicy};
 use crate::source::{Conversion, DecodeOptions, Field, Format, Mapping, RecordLimits, TimeFormat};
 
@@ -47,6 +48,28 @@ pub struct ConfigFile {
     /// Limits that keep bad or hostile input from exhausting the engine.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// The durable event log of the live service.
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[log]`: the durable event log of `stepstone serve`, which every accepted ingest request
+/// is appended to before it is acknowledged and which a restarted service replays.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LogSection {
+    /// Whether ingest is logged; default true. Without the log a restart loses what HTTP
+    /// ingest had taken.
+    pub enabled: Option<bool>,
+    /// The log's directory; default `log` in the output directory (relative paths are too).
+    pub dir: Option<PathBuf>,
+    /// `batch` (default: forced to disk before a logical time's requests are acknowledged) or
+    /// a duration (`100ms`: acknowledged once written, forced to disk that often).
+    pub fsync: Option<String>,
+    /// Bytes of a log segment before the next is begun; default 64 MiB.
+    pub segment_bytes: Option<u64>,
+    /// Bytes appended since the last checkpoint that start a compaction; default 256 MiB.
+    pub checkpoint_bytes: Option<u64>,
 }
 
 /// `[limits]`: how large a record may be and how many segments a pipeline may define. (The
@@ -221,6 +244,11 @@ impl ConfigFile {
         set(&mut self.limits.max_record_bytes, flags.limits.max_record_bytes);
         set(&mut self.limits.max_fields, flags.limits.max_fields);
         set(&mut self.limits.max_segments, flags.limits.max_segments);
+        set(&mut self.log.enabled, flags.log.enabled);
+        set(&mut self.log.dir, flags.log.dir);
+        set(&mut self.log.fsync, flags.log.fsync);
+        set(&mut self.log.segment_bytes, flags.log.segment_bytes);
+        set(&mut self.log.checkpoint_bytes, flags.log.checkpoint_bytes);
     }
 }
 
@@ -277,6 +305,8 @@ pub struct Pipeline {
     pub event_time: EventTime,
     /// The live service's settings.
     pub server: ServerSettings,
+    /// The durable event log of the live service; `None` when it is off.
+    pub log: Option<journal::Settings>,
 }
 
 /// The checked settings of the live service.
@@ -345,7 +375,7 @@ impl Pipeline {
     }
 
     fn build(config: ConfigFile) -> anyhow::Result<Pipeline> {
-        let ConfigFile { input, journeys, output, run, segments, server, limits } = config;
+        let ConfigFile { input, journeys, output, run, segments, server, limits, log } = config;
         let positive = |value: Option<usize>, default: usize, name: &str| -> anyhow::Result<usize> {
             match value.unwrap_or(default) {
                 0 => bail!("limits {name} must be at least 1"),
@@ -439,6 +469,15 @@ impl Pipeline {
             }
         };
         let event_time = EventTime { allowed_lateness_ms, late };
+        let log = match log.enabled.unwrap_or(true) {
+            false => None,
+            true => Some(journal::Settings {
+                dir: in_dir(log.dir.unwrap_or_else(|| PathBuf::from("log"))),
+                fsync: log.fsync.as_deref().map_or(Ok(journal::Fsync::Batch), journal::Fsync::parse)?,
+                segment_bytes: log.segment_bytes.unwrap_or(64 << 20).max(1),
+                checkpoint_bytes: log.checkpoint_bytes.unwrap_or(256 << 20).max(1),
+            }),
+        };
         Ok(Pipeline {
             inputs,
             format,
@@ -463,6 +502,7 @@ impl Pipeline {
             follow: input.follow.unwrap_or(false),
             event_time,
             server: ServerSettings::from_section(server, std::env::var("STEPSTONE_TOKEN").ok())?,
+            log,
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod generate;
+pub mod journal;
 pub mod server;
 pub mod sink;
 pub mod source;

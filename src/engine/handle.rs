@@ -143,7 +143,7 @@ pub struct Erasure {
     /// [`Engine::erase`] returns).
     pub time: u64,
     /// The identities erased: the one named and every identity linked to it.
-    pub identities: usize,
+    pub identities: Vec<Identity>,
     /// The events removed from the views.
     pub events: u64,
     /// The links between identities removed.
@@ -302,6 +302,15 @@ impl Engine {
         };
         let events = component.iter().flat_map(|&id| tables.journeys_of(id)).map(|row| row.events).sum();
         drop(tables);
+        let (time, links) = self.forget(&component)?;
+        Ok(Some(Erasure { time, identities: component, events, links }))
+    }
+
+    /// Erases the identities of `component` (a person's, as [`Engine::erase`] finds it, or as a
+    /// replayed log names it): their events and links leave every view at a logical time of its
+    /// own, applied when this returns, and their later events and links are dropped as they
+    /// come. Returns that time and the number of links removed.
+    pub fn forget(&mut self, component: &[Identity]) -> anyhow::Result<(u64, usize)> {
         self.erased.extend(component.iter().copied());
         let links = match &mut self.links {
             Some(book) => book.erase(&self.erased),
@@ -312,11 +321,24 @@ impl Engine {
             self.feed(0, Feed::Links(links))?;
         }
         for worker in 0..self.workers.len() {
-            self.feed(worker, Feed::Erase(component.clone()))?;
+            self.feed(worker, Feed::Erase(component.to_vec()))?;
         }
         let time = self.seal(self.watermark)?;
         self.wait_for(time)?;
-        Ok(Some(Erasure { time, identities: component.len(), events, links: removed }))
+        Ok((time, removed))
+    }
+
+    /// Drops the events of erased identities from `events` and the links naming one from
+    /// `links`, counting the events as suppressed: what [`Engine::send`] and [`Engine::link`]
+    /// would drop, for a caller that records what it feeds.
+    pub fn suppress(&mut self, events: &mut Vec<Event>, links: &mut Vec<LinkChange>) {
+        if self.erased.is_empty() {
+            return;
+        }
+        let before = events.len();
+        events.retain(|event| !self.erased.contains(&event.journey.identity()));
+        self.suppressed += (before - events.len()) as u64;
+        links.retain(|link| !self.erased.contains(&link.customer) && !self.erased.contains(&link.other));
     }
 
     /// Events of erased identities dropped as they came, so far.

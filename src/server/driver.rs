@@ -1,11 +1,14 @@
 //! The engine driver of the live service: one thread that takes ingest batches (from HTTP and
-//! from the configured sources) in arrival order, numbers their events, writes their rejections
-//! to the dead-letter file, feeds the engine and seals logical times.
+//! from the configured sources) in arrival order, numbers their events, appends HTTP ingest to
+//! the durable log and acknowledges it, writes rejections to the dead-letter file, feeds the
+//! engine and seals logical times.
 //!
 //! A time is sealed as soon as its first batch is in while the engine is idle, so a lone event
 //! is complete within milliseconds; while the engine is still busy with the previous time, the
 //! open time keeps taking the batches that arrive, up to the epoch interval, so that under load
-//! the engine works on fewer, larger times instead of falling behind.
+//! the engine works on fewer, larger times instead of falling behind. With the `batch` fsync
+//! policy the log is forced to disk once per time, before its requests are acknowledged and fed
+//! (group commit): nothing the engine shows was not durable first.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,9 +19,13 @@ use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use stepstone_dataflows::event::{Event, NO_WATERMARK};
 use stepstone_dataflows::symbols::Sym;
+use tokio::sync::oneshot;
 
 use super::live::Live;
 use crate::engine::{Collected, Engine, Erasure, LinkChange};
+use crate::journal::entry::{self, LoggedEvent, LoggedIdentity, LoggedLink, Resume};
+use crate::journal::keys::RecentKeys;
+use crate::journal::{Entry, Fsync, Journal};
 use crate::source::{DeadLetterWriter, ReasonKind, Rejection};
 
 /// Logical times sealed but not yet complete before the driver waits for the engine (and the
@@ -32,8 +39,21 @@ pub struct EraseRequest {
     pub id: Sym,
     /// Who asks, for the erasure log.
     pub by: String,
-    /// Where the outcome goes.
-    pub reply: tokio::sync::oneshot::Sender<Option<Erasure>>,
+    /// Where the outcome goes: what was erased (`None`: nobody has the id), or why the erasure,
+    /// applied to the views, could not be logged.
+    pub reply: oneshot::Sender<Result<Option<Erasure>, String>>,
+}
+
+/// How an HTTP ingest request ends.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ack {
+    /// Its records are in the log (durable by the fsync policy) and fed to the engine.
+    Logged,
+    /// A request with the same idempotency key was acknowledged before, having accepted this
+    /// many records; nothing was applied again.
+    Duplicate(u64),
+    /// Its records could not be logged and were not applied: why.
+    Failed(String),
 }
 
 /// What the engine driver receives.
@@ -53,6 +73,15 @@ pub struct Batch {
     pub withheld: u64,
     /// A person to erase once the batch's events are in.
     pub erasure: Option<EraseRequest>,
+    /// The HTTP request's idempotency key, if it gave one.
+    pub key: Option<String>,
+    /// Records the HTTP request accepted (its answer).
+    pub accepted: u64,
+    /// The greatest event time HTTP ingest had admitted after the request.
+    pub clock_latest: Option<i64>,
+    /// Where an HTTP ingest request is acknowledged; such batches are logged. The configured
+    /// sources' batches have none: their files are read again after a restart.
+    pub ack: Option<oneshot::Sender<Ack>>,
 }
 
 impl Default for Batch {
@@ -65,6 +94,10 @@ impl Default for Batch {
             late_accepted: 0,
             withheld: 0,
             erasure: None,
+            key: None,
+            accepted: 0,
+            clock_latest: None,
+            ack: None,
         }
     }
 }
@@ -75,125 +108,296 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 /// How often the driver checks whether the engine is done while it keeps a time open.
 const BUSY_POLL: Duration = Duration::from_micros(200);
 
+/// Where the driver starts: the log to append to (none when it is off), where ingest stood,
+/// and the idempotency keys acknowledged so far.
+pub struct Start {
+    /// The durable log, recovered.
+    pub journal: Option<Journal>,
+    /// Where ingest stood.
+    pub resume: Resume,
+    /// The idempotency keys acknowledged so far.
+    pub keys: RecentKeys,
+}
+
 /// Starts the driver thread; it ends, finishing the engine (and writing the final snapshot),
 /// once every sender of `batches` is gone, or once `stop` is set and the queue is empty.
 pub fn spawn(
-    mut engine: Engine,
-    mut dead_letters: DeadLetterWriter,
+    engine: Engine,
+    dead_letters: DeadLetterWriter,
     batches: Receiver<Batch>,
     live: Arc<Live>,
     epoch_interval: Duration,
     stop: Arc<AtomicBool>,
+    start: Start,
 ) -> anyhow::Result<JoinHandle<anyhow::Result<Collected>>> {
     std::thread::Builder::new()
         .name("stepstone-driver".into())
         .spawn(move || {
-            let fed = drive(&mut engine, &mut dead_letters, &batches, &live, epoch_interval, &stop);
+            let mut driver = Driver {
+                next_seq: start.resume.next_seq,
+                watermark: start.resume.watermark,
+                engine,
+                dead_letters,
+                live,
+                journal: start.journal,
+                keys: start.keys,
+                pending: Vec::new(),
+            };
+            let fed = driver.drive(&batches, epoch_interval, &stop);
+            let Driver { engine, mut dead_letters, journal, .. } = driver;
+            let closed = journal.map_or(Ok(()), Journal::close);
             let collected = engine.finish();
             dead_letters.flush()?;
             fed?;
+            closed?;
             collected
         })
         .context("spawning the engine driver")
 }
 
-/// The driver's loop.
-fn drive(
-    engine: &mut Engine,
-    dead_letters: &mut DeadLetterWriter,
-    batches: &Receiver<Batch>,
-    live: &Live,
-    epoch_interval: Duration,
-    stop: &AtomicBool,
-) -> anyhow::Result<()> {
-    let mut next_seq = 0u64;
-    // The greatest watermark of the sources: every time is sealed with it.
-    let mut watermark = NO_WATERMARK;
-    let frontier = engine.frontier();
-    // The latest sealed time.
-    let mut sealed: Option<u64> = None;
-    // A batch taken after the open time's interval ran out: the first of the next time.
-    let mut carried: Option<Batch> = None;
-    loop {
-        let first = match carried.take().map_or_else(|| batches.recv_timeout(STOP_POLL), Ok) {
-            Ok(batch) => batch,
-            Err(RecvTimeoutError::Timeout) if stop.load(Ordering::Relaxed) => break,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        let opened = Instant::now();
-        let mut batch = Some(first);
-        while let Some(Batch { mut events, links, rejections, watermark: reached, late_accepted, withheld, erasure }) =
-            batch.take()
-        {
-            live.metrics.events_without_consent.inc_by(withheld);
-            for rejection in &rejections {
-                dead_letters.write(rejection)?;
-                live.metrics.reject(rejection.reason_kind());
-                if rejection.kind == ReasonKind::Late {
-                    live.metrics.events_late.inc();
-                }
-            }
-            live.metrics.events_late.inc_by(late_accepted);
-            watermark = watermark.max(reached);
-            if !rejections.is_empty() {
-                dead_letters.flush()?;
-            }
-            if !events.is_empty() {
-                for event in &mut events {
-                    event.seq = next_seq;
-                    next_seq += 1;
-                }
-                live.metrics.events_in.inc_by(events.len() as u64);
-                let suppressed = engine.suppressed();
-                engine.send(events)?;
-                live.metrics.events_suppressed.inc_by(engine.suppressed() - suppressed);
-            }
-            engine.link(&links)?;
-            if let Some(request) = erasure {
-                let erased = erase(engine, live, &request)?;
-                if let Some(erased) = &erased {
-                    sealed = Some(erased.time);
-                    live.metrics.sealed(erased.time);
-                }
-                // The asker may have gone; the erasure stands.
-                let _ = request.reply.send(erased);
-            }
-            let busy = sealed.is_some() && frontier.applied() < sealed;
-            let remaining = epoch_interval.saturating_sub(opened.elapsed());
-            batch = match batches.try_recv() {
-                Ok(more) if !remaining.is_zero() => Some(more),
-                Ok(more) => {
-                    carried = Some(more);
-                    None
-                }
-                Err(TryRecvError::Empty) if busy && !remaining.is_zero() => {
-                    batches.recv_timeout(remaining.min(BUSY_POLL)).ok().or_else(|| {
-                        // Keep the time open while the engine is still busy.
-                        (frontier.applied() < sealed && opened.elapsed() < epoch_interval).then(Batch::default)
-                    })
-                }
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-            };
-        }
-        let time = engine.seal(watermark)?;
-        sealed = Some(time);
-        live.metrics.sealed(time);
-        if time >= MAX_IN_FLIGHT {
-            engine.wait_for(time - MAX_IN_FLIGHT)?;
-        }
-    }
-    Ok(())
+/// A logged request waiting for its time's forced write before it is acknowledged and fed.
+struct Pending {
+    events: Vec<Event>,
+    links: Vec<LinkChange>,
+    arrived: u64,
+    key: Option<String>,
+    ack: oneshot::Sender<Ack>,
 }
 
-/// Applies one erasure and logs it: every time before it completes first, and it is applied
-/// when this returns. A log that cannot be written is reported, not fatal: the erasure stands.
-fn erase(engine: &mut Engine, live: &Live, request: &EraseRequest) -> anyhow::Result<Option<Erasure>> {
-    let Some(erasure) = engine.erase(request.id)? else { return Ok(None) };
-    if let Err(error) = live.erasure_log.record(&erasure, &request.by) {
-        tracing::error!("erasure at logical time {} applied but not logged: {error:#}", erasure.time);
+/// The driver's state.
+struct Driver {
+    engine: Engine,
+    dead_letters: DeadLetterWriter,
+    live: Arc<Live>,
+    journal: Option<Journal>,
+    /// Idempotency keys of the requests taken.
+    keys: RecentKeys,
+    /// Requests logged in the open time, not yet forced to disk.
+    pending: Vec<Pending>,
+    /// The arrival number of the next event.
+    next_seq: u64,
+    /// The greatest watermark of the sources: every time is sealed with it.
+    watermark: i64,
+}
+
+impl Driver {
+    /// The driver's loop.
+    fn drive(&mut self, batches: &Receiver<Batch>, epoch_interval: Duration, stop: &AtomicBool) -> anyhow::Result<()> {
+        let frontier = self.engine.frontier();
+        // The latest sealed time.
+        let mut sealed: Option<u64> = None;
+        // A batch taken after the open time's interval ran out: the first of the next time.
+        let mut carried: Option<Batch> = None;
+        loop {
+            self.sync_if_due();
+            let wait = self.journal.as_ref().and_then(Journal::sync_due).map_or(STOP_POLL, |due| due.min(STOP_POLL));
+            let first = match carried.take().map_or_else(|| batches.recv_timeout(wait), Ok) {
+                Ok(batch) => batch,
+                Err(RecvTimeoutError::Timeout) if stop.load(Ordering::Relaxed) => break,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let opened = Instant::now();
+            let mut batch = Some(first);
+            while let Some(mut taken) = batch.take() {
+                let erasure = taken.erasure.take();
+                self.take(taken)?;
+                if let Some(request) = erasure {
+                    self.commit()?;
+                    if let Some(time) = self.erase(request)? {
+                        sealed = Some(time);
+                        self.live.metrics.sealed(time);
+                    }
+                }
+                let busy = sealed.is_some() && frontier.applied() < sealed;
+                let remaining = epoch_interval.saturating_sub(opened.elapsed());
+                batch = match batches.try_recv() {
+                    Ok(more) if !remaining.is_zero() => Some(more),
+                    Ok(more) => {
+                        carried = Some(more);
+                        None
+                    }
+                    Err(TryRecvError::Empty) if busy && !remaining.is_zero() => {
+                        batches.recv_timeout(remaining.min(BUSY_POLL)).ok().or_else(|| {
+                            // Keep the time open while the engine is still busy.
+                            (frontier.applied() < sealed && opened.elapsed() < epoch_interval).then(Batch::default)
+                        })
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+                };
+            }
+            self.commit()?;
+            let time = self.engine.seal(self.watermark)?;
+            sealed = Some(time);
+            self.live.metrics.sealed(time);
+            if time >= MAX_IN_FLIGHT {
+                self.engine.wait_for(time - MAX_IN_FLIGHT)?;
+            }
+        }
+        self.commit()
     }
-    live.metrics.erasures.inc();
-    live.metrics.events_erased.inc_by(erasure.events);
-    Ok(Some(erasure))
+
+    /// Takes one batch into the open time: a request seen before is answered as before; the
+    /// rest is numbered, logged if it came over HTTP (held until the time's forced write with
+    /// the `batch` policy), and fed.
+    fn take(&mut self, batch: Batch) -> anyhow::Result<()> {
+        let Batch {
+            mut events,
+            mut links,
+            rejections,
+            watermark,
+            late_accepted,
+            withheld,
+            erasure: _,
+            key,
+            accepted,
+            clock_latest,
+            ack,
+        } = batch;
+        if ack.is_some()
+            && let Some(answered) = key.as_deref().and_then(|key| self.keys.get(key))
+        {
+            self.live.metrics.requests_duplicate.inc();
+            let _ = ack.map(|ack| ack.send(Ack::Duplicate(answered)));
+            return Ok(());
+        }
+        // Events taken in count as arrived, the suppressed ones included.
+        let arrived = events.len() as u64;
+        let suppressed = self.engine.suppressed();
+        self.engine.suppress(&mut events, &mut links);
+        self.live.metrics.events_suppressed.inc_by(self.engine.suppressed() - suppressed);
+        for event in &mut events {
+            event.seq = self.next_seq;
+            self.next_seq += 1;
+        }
+        let logged = ack.is_some() && (accepted > 0 || key.is_some());
+        if let (Some(journal), true) = (&mut self.journal, logged) {
+            let names = self.live.symbols.names();
+            let entry = Entry::Batch(entry::Batch {
+                key: key.clone(),
+                accepted,
+                events: events.iter().map(|event| LoggedEvent::of(event, &names)).collect(),
+                links: links.iter().map(|link| LoggedLink::of(link, &names)).collect(),
+                clock_latest,
+                watermark: self.watermark.max(watermark),
+            });
+            if let Err(error) = journal.append(&entry) {
+                tracing::error!("an ingest request was refused: {error:#}");
+                self.live.metrics.log_failures.inc();
+                let _ = ack.map(|ack| ack.send(Ack::Failed(format!("{error:#}"))));
+                return Ok(());
+            }
+            self.live.metrics.log_appends.inc();
+        }
+        if let (Some(key), true) = (&key, ack.is_some()) {
+            self.keys.insert(key.clone(), accepted);
+        }
+        self.watermark = self.watermark.max(watermark);
+        self.live.metrics.events_without_consent.inc_by(withheld);
+        for rejection in &rejections {
+            self.dead_letters.write(rejection)?;
+            self.live.metrics.reject(rejection.reason_kind());
+            if rejection.kind == ReasonKind::Late {
+                self.live.metrics.events_late.inc();
+            }
+        }
+        self.live.metrics.events_late.inc_by(late_accepted);
+        if !rejections.is_empty() {
+            self.dead_letters.flush()?;
+        }
+        let held = logged && self.journal.as_ref().is_some_and(|journal| journal.settings().fsync == Fsync::Batch);
+        match ack {
+            Some(ack) if held => self.pending.push(Pending { events, links, arrived, key, ack }),
+            ack => {
+                self.feed(events, &links, arrived)?;
+                let _ = ack.map(|ack| ack.send(Ack::Logged));
+            }
+        }
+        Ok(())
+    }
+
+    /// Forces the open time's appends to disk, then acknowledges and feeds its requests; if
+    /// that fails, they are refused and nothing of them is applied.
+    fn commit(&mut self) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let synced = self.journal.as_mut().map_or(Ok(()), Journal::sync);
+        let pending = std::mem::take(&mut self.pending);
+        match synced {
+            Ok(()) => {
+                for Pending { events, links, arrived, ack, .. } in pending {
+                    self.feed(events, &links, arrived)?;
+                    let _ = ack.send(Ack::Logged);
+                }
+            }
+            Err(error) => {
+                tracing::error!("{} ingest requests were refused: {error:#}", pending.len());
+                let reason = format!("{error:#}");
+                for Pending { key, ack, .. } in pending {
+                    self.live.metrics.log_failures.inc();
+                    if let Some(key) = key {
+                        self.keys.remove(&key);
+                    }
+                    let _ = ack.send(Ack::Failed(reason.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forces the log to disk when the interval policy wants it.
+    fn sync_if_due(&mut self) {
+        if let Some(journal) = &mut self.journal
+            && journal.sync_due().is_some_and(|due| due.is_zero())
+            && let Err(error) = journal.sync()
+        {
+            tracing::error!("{error:#}");
+        }
+    }
+
+    /// Feeds events and links at the open time; `arrived` events count as taken in (the
+    /// suppressed ones included).
+    fn feed(&mut self, events: Vec<Event>, links: &[LinkChange], arrived: u64) -> anyhow::Result<()> {
+        self.live.metrics.events_in.inc_by(arrived);
+        if !events.is_empty() {
+            self.engine.send(events)?;
+        }
+        self.engine.link(links)
+    }
+
+    /// Applies one erasure, logs it (and compacts the log, so that the person's records leave
+    /// the disk) and answers it: every time before it completes first, and it is applied when
+    /// this returns. Returns the erasure's time. An erasure log that cannot be written is
+    /// reported, not fatal: the erasure stands.
+    fn erase(&mut self, request: EraseRequest) -> anyhow::Result<Option<u64>> {
+        let Some(erasure) = self.engine.erase(request.id)? else {
+            let _ = request.reply.send(Ok(None));
+            return Ok(None);
+        };
+        let live = &self.live;
+        if let Err(error) = live.erasure_log.record(&erasure, &request.by) {
+            tracing::error!("erasure at logical time {} applied but not logged: {error:#}", erasure.time);
+        }
+        live.metrics.erasures.inc();
+        live.metrics.events_erased.inc_by(erasure.events);
+        let logged = match &mut self.journal {
+            Some(journal) => {
+                let names = live.symbols.names();
+                let identities = erasure.identities.iter().map(|&identity| LoggedIdentity::of(identity, &names));
+                journal
+                    .append(&Entry::Erased(identities.collect()))
+                    .and_then(|()| journal.compact())
+                    .map_err(|error| format!("{error:#}"))
+            }
+            None => Ok(()),
+        };
+        if let Err(error) = &logged {
+            tracing::error!("erasure at logical time {} applied but not in the durable log: {error}", erasure.time);
+        }
+        let time = erasure.time;
+        // The asker may have gone; the erasure stands.
+        let _ = request.reply.send(logged.map(|()| Some(erasure)));
+        Ok(Some(time))
+    }
 }

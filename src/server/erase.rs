@@ -37,11 +37,17 @@ pub async fn erase(State(live): State<Arc<Live>>, Path(id): Path<String>, header
         Err(Refused::Closed) => return error(StatusCode::SERVICE_UNAVAILABLE, "the service is shutting down"),
     }
     match outcome.await {
-        Ok(None) => not_found(),
-        Ok(Some(erasure)) => Json(json!({
+        Ok(Ok(None)) => not_found(),
+        Ok(Err(reason)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "erased from every view, but the durable log could not record it (a restart would bring the person back; retry): {reason}"
+            ),
+        ),
+        Ok(Ok(Some(erasure))) => Json(json!({
             "erased": id,
             "time": erasure.time,
-            "identities": erasure.identities,
+            "identities": erasure.identities.len(),
             "events": erasure.events,
             "links": erasure.links,
         }))

@@ -1,18 +1,21 @@
 //! `POST /v1/events`: decodes a JSON array or NDJSON body with the pipeline's field mapping
-//! and queues its events for the engine, answering how many were accepted and why the others
-//! were rejected.
+//! and queues its events for the engine, answering, once they are in the durable log, how many
+//! were accepted and why the others were rejected. An `Idempotency-Key` header makes a retry
+//! of a request whose answer was lost safe.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use stepstone_dataflows::symbols::Interner;
 
-use super::driver::Batch;
+use tokio::sync::oneshot;
+
+use super::driver::{Ack, Batch};
 use super::live::{Live, Refused};
 use crate::engine::{Input, to_input};
 use crate::source::Rejection;
@@ -29,6 +32,10 @@ struct Answer {
     /// Accepted records without analytics consent, which count in no view.
     #[serde(skip_serializing_if = "is_zero")]
     without_consent: u64,
+    /// Whether the request repeats an idempotency key acknowledged before: `accepted` is the
+    /// first answer's, and nothing was applied again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
     /// The records that were not, with why.
     rejected: Vec<Rejected>,
 }
@@ -54,12 +61,67 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// A decoded record of a request: its event time and input, or why it was rejected.
 type Decoded = Result<(i64, Input), Rejection>;
 
-/// Handles `POST /v1/events`.
-pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
-    let texts = match records(&body) {
-        Ok(texts) => texts,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+/// The request header whose value makes a retried request safe: a request repeating the key
+/// of one acknowledged before is answered as before and not applied again.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// The longest idempotency key accepted.
+const MAX_KEY_BYTES: usize = 256;
+
+/// Handles `POST /v1/events`: answers once the accepted records are in the durable log.
+pub async fn ingest(State(live): State<Arc<Live>>, headers: HeaderMap, body: Bytes) -> Response {
+    let key = match headers.get(IDEMPOTENCY_HEADER).map(|value| value.to_str()) {
+        None => None,
+        Some(Ok(key)) if !key.is_empty() && key.len() <= MAX_KEY_BYTES => Some(key.to_owned()),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the {IDEMPOTENCY_HEADER} header must be 1 to {MAX_KEY_BYTES} bytes of visible ASCII"),
+            );
+        }
     };
+    let (answer, acked) = match queue(&live, key, &body) {
+        Ok(queued) => queued,
+        Err(response) => return *response,
+    };
+    let status =
+        if answer.accepted == 0 && !answer.rejected.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    match acked {
+        None => {}
+        Some(acked) => match acked.await {
+            Ok(Ack::Logged) => {}
+            Ok(Ack::Duplicate(answered)) => {
+                let answer =
+                    Answer { accepted: answered as usize, without_consent: 0, duplicate: true, rejected: Vec::new() };
+                return (StatusCode::OK, axum::Json(answer)).into_response();
+            }
+            Ok(Ack::Failed(reason)) => {
+                let mut response = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "the durable log cannot take the request, so nothing of it was applied; retry later: {reason}"
+                    ),
+                );
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+            Err(_) => {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "the service stopped before the request was logged");
+            }
+        },
+    }
+    (status, axum::Json(answer)).into_response()
+}
+
+/// Decodes the records of `body` and queues them for the engine: the answer, and where the
+/// engine driver acknowledges them (none when nothing was queued); an error answer when the
+/// body is not records or the queue does not take them.
+fn queue(
+    live: &Live,
+    key: Option<String>,
+    body: &[u8],
+) -> Result<(Answer, Option<oneshot::Receiver<Ack>>), Box<Response>> {
+    let texts = records(body).map_err(|message| Box::new(error(StatusCode::BAD_REQUEST, message)))?;
     let mut interner = Interner::new(live.symbols.clone());
     let decoded: Vec<(usize, Decoded)> = texts
         .iter()
@@ -112,21 +174,27 @@ pub async fn ingest(State(live): State<Arc<Live>>, body: Bytes) -> Response {
         }
     }
     batch.watermark = tentative.watermark();
-    let without_consent = batch.withheld;
-    let status = if accepted == 0 && !rejected.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    if accepted > 0 || !batch.rejections.is_empty() {
-        match live.submit(batch) {
-            Ok(()) => *clock = tentative,
-            Err(Refused::Busy) => {
-                let mut response = error(StatusCode::TOO_MANY_REQUESTS, "the engine is behind; retry later");
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return response;
-            }
-            Err(Refused::Closed) => return error(StatusCode::SERVICE_UNAVAILABLE, "the service is shutting down"),
-        }
+    batch.clock_latest = tentative.latest();
+    batch.accepted = accepted as u64;
+    let answer = Answer { accepted, without_consent: batch.withheld, duplicate: false, rejected };
+    if accepted == 0 && batch.rejections.is_empty() && key.is_none() {
+        return Ok((answer, None));
     }
-    drop(clock);
-    (status, axum::Json(Answer { accepted, without_consent, rejected })).into_response()
+    batch.key = key;
+    let (ack, acked) = oneshot::channel();
+    batch.ack = Some(ack);
+    match live.submit(batch) {
+        Ok(()) => {
+            *clock = tentative;
+            Ok((answer, Some(acked)))
+        }
+        Err(Refused::Busy) => {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "the engine is behind; retry later");
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Err(Box::new(response))
+        }
+        Err(Refused::Closed) => Err(Box::new(error(StatusCode::SERVICE_UNAVAILABLE, "the service is shutting down"))),
+    }
 }
 
 /// Whether a count is zero (left out of answers).

@@ -39,6 +39,12 @@ pub struct Metrics {
     pub events_erased: Counter,
     /// Events of erased identities dropped as they came.
     pub events_suppressed: Counter,
+    /// Ingest requests appended to the durable log.
+    pub log_appends: Counter,
+    /// Ingest requests refused because the log could not take them (answered 503).
+    pub log_failures: Counter,
+    /// Retried ingest requests answered from their idempotency key, not applied again.
+    pub requests_duplicate: Counter,
     /// Subscribers connected now.
     pub subscribers: Gauge,
     /// The latest complete logical time (-1 before the first).
@@ -71,6 +77,9 @@ impl Metrics {
         let events_without_consent = Counter::default();
         let events_erased = Counter::default();
         let events_suppressed = Counter::default();
+        let log_appends = Counter::default();
+        let log_failures = Counter::default();
+        let requests_duplicate = Counter::default();
         let subscribers = Gauge::default();
         let logical_time = Gauge::default();
         let engine_lag = Gauge::<f64, AtomicU64>::default();
@@ -96,6 +105,17 @@ impl Metrics {
             "Events of erased identities dropped as they came",
             events_suppressed.clone(),
         );
+        registry.register("stepstone_log_appends", "Ingest requests appended to the durable log", log_appends.clone());
+        registry.register(
+            "stepstone_log_failures",
+            "Ingest requests refused because the durable log could not take them",
+            log_failures.clone(),
+        );
+        registry.register(
+            "stepstone_requests_duplicate",
+            "Retried ingest requests answered from their idempotency key",
+            requests_duplicate.clone(),
+        );
         registry.register("stepstone_subscribers", "Subscribers connected", subscribers.clone());
         registry.register("stepstone_logical_time", "The latest complete logical time", logical_time.clone());
         registry.register(
@@ -118,6 +138,9 @@ impl Metrics {
             erasures,
             events_erased,
             events_suppressed,
+            log_appends,
+            log_failures,
+            requests_duplicate,
             subscribers,
             logical_time,
             engine_lag,

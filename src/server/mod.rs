@@ -7,6 +7,10 @@
 //! subscribers ([`subscribe`]). Lookups ([`lookup`]) and Arrow Flight ([`flight`]) read the
 //! tables; snapshots go to the output directory as in `stepstone run`.
 //!
+//! Every accepted ingest request is appended to the durable log ([`crate::journal`]) before it
+//! is acknowledged; at start the service replays the log, so it continues where it stopped, even
+//! after a crash.
+//!
 //! Both servers bind to loopback by default. With a token configured every `/v1` endpoint and
 //! Flight require `Authorization: Bearer <token>`. SIGINT or SIGTERM stops ingest, drains the
 //! engine, writes the final snapshot and exits.
@@ -41,7 +45,9 @@ use tokio::net::TcpListener;
 
 use crate::config::Pipeline;
 use crate::engine::{Chunk, Decoded, DecoderSpec, Engine, Input, Setup, spawn_decoder};
-use driver::Batch;
+use crate::journal::{self, entry::Resume, keys::RecentKeys};
+use crate::source::lateness::SourceClock;
+use driver::{Batch, Start};
 pub use erase::erase_remote;
 use live::{Live, Publisher};
 
@@ -70,10 +76,21 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
     let live = Arc::new(Live::new(collector.tables(), symbols.clone(), pipeline, batches.clone()));
     let collector = collector.with_observer(Box::new(Publisher { live: live.clone() }));
     let stitching = pipeline.decode.mapping.stitches().then(|| symbols.clone());
-    let engine = Engine::start(pipeline.params, segments, stitching, pipeline.workers, collector)?;
+    let mut engine = Engine::start(pipeline.params, segments, stitching, pipeline.workers, collector)?;
+    let start = match pipeline.log.clone() {
+        Some(log) => {
+            let restored = tokio::task::block_in_place(|| {
+                journal::replay::recover(&mut engine, symbols.clone(), log, pipeline.epoch_events)
+            })?;
+            *live.http_clock.lock().expect("ingest clock lock") =
+                SourceClock::resuming(pipeline.event_time, restored.resume.clock_latest);
+            Start { journal: Some(restored.journal), resume: restored.resume, keys: restored.keys }
+        }
+        None => Start { journal: None, resume: Resume::default(), keys: RecentKeys::default() },
+    };
     let stop_sources = Arc::new(AtomicBool::new(false));
     let driver =
-        driver::spawn(engine, dead_letters, queue, live.clone(), settings.epoch_interval, stop_sources.clone())?;
+        driver::spawn(engine, dead_letters, queue, live.clone(), settings.epoch_interval, stop_sources.clone(), start)?;
 
     let sources = (!pipeline.inputs.is_empty())
         .then(|| start_sources(pipeline, &symbols, keep_sessions, &stop_sources, batches.clone()))

@@ -50,7 +50,7 @@ impl ErasureLog {
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             by,
             logical_time: erasure.time,
-            identities: erasure.identities,
+            identities: erasure.identities.len(),
             events: erasure.events,
             links: erasure.links,
         };
@@ -66,7 +66,7 @@ impl ErasureLog {
         tracing::info!(
             by,
             logical_time = erasure.time,
-            identities = erasure.identities,
+            identities = erasure.identities.len(),
             events = erasure.events,
             links = erasure.links,
             "erased a person"

@@ -78,6 +78,17 @@ impl SourceClock {
         SourceClock { settings, latest: None }
     }
 
+    /// The clock of a source that had admitted events up to `latest` (a restarted service's
+    /// HTTP ingest, from its log).
+    pub fn resuming(settings: EventTime, latest: Option<i64>) -> Self {
+        SourceClock { settings, latest }
+    }
+
+    /// The greatest event time admitted so far.
+    pub fn latest(&self) -> Option<i64> {
+        self.latest
+    }
+
     /// The source's watermark: its greatest event time minus the allowed lateness.
     pub fn watermark(&self) -> i64 {
         self.latest.map_or(NO_WATERMARK, |latest| latest.saturating_sub(self.settings.allowed_lateness_ms))

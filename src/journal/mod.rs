@@ -1,0 +1,392 @@
+//! The durable event log of `stepstone serve`: every accepted ingest request is appended here
+//! before it is acknowledged, and a restarted service replays it to reach the state it had.
+//!
+//! In the data path it sits between decoding and the dataflows: the engine driver appends a
+//! request's accepted records ([`Entry::Batch`]), makes them durable by the [`Fsync`] policy,
+//! acknowledges them, and only then feeds them to the engine. Erasures are logged as the
+//! identities they removed ([`Entry::Erased`]).
+//!
+//! The log is a directory of numbered segment files of checksummed frames ([`frame`]). When
+//! the segments since the last checkpoint grow past a bound, or after an erasure, a background
+//! compaction ([`compact`]) folds the previous checkpoint and the closed segments into a new
+//! checkpoint, the consolidated input collections (events without the erased people's, the
+//! links present, the erased identities, recent idempotency keys, where ingest stood), and
+//! deletes what it replaces, so recovery reads one checkpoint and a bounded tail, and erased
+//! people's records leave the disk. A torn or garbled frame at the end of the last segment (a
+//! crash in the middle of a write) is reported and cut off; damage anywhere else stops the start.
+
+pub mod compact;
+pub mod entry;
+pub mod files;
+pub mod frame;
+pub mod keys;
+pub mod replay;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+pub use entry::Entry;
+
+use compact::Compactor;
+use frame::{FrameReader, Next};
+
+/// When appended entries are forced to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    /// Before any request of a logical time is acknowledged (group commit): an acknowledged
+    /// event survives a power loss.
+    Batch,
+    /// At most this long after an append; requests are acknowledged once written to the
+    /// operating system, which keeps them through a crash of the process but not of the machine.
+    Every(Duration),
+}
+
+impl Fsync {
+    /// `batch`, or a duration (`100ms`).
+    pub fn parse(text: &str) -> anyhow::Result<Fsync> {
+        if text == "batch" {
+            return Ok(Fsync::Batch);
+        }
+        let interval = humantime::parse_duration(text)
+            .with_context(|| format!("log fsync {text:?}: expected \"batch\" or a duration such as \"100ms\""))?;
+        Ok(Fsync::Every(interval))
+    }
+}
+
+/// The checked settings of the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// The log's directory.
+    pub dir: PathBuf,
+    /// When appends are forced to disk.
+    pub fsync: Fsync,
+    /// A segment is closed and the next begun once it holds this many bytes.
+    pub segment_bytes: u64,
+    /// A compaction starts once the segments written since the last one hold this many bytes.
+    pub checkpoint_bytes: u64,
+}
+
+/// What recovery found and did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The checkpoint it started from, if any.
+    pub checkpoint: Option<PathBuf>,
+    /// Segments read after it.
+    pub segments: usize,
+    /// Entries replayed, the checkpoint's included.
+    pub entries: u64,
+    /// A torn or garbled tail cut off: the segment, the offset it was cut at, the bytes
+    /// dropped and why.
+    pub truncated: Option<(PathBuf, u64, u64, String)>,
+}
+
+/// The open log, appending to its newest segment.
+pub struct Journal {
+    settings: Settings,
+    /// Held while the log is open, so that no second service appends to it.
+    _lock: File,
+    /// The segment appended to.
+    segment: File,
+    /// Its number.
+    number: u64,
+    /// Its length: everything written.
+    written: u64,
+    /// The length known to be on disk.
+    synced: u64,
+    /// Bytes appended since the last compaction was asked for.
+    since_compaction: u64,
+    /// When the last forced write was.
+    last_sync: Instant,
+    /// The background compaction.
+    compactor: Compactor,
+}
+
+impl Journal {
+    /// Opens the log in `settings.dir` (creating it), hands every entry it holds to `replay`
+    /// in order (the newest checkpoint's first), cuts off a torn tail, and returns the log ready
+    /// to append, with what recovery found.
+    pub fn open(
+        settings: Settings,
+        mut replay: impl FnMut(Entry) -> anyhow::Result<()>,
+    ) -> anyhow::Result<(Journal, Recovered)> {
+        let dir = settings.dir.clone();
+        fs::create_dir_all(&dir).with_context(|| format!("creating the log directory {}", dir.display()))?;
+        let lock = lock(&dir)?;
+        let (segments, checkpoints) = files::list(&dir)?;
+        let mut recovered = Recovered::default();
+        let start = checkpoints.last().copied().unwrap_or(0);
+        if let Some(&number) = checkpoints.last() {
+            let path = files::checkpoint(&dir, number);
+            recovered.entries += read_checkpoint(&path, &mut replay)?;
+            recovered.checkpoint = Some(path);
+        }
+        // What an interrupted compaction had already replaced.
+        for &old in checkpoints.iter().rev().skip(1) {
+            remove(&files::checkpoint(&dir, old))?;
+        }
+        for &old in segments.iter().filter(|&&n| n < start) {
+            remove(&files::segment(&dir, old))?;
+        }
+        let tail: Vec<u64> = segments.into_iter().filter(|&n| n >= start).collect();
+        for (i, &number) in tail.iter().enumerate() {
+            let path = files::segment(&dir, number);
+            let last = i + 1 == tail.len();
+            let (entries, damage) = read_segment(&path, &mut replay)?;
+            recovered.entries += entries;
+            recovered.segments += 1;
+            if let Some((offset, reason)) = damage {
+                if !last {
+                    bail!(
+                        "log segment {} is damaged at byte {offset} ({reason}), and later segments follow it; \
+                         move the damaged segment and those after it out of {} to start without them",
+                        path.display(),
+                        dir.display()
+                    );
+                }
+                let length = fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len();
+                recovered.truncated = Some((path.clone(), offset, length.saturating_sub(offset), reason));
+            }
+        }
+        let compactor = Compactor::start(dir.clone())?;
+        let (segment, number, written) = match tail.last() {
+            Some(&number) => {
+                let path = files::segment(&dir, number);
+                let end = match &recovered.truncated {
+                    Some((_, offset, _, _)) => *offset,
+                    None => fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len(),
+                };
+                let mut file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                if end < SEGMENT_START {
+                    file.set_len(0).with_context(|| format!("truncating {}", path.display()))?;
+                    file.write_all(files::SEGMENT_MAGIC).with_context(|| format!("writing {}", path.display()))?;
+                } else {
+                    file.set_len(end).with_context(|| format!("truncating {}", path.display()))?;
+                }
+                file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
+                let written = end.max(SEGMENT_START);
+                file.seek(SeekFrom::Start(written)).with_context(|| format!("seeking in {}", path.display()))?;
+                (file, number, written)
+            }
+            None => (create_segment(&dir, start)?, start, SEGMENT_START),
+        };
+        let journal = Journal {
+            settings,
+            _lock: lock,
+            segment,
+            number,
+            written,
+            synced: written,
+            since_compaction: 0,
+            last_sync: Instant::now(),
+            compactor,
+        };
+        Ok((journal, recovered))
+    }
+
+    /// The settings the log was opened with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Appends `entry` (written to the operating system, not yet forced to disk). On failure
+    /// nothing of it stays in the log.
+    pub fn append(&mut self, entry: &Entry) -> anyhow::Result<()> {
+        let bytes = frame::encode(&entry::encode(entry));
+        if let Err(error) = self.segment.write_all(&bytes) {
+            self.cut_back(self.written);
+            return Err(error).with_context(|| format!("appending to the log in {}", self.settings.dir.display()));
+        }
+        self.written += bytes.len() as u64;
+        self.since_compaction += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Whether appends are waiting to be forced to disk.
+    pub fn dirty(&self) -> bool {
+        self.synced < self.written
+    }
+
+    /// How long until the [`Fsync::Every`] policy wants the appends forced to disk (zero: now);
+    /// `None` when nothing waits or the policy is [`Fsync::Batch`].
+    pub fn sync_due(&self) -> Option<Duration> {
+        match self.settings.fsync {
+            Fsync::Every(interval) if self.dirty() => Some(interval.saturating_sub(self.last_sync.elapsed())),
+            _ => None,
+        }
+    }
+
+    /// Forces the appends to disk. On failure the appends since the last success are cut off
+    /// (their requests must not be acknowledged), when the policy is [`Fsync::Batch`].
+    pub fn sync(&mut self) -> anyhow::Result<()> {
+        if !self.dirty() {
+            return Ok(());
+        }
+        if let Err(error) = self.segment.sync_data() {
+            if self.settings.fsync == Fsync::Batch {
+                self.cut_back(self.synced);
+            }
+            return Err(error).with_context(|| format!("forcing the log in {} to disk", self.settings.dir.display()));
+        }
+        self.synced = self.written;
+        self.last_sync = Instant::now();
+        if self.since_compaction >= self.settings.checkpoint_bytes {
+            self.compact()?;
+        } else if self.written >= self.settings.segment_bytes {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a compaction of everything appended so far (after an erasure, so that the erased
+    /// people's records leave the disk). Forces the appends to disk first.
+    pub fn compact(&mut self) -> anyhow::Result<()> {
+        if self.dirty() {
+            self.segment
+                .sync_data()
+                .with_context(|| format!("forcing the log in {} to disk", self.settings.dir.display()))?;
+            self.synced = self.written;
+        }
+        self.rotate()?;
+        self.since_compaction = 0;
+        self.compactor.request(self.number);
+        Ok(())
+    }
+
+    /// Closes the log: forces it to disk and waits for a running compaction.
+    pub fn close(mut self) -> anyhow::Result<()> {
+        let synced = self.sync();
+        self.compactor.finish();
+        synced
+    }
+
+    /// Closes the current (synced) segment and begins the next.
+    fn rotate(&mut self) -> anyhow::Result<()> {
+        let next = create_segment(&self.settings.dir, self.number + 1)?;
+        self.segment = next;
+        self.number += 1;
+        self.written = SEGMENT_START;
+        self.synced = SEGMENT_START;
+        Ok(())
+    }
+
+    /// Cuts the segment back to `length` after a failed write; a log that cannot be cut back
+    /// is reported (its next appends are likely to fail as well; recovery cuts the torn tail).
+    fn cut_back(&mut self, length: u64) {
+        let cut = self.segment.set_len(length).and_then(|()| self.segment.seek(SeekFrom::Start(length)).map(drop));
+        match cut {
+            Ok(()) => self.written = length,
+            Err(error) => tracing::error!(
+                "cannot cut log segment {} back to {length} bytes after a failed write: {error}",
+                files::segment(&self.settings.dir, self.number).display()
+            ),
+        }
+    }
+}
+
+/// The length of a segment that holds no entry yet.
+const SEGMENT_START: u64 = files::SEGMENT_MAGIC.len() as u64;
+
+/// Takes the lock of the log directory `dir`.
+fn lock(dir: &Path) -> anyhow::Result<File> {
+    let path = dir.join("LOCK");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => {
+            bail!("the log directory {} is in use by another running stepstone serve", dir.display())
+        }
+        Err(fs::TryLockError::Error(error)) => Err(error).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+/// Creates segment `number` in `dir`, with its magic, durably.
+fn create_segment(dir: &Path, number: u64) -> anyhow::Result<File> {
+    let path = files::segment(dir, number);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("creating log segment {}", path.display()))?;
+    file.write_all(files::SEGMENT_MAGIC)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| files::sync_dir(dir))
+        .with_context(|| format!("creating log segment {}", path.display()))?;
+    Ok(file)
+}
+
+/// Removes `path`, which an earlier compaction replaced.
+fn remove(path: &Path) -> anyhow::Result<()> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => {
+            Err(error).with_context(|| format!("removing {}, which a checkpoint replaced", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Replays the whole checkpoint at `path`; damage there is an error. Returns its entry count.
+pub fn read_checkpoint(path: &Path, replay: &mut impl FnMut(Entry) -> anyhow::Result<()>) -> anyhow::Result<u64> {
+    let Some(file) = files::open_checked(path, files::CHECKPOINT_MAGIC)? else {
+        bail!("checkpoint {} is cut short", path.display());
+    };
+    let mut frames = FrameReader::new(io::BufReader::with_capacity(1 << 20, file), SEGMENT_START);
+    let mut entries = 0;
+    loop {
+        let payload = match frames.next_frame().with_context(|| format!("reading {}", path.display()))? {
+            Next::Frame(payload) => payload,
+            Next::End => bail!("checkpoint {} ends before its last entry", path.display()),
+            Next::Damaged(reason) => {
+                bail!("checkpoint {} is damaged at byte {}: {reason}", path.display(), frames.offset())
+            }
+        };
+        let entry = entry::decode(&payload)
+            .map_err(|reason| anyhow::anyhow!("checkpoint {} at byte {}: {reason}", path.display(), frames.offset()))?;
+        let end = matches!(entry, Entry::End(_));
+        entries += 1;
+        replay(entry)?;
+        if end {
+            return Ok(entries);
+        }
+    }
+}
+
+/// Replays the segment at `path` up to its end or its first damaged frame; returns the entries
+/// replayed and, if damaged, where and why.
+pub fn read_segment(
+    path: &Path,
+    replay: &mut impl FnMut(Entry) -> anyhow::Result<()>,
+) -> anyhow::Result<(u64, Option<(u64, String)>)> {
+    let Some(file) = files::open_checked(path, files::SEGMENT_MAGIC)? else {
+        return Ok((0, Some((0, "the segment's header is cut short".to_owned()))));
+    };
+    let mut frames = FrameReader::new(io::BufReader::with_capacity(1 << 20, file), SEGMENT_START);
+    let mut entries = 0;
+    loop {
+        let offset = frames.offset();
+        let payload = match frames.next_frame().with_context(|| format!("reading {}", path.display()))? {
+            Next::Frame(payload) => payload,
+            Next::End => return Ok((entries, None)),
+            Next::Damaged(reason) => return Ok((entries, Some((offset, reason)))),
+        };
+        match entry::decode(&payload) {
+            Ok(entry) => {
+                entries += 1;
+                replay(entry)?;
+            }
+            Err(reason) => return Ok((entries, Some((offset, reason)))),
+        }
+    }
+}

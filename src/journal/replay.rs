@@ -1,0 +1,126 @@
+//! Replay of the durable event log into a starting engine: the checkpoint's and the tail's
+//! events and links are fed as logical times of up to an epoch of events, erasures are applied
+//! where they were, and where ingest stood is restored.
+
+use std::sync::Arc;
+
+use stepstone_dataflows::symbols::{Interner, Symbols};
+
+use super::entry::{Entry, Resume};
+use super::keys::RecentKeys;
+use crate::engine::Engine;
+
+/// Feeds replayed entries to an engine.
+pub struct Replayer<'a> {
+    engine: &'a mut Engine,
+    interner: Interner,
+    /// Events fed since the last seal.
+    unsealed: usize,
+    /// Events per logical time.
+    epoch_events: usize,
+    /// Where ingest stood after the entries so far.
+    pub resume: Resume,
+    /// The idempotency keys of the requests so far.
+    pub keys: RecentKeys,
+    /// Events replayed.
+    pub events: u64,
+}
+
+impl<'a> Replayer<'a> {
+    /// A replayer into `engine`, interning names in `symbols`, sealing a time every
+    /// `epoch_events` events.
+    pub fn new(engine: &'a mut Engine, symbols: Arc<Symbols>, epoch_events: usize) -> Self {
+        Replayer {
+            engine,
+            interner: Interner::new(symbols),
+            unsealed: 0,
+            epoch_events: epoch_events.max(1),
+            resume: Resume::default(),
+            keys: RecentKeys::default(),
+            events: 0,
+        }
+    }
+
+    /// Applies one entry.
+    pub fn apply(&mut self, entry: Entry) -> anyhow::Result<()> {
+        match entry {
+            Entry::Batch(batch) => {
+                self.resume.advance(batch.resume());
+                if let Some(key) = batch.key {
+                    self.keys.insert(key, batch.accepted);
+                }
+                let events: Vec<_> = batch.events.iter().map(|event| event.to_event(&mut self.interner)).collect();
+                let links: Vec<_> = batch.links.iter().map(|link| link.to_change(&mut self.interner)).collect();
+                self.events += events.len() as u64;
+                self.unsealed += events.len();
+                self.engine.send(events)?;
+                self.engine.link(&links)?;
+                if self.unsealed >= self.epoch_events {
+                    self.seal()?;
+                }
+            }
+            Entry::Erased(identities) => {
+                let identities: Vec<_> =
+                    identities.iter().map(|identity| identity.to_identity(&mut self.interner)).collect();
+                self.engine.forget(&identities)?;
+                self.unsealed = 0;
+            }
+            Entry::Keys(keys) => {
+                for (key, accepted) in keys {
+                    self.keys.insert(key, accepted);
+                }
+            }
+            Entry::End(resume) => self.resume.advance(resume),
+        }
+        Ok(())
+    }
+
+    /// Seals what was fed since the last seal, with the replayed watermark.
+    pub fn seal(&mut self) -> anyhow::Result<()> {
+        self.engine.seal(self.resume.watermark)?;
+        self.unsealed = 0;
+        Ok(())
+    }
+}
+
+/// What [`recover`] restored.
+pub struct Restored {
+    /// The log, ready to append.
+    pub journal: super::Journal,
+    /// Where ingest stood.
+    pub resume: Resume,
+    /// The idempotency keys acknowledged before.
+    pub keys: RecentKeys,
+}
+
+/// Opens the log of `settings` and replays it into `engine` (whose names are in `symbols`),
+/// in logical times of up to `epoch_events` events; returns once the engine has applied all of
+/// it. Reports what it found on stderr.
+pub fn recover(
+    engine: &mut Engine,
+    symbols: Arc<Symbols>,
+    settings: super::Settings,
+    epoch_events: usize,
+) -> anyhow::Result<Restored> {
+    let started = std::time::Instant::now();
+    let mut replayer = Replayer::new(engine, symbols, epoch_events);
+    let (journal, recovered) = super::Journal::open(settings, |entry| replayer.apply(entry))?;
+    if let Some((segment, offset, dropped, reason)) = &recovered.truncated {
+        eprintln!(
+            "log: cut a torn tail off {} at byte {offset} ({dropped} bytes: {reason}); every entry before it is kept",
+            segment.display()
+        );
+    }
+    let Replayer { resume, keys, events, .. } = replayer;
+    if recovered.entries > 0 {
+        let time = engine.seal(resume.watermark)?;
+        engine.wait_for(time)?;
+        eprintln!(
+            "log: recovered {events} events from {} and {} segment(s) in {:.2?}",
+            recovered.checkpoint.as_ref().map_or("no checkpoint".to_owned(), |path| path.display().to_string()),
+            recovered.segments,
+            started.elapsed()
+        );
+    }
+    Ok(Restored { journal, resume, keys })
+}
