@@ -24,6 +24,8 @@ pub trait Observer: Send {
     fn applied(&mut self, changes: &Changes, tables: &Tables);
     /// A snapshot was just written.
     fn snapshot_written(&mut self, info: &SnapshotInfo);
+    /// A periodic snapshot could not be written (the next is tried at the next interval).
+    fn snapshot_failed(&mut self);
 }
 
 /// What the collector ends with.
@@ -110,8 +112,17 @@ impl Collector {
                 }
                 epochs += 1;
                 if self.interval.is_some_and(|interval| last_snapshot.elapsed() >= interval) {
-                    self.snapshot()?;
-                    snapshots += 1;
+                    // A full disk or an unwritable directory must not stop the engine: the
+                    // next interval tries again (the final snapshot's failure is an error).
+                    match self.snapshot() {
+                        Ok(_) => snapshots += 1,
+                        Err(error) => {
+                            tracing::error!("a periodic snapshot failed; the next interval tries again: {error:#}");
+                            if let Some(observer) = &mut self.observer {
+                                observer.snapshot_failed();
+                            }
+                        }
+                    }
                     last_snapshot = Instant::now();
                 }
                 frontier.advance(time);

@@ -390,3 +390,6 @@ pub fn read_segment(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

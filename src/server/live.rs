@@ -184,4 +184,8 @@ impl Observer for Publisher {
     fn snapshot_written(&mut self, _info: &SnapshotInfo) {
         self.live.metrics.snapshot_written();
     }
+
+    fn snapshot_failed(&mut self) {
+        self.live.metrics.snapshot_failures.inc();
+    }
 }

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub log_failures: Counter,
     /// Retried ingest requests answered from their idempotency key, not applied again.
     pub requests_duplicate: Counter,
+    /// Periodic snapshots that could not be written.
+    pub snapshot_failures: Counter,
     /// Subscribers connected now.
     pub subscribers: Gauge,
     /// The latest complete logical time (-1 before the first).
@@ -80,6 +82,7 @@ impl Metrics {
         let log_appends = Counter::default();
         let log_failures = Counter::default();
         let requests_duplicate = Counter::default();
+        let snapshot_failures = Counter::default();
         let subscribers = Gauge::default();
         let logical_time = Gauge::default();
         let engine_lag = Gauge::<f64, AtomicU64>::default();
@@ -116,6 +119,11 @@ impl Metrics {
             "Retried ingest requests answered from their idempotency key",
             requests_duplicate.clone(),
         );
+        registry.register(
+            "stepstone_snapshot_failures",
+            "Periodic snapshots that could not be written (tried again at the next interval)",
+            snapshot_failures.clone(),
+        );
         registry.register("stepstone_subscribers", "Subscribers connected", subscribers.clone());
         registry.register("stepstone_logical_time", "The latest complete logical time", logical_time.clone());
         registry.register(
@@ -141,6 +149,7 @@ impl Metrics {
             log_appends,
             log_failures,
             requests_duplicate,
+            snapshot_failures,
             subscribers,
             logical_time,
             engine_lag,
