@@ -140,30 +140,36 @@ pub fn compact(dir: &Path, boundary: u64) -> anyhow::Result<Option<PathBuf>> {
     // Second pass: the events of everyone not erased, in the order they came.
     let path = files::checkpoint(dir, boundary);
     let unfinished = path.with_extension("ckpt.tmp");
-    let mut out = Writer::create(&unfinished)?;
-    out.put(&Entry::Erased(erased_order))?;
-    let mut chunk = Batch { watermark: resume.watermark, ..Batch::default() };
-    inputs.each(&mut |entry| {
-        if let Entry::Batch(batch) = entry {
-            for event in batch.events {
-                if !erased.contains(&event.identity()) {
-                    chunk.events.push(event);
-                }
-                if chunk.events.len() == CHUNK {
-                    out.put(&Entry::Batch(std::mem::take(&mut chunk)))?;
+    let written = (|| {
+        let mut out = Writer::create(&unfinished)?;
+        out.put(&Entry::Erased(erased_order))?;
+        let template = Batch { clock_latest: resume.clock_latest, watermark: resume.watermark, ..Batch::default() };
+        let mut chunk = template.clone();
+        inputs.each(&mut |entry| {
+            if let Entry::Batch(batch) = entry {
+                for event in batch.events {
+                    if !erased.contains(&event.identity()) {
+                        chunk.events.push(event);
+                    }
+                    if chunk.events.len() == CHUNK {
+                        out.put(&Entry::Batch(std::mem::replace(&mut chunk, template.clone())))?;
+                    }
                 }
             }
-        }
-        Ok(())
-    })?;
-    chunk.links =
-        links.into_iter().map(|(customer, other)| entry::LoggedLink { customer, other, unlink: false }).collect();
-    chunk.clock_latest = resume.clock_latest;
-    chunk.watermark = resume.watermark;
-    out.put(&Entry::Batch(chunk))?;
-    out.put(&Entry::Keys(keys.to_entries()))?;
-    out.put(&Entry::End(resume))?;
-    out.finish()?;
+            Ok(())
+        })?;
+        chunk.links =
+            links.into_iter().map(|(customer, other)| entry::LoggedLink { customer, other, unlink: false }).collect();
+        out.put(&Entry::Batch(chunk))?;
+        out.put(&Entry::Keys(keys.to_entries()))?;
+        out.put(&Entry::End(resume))?;
+        out.finish()
+    })();
+    if let Err(error) = written {
+        // An unfinished checkpoint must not hold on to the space it took.
+        let _ = fs::remove_file(&unfinished);
+        return Err(error);
+    }
     fs::rename(&unfinished, &path).with_context(|| format!("renaming the new checkpoint to {}", path.display()))?;
     files::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
     if let Some(base) = base {

@@ -52,7 +52,7 @@ impl Resume {
 }
 
 /// The accepted records of one ingest request.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
     /// The request's idempotency key, if it gave one.
     pub key: Option<String>,
@@ -182,6 +182,20 @@ impl LoggedLink {
             customer: self.customer.to_identity(interner),
             other: self.other.to_identity(interner),
             unlink: self.unlink,
+        }
+    }
+}
+
+impl Default for Batch {
+    /// No records, before any event time.
+    fn default() -> Self {
+        Batch {
+            key: None,
+            accepted: 0,
+            events: Vec::new(),
+            links: Vec::new(),
+            clock_latest: None,
+            watermark: NO_WATERMARK,
         }
     }
 }
