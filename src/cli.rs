@@ -42,7 +42,7 @@ pub enum Command {
     /// Write a realistic synthetic event stream (seeded, deterministic).
     Generate(GenerateOptions),
     /// Measure decode and run throughput, scaling, peak memory and update latency on a generated
-    /// workload.
+    /// workload; or, with --soak, soak the live service at a fixed rate and watch its memory.
     Bench(BenchOptions),
 }
 

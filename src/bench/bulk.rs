@@ -236,24 +236,26 @@ pub fn child(input: &Path, out: &Path, workers: usize) -> anyhow::Result<()> {
 /// The peak resident set size of this process so far, in bytes (`VmHWM` of `/proc/self/status`).
 pub fn peak_rss_bytes() -> anyhow::Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    vm_hwm(&status).context("no VmHWM line in /proc/self/status")
+    status_bytes(&status, "VmHWM").context("no VmHWM line in /proc/self/status")
 }
 
-/// The `VmHWM` of a `/proc/<pid>/status` text, in bytes.
-fn vm_hwm(status: &str) -> Option<u64> {
-    let line = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?;
+/// The memory figure `field` (`VmHWM`, `VmRSS`, …) of a `/proc/<pid>/status` text, in bytes.
+pub(super) fn status_bytes(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?;
     let kib = line.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
     Some(kib * 1024)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::vm_hwm;
+    use super::status_bytes;
 
     #[test]
-    fn vm_hwm_is_read_in_bytes() {
+    fn status_figures_are_read_in_bytes() {
         let status = "Name:\tstepstone\nVmPeak:\t  900000 kB\nVmHWM:\t   12345 kB\nVmRSS:\t 1000 kB\n";
-        assert_eq!(vm_hwm(status), Some(12345 * 1024));
-        assert_eq!(vm_hwm("Name:\tx\n"), None);
+        assert_eq!(status_bytes(status, "VmHWM"), Some(12345 * 1024));
+        assert_eq!(status_bytes(status, "VmRSS"), Some(1000 * 1024));
+        assert_eq!(status_bytes(status, "VmHWM2"), None);
+        assert_eq!(status_bytes("Name:\tx\n", "VmHWM"), None);
     }
 }

@@ -7,10 +7,14 @@
 //! The load is open: batches are due every millisecond (or every tenth of a second for rates
 //! below 10k/s), posted on their own tasks whatever the answers, so a slow answer queues the
 //! next batches instead of hiding them. Everything runs on 127.0.0.1, for a bounded time.
+//!
+//! The service, the request bodies, the warm-up of returning customers and the reading of delta
+//! lines are shared with the soak ([`super::soak`]).
 
 use std::io::{BufRead, BufReader};
+use std::ops::Range;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -98,8 +102,24 @@ pub fn measure(
     Ok(runs)
 }
 
+/// The pipeline every live measurement serves, without its `[log]` section.
+const CONFIG: &str = "[journeys]\nconversion = \"kind=purchase\"\n[output]\ndir = \"out\"\n[server]\ningest-queue = 4096\n\
+                      [[segments]]\nname = \"buyers\"\nrule = \"converted\"\n";
+
 /// The running service, stopped (SIGTERM, then waited for) on drop.
-struct Service(Child);
+pub(super) struct Service(Child);
+
+impl Service {
+    /// The child's process id.
+    pub(super) fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// How the service ended, if it has.
+    pub(super) fn exited(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        self.0.try_wait().context("checking on the service")
+    }
+}
 
 impl Drop for Service {
     fn drop(&mut self) {
@@ -108,15 +128,11 @@ impl Drop for Service {
     }
 }
 
-/// Starts `exe serve` in `dir` and returns it with its HTTP address.
-fn start(exe: &Path, workers: usize, dir: &Path) -> anyhow::Result<(Service, String)> {
+/// Starts `exe serve` in `dir` with the live pipeline followed by `extra` config text (such as
+/// a `[log]` section; its output directory is `dir/out`) and returns it with its HTTP address.
+pub(super) fn start(exe: &Path, workers: usize, dir: &Path, extra: &str) -> anyhow::Result<(Service, String)> {
     let config = dir.join("live.toml");
-    std::fs::write(
-        &config,
-        "[journeys]\nconversion = \"kind=purchase\"\n[output]\ndir = \"out\"\n[server]\ningest-queue = 4096\n\
-         [[segments]]\nname = \"buyers\"\nrule = \"converted\"\n",
-    )
-    .with_context(|| format!("writing {}", config.display()))?;
+    std::fs::write(&config, format!("{CONFIG}{extra}")).with_context(|| format!("writing {}", config.display()))?;
     let mut child = Command::new(exe)
         .args(["serve", "--config"])
         .arg(&config)
@@ -127,7 +143,12 @@ fn start(exe: &Path, workers: usize, dir: &Path) -> anyhow::Result<(Service, Str
     let stderr = child.stderr.take().context("the service's stderr")?;
     let service = Service(child);
     let mut lines = BufReader::new(stderr).lines();
-    let line = lines.next().context("the service ended before it listened")?.context("reading its stderr")?;
+    // Its first line says where it listens, unless warnings come first.
+    let line = lines
+        .by_ref()
+        .find(|line| line.as_ref().map_or(true, |line| line.contains("http://")))
+        .context("the service ended before it listened")?
+        .context("reading its stderr")?;
     let address = line
         .split("http://")
         .nth(1)
@@ -148,7 +169,7 @@ async fn measure_rate(
     dir: &Path,
 ) -> anyhow::Result<LiveRun> {
     ensure!(rate > 0, "rates must be positive");
-    let (service, address) = start(exe, workers, dir)?;
+    let (service, address) = start(exe, workers, dir, "")?;
     let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/v1/subscribe"))
         .await
         .context("connecting the subscriber")?;
@@ -163,7 +184,8 @@ async fn measure_rate(
         Customers::Returning(pool) => pool,
     };
     if pool > 0 {
-        warm_up(&client, &url, &mut socket, pool).await?;
+        post_first_events(&client, &url, pool).await?;
+        await_entered(&mut socket, pool).await?;
     }
 
     let tick = if rate >= 10_000 { Duration::from_millis(1) } else { Duration::from_millis(100) };
@@ -195,8 +217,7 @@ async fn measure_rate(
     };
 
     let mut latencies_ms = Vec::with_capacity(sent as usize);
-    // Per returning customer, the number of its events whose delta has arrived.
-    let mut seen = vec![1u64; pool as usize];
+    let mut shown = Shown::new(pool);
     let deadline = *due.last().context("no batches")? + DRAIN;
     while (latencies_ms.len() as u64) < sent {
         let message = match tokio::time::timeout_at(deadline.into(), socket.next()).await {
@@ -214,15 +235,12 @@ async fn measure_rate(
             Customers::New if events == 1 => customer..customer + 1,
             Customers::New => continue,
             Customers::Returning(_) => {
-                let Some(count) = seen.get_mut(customer as usize) else { continue };
-                let first = *count;
-                *count = (*count).max(events);
-                first..*count
+                let Some(indexes) = shown.fresh(customer, events) else { continue };
+                indexes
             }
         };
         for index in indexes {
-            // The customer's `k`-th event (1-based) is event number `(k - 1) * pool + customer`.
-            let number = if pool == 0 { index } else { index * pool + customer - pool };
+            let number = timed_number(index, customer, pool);
             if let Some(at) = due.get((number / per_batch) as usize) {
                 latencies_ms.push(received.saturating_duration_since(*at).as_secs_f64() * 1000.0);
             }
@@ -237,7 +255,7 @@ async fn measure_rate(
 
 /// An NDJSON body of the events numbered `numbers`: event `i` is of customer `live-i` (new
 /// customers) or `live-{i % pool}` (returning ones), at time [`BASE_MS`]` + i`.
-fn body(numbers: std::ops::Range<u64>, customers: Customers) -> String {
+pub(super) fn body(numbers: Range<u64>, customers: Customers) -> String {
     numbers
         .map(|i| {
             let customer = match customers {
@@ -252,19 +270,22 @@ fn body(numbers: std::ops::Range<u64>, customers: Customers) -> String {
         .collect()
 }
 
-/// Posts one event for each of the `pool` returning customers and waits until the subscriber
-/// has seen all their journeys enter.
-async fn warm_up(
-    client: &reqwest::Client,
-    url: &str,
-    socket: &mut (impl futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
-    pool: u64,
-) -> anyhow::Result<()> {
+/// Posts one event (numbered `0..pool`) for each of the `pool` returning customers, the
+/// warm-up before a timed phase.
+pub(super) async fn post_first_events(client: &reqwest::Client, url: &str, pool: u64) -> anyhow::Result<()> {
     for first in (0..pool).step_by(WARM_UP_BATCH as usize) {
         let numbers = first..(first + WARM_UP_BATCH).min(pool);
         let response = client.post(url).body(body(numbers, Customers::New)).send().await.context("warming up")?;
         ensure!(response.status().is_success(), "warming up: the service answered {}", response.status());
     }
+    Ok(())
+}
+
+/// Waits until `socket` has seen the journeys of all `pool` returning customers enter.
+pub(super) async fn await_entered(
+    socket: &mut (impl futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+    pool: u64,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + WARM_UP_LIMIT;
     let mut entered = 0;
     while entered < pool {
@@ -282,22 +303,64 @@ async fn warm_up(
     Ok(())
 }
 
+/// Per returning customer, how many of its events a subscriber has seen reflected: one each
+/// after the warm-up.
+pub(super) struct Shown(Vec<u64>);
+
+impl Shown {
+    /// The counts of a pool of `pool` customers that have had their first event.
+    pub(super) fn new(pool: u64) -> Shown {
+        Shown(vec![1; pool as usize])
+    }
+
+    /// The indexes (0-based, per customer) of the events a journey line of `customer` with
+    /// `events` events reflects for the first time: its events since its last line (several when
+    /// they fell into one logical time). `None` for a customer outside the pool.
+    pub(super) fn fresh(&mut self, customer: u64, events: u64) -> Option<Range<u64>> {
+        let count = self.0.get_mut(customer as usize)?;
+        let first = *count;
+        *count = (*count).max(events);
+        Some(first..*count)
+    }
+}
+
+/// The number, counted from the first timed event, of `customer`'s event of index `index`
+/// (0-based) with a pool of `pool` returning customers, or of a new customer's only event (`pool`
+/// 0): the customer's `k`-th event (1-based) is event number `(k - 1) * pool + customer`, and
+/// the timed events start after the `pool` warm-up events.
+pub(super) fn timed_number(index: u64, customer: u64, pool: u64) -> u64 {
+    if pool == 0 { index } else { index * pool + customer - pool }
+}
+
 /// The fields of a delta line the bench reads; the others are skipped without being stored.
 #[derive(serde::Deserialize)]
-struct Line<'a> {
+pub(super) struct Line<'a> {
+    /// `journey`, `membership`, …, or a control message: `snapshot`, `progress`, `lagged`,
+    /// `closing`.
     #[serde(rename = "type")]
-    kind: &'a str,
+    pub(super) kind: &'a str,
     diff: Option<i64>,
     events: Option<u64>,
     customer: Option<&'a str>,
 }
 
-/// The customer number `i` and event count of a journey line that brings a row of customer
-/// `live-i` in (`diff` 1).
-fn journey_entered(text: &str) -> Option<(u64, u64)> {
-    let line: Line<'_> = serde_json::from_str(text).ok()?;
-    if line.kind != "journey" || line.diff != Some(1) {
-        return None;
+impl<'a> Line<'a> {
+    /// The line in `text`, if it is one.
+    pub(super) fn parse(text: &'a str) -> Option<Line<'a>> {
+        serde_json::from_str(text).ok()
     }
-    Some((line.customer?.strip_prefix("live-")?.parse().ok()?, line.events?))
+
+    /// The customer number `i` and event count of a journey line that brings a row of customer
+    /// `live-i` in (`diff` 1).
+    pub(super) fn entered(&self) -> Option<(u64, u64)> {
+        if self.kind != "journey" || self.diff != Some(1) {
+            return None;
+        }
+        Some((self.customer?.strip_prefix("live-")?.parse().ok()?, self.events?))
+    }
+}
+
+/// [`Line::entered`] of the line in `text`.
+fn journey_entered(text: &str) -> Option<(u64, u64)> {
+    Line::parse(text)?.entered()
 }

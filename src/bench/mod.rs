@@ -18,6 +18,10 @@
 //! 4. **Live latency**: `stepstone serve` in a child process, events posted over HTTP at fixed
 //!    rates, the time until each event's delta reaches a WebSocket subscriber ([`live`]).
 //!
+//! With `--soak DURATION` it measures none of these but soaks the live service instead:
+//! sustained ingest at one rate for a bounded time with subscribers attached, the server's
+//! memory, the latency and the durable log's size recorded over time ([`soak`]).
+//!
 //! The workload is written once per (events, customers, seed) into the data directory and reused
 //! ([`workload`]). Results are printed as a table and optionally written as JSON ([`report`]).
 
@@ -25,10 +29,12 @@ mod bulk;
 mod incremental;
 mod live;
 mod report;
+mod soak;
 mod stats;
 mod workload;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, ensure};
 
@@ -78,9 +84,33 @@ pub struct BenchOptions {
     /// Where the generated workload is kept (and reused).
     #[arg(long, default_value = "target/bench-data", value_name = "DIR")]
     pub data_dir: PathBuf,
-    /// Also write the results as JSON to this file.
+    /// Also write the results as JSON to this file (a soak also writes its table as CSV next to
+    /// it, with the extension `.csv`).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Instead of the other measurements, soak the live service for this long (`10m`, `1h`):
+    /// `stepstone serve` with its durable log, a fixed pool of returning customers, events at
+    /// `--soak-rate` with `--soak-subscribers` attached; the server's RSS, the latency and the
+    /// log's size are recorded every `--soak-interval`. The `--workers` used is the largest.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION", help_heading = "Soak")]
+    pub soak: Option<Duration>,
+    /// Events per second offered during the soak.
+    #[arg(long, default_value_t = 20_000, value_name = "N", help_heading = "Soak")]
+    pub soak_rate: u64,
+    /// WebSocket subscribers to every delta during the soak.
+    #[arg(long, default_value_t = 2, value_name = "N", help_heading = "Soak")]
+    pub soak_subscribers: usize,
+    /// How often the soak records a row.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s", value_name = "DURATION",
+          help_heading = "Soak")]
+    pub soak_interval: Duration,
+    /// The returning customers the soak's events go round (each gets one event before the
+    /// timed phase, so the set of customers stops growing).
+    #[arg(long, default_value_t = 100_000, value_name = "N", help_heading = "Soak")]
+    pub soak_customers: u64,
+    /// The served log's `checkpoint-bytes`: small, so that compaction runs during the soak.
+    #[arg(long, default_value_t = 8 << 20, value_name = "BYTES", help_heading = "Soak")]
+    pub soak_checkpoint_bytes: u64,
     /// Internal: run this input once with the single `--workers` count in this process and print
     /// the measurement as JSON (what the bulk runs execute in a child process).
     #[arg(long, hide = true, value_name = "FILE", requires = "child_out")]
@@ -99,13 +129,31 @@ pub fn execute(options: &BenchOptions, exe: &Path) -> anyhow::Result<()> {
         };
         return bulk::child(input, out, workers);
     }
+    if let Some(duration) = options.soak {
+        let scratch = Scratch::create()?;
+        let report = soak::run(options, duration, exe, &scratch.0)?;
+        println!("{report}");
+        if let Some(path) = &options.out {
+            write_json(path, &report)?;
+            let csv = path.with_extension("csv");
+            std::fs::write(&csv, report.csv()).with_context(|| format!("writing {}", csv.display()))?;
+            eprintln!("wrote {}", csv.display());
+        }
+        return Ok(());
+    }
     let report = run(options, exe)?;
     println!("{report}");
     if let Some(path) = &options.out {
-        let json = serde_json::to_string_pretty(&report).context("serializing the bench report")?;
-        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
+        write_json(path, &report)?;
     }
+    Ok(())
+}
+
+/// Writes `report` to `path` as pretty JSON.
+fn write_json(path: &Path, report: &impl serde::Serialize) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report).context("serializing the bench report")?;
+    std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }
 
