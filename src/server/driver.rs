@@ -295,16 +295,13 @@ impl Driver {
         self.watermark = self.watermark.max(watermark);
         self.live.metrics.events_without_consent.inc_by(withheld);
         for rejection in &rejections {
-            self.dead_letters.write(rejection)?;
             self.live.metrics.reject(rejection.reason_kind());
             if rejection.kind == ReasonKind::Late {
                 self.live.metrics.events_late.inc();
             }
         }
         self.live.metrics.events_late.inc_by(late_accepted);
-        if !rejections.is_empty() {
-            self.dead_letters.flush()?;
-        }
+        self.write_dead_letters(&rejections);
         let held = logged && self.journal.as_ref().is_some_and(|journal| journal.settings().fsync == Fsync::Batch);
         match ack {
             Some(ack) if held => self.pending.push(Pending { events, links, arrived, key, ack }),
@@ -314,6 +311,23 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// Writes `rejections` to the dead-letter file. A file that cannot take them (a full disk)
+    /// is reported and counted, not fatal: ingest answers list the rejections all the same, and
+    /// the lines still buffered are written once the file takes them again.
+    fn write_dead_letters(&mut self, rejections: &[Rejection]) {
+        if rejections.is_empty() {
+            return;
+        }
+        let written = rejections
+            .iter()
+            .try_for_each(|rejection| self.dead_letters.write(rejection))
+            .and_then(|()| self.dead_letters.flush());
+        if let Err(error) = written {
+            tracing::error!("{} dead letters may not be written: {error:#}", rejections.len());
+            self.live.metrics.dead_letter_failures.inc();
+        }
     }
 
     /// Forces the open time's appends to disk, then acknowledges and feeds its requests; if

@@ -19,7 +19,7 @@ use super::driver::{Ack, Batch};
 use super::live::{Live, Refused};
 use crate::engine::{Input, to_input};
 use crate::source::Rejection;
-use crate::source::lateness::Arrival;
+use crate::source::lateness::{Arrival, SourceClock};
 
 /// How rejections of ingested records name their source.
 const SOURCE: &str = "POST /v1/events";
@@ -80,7 +80,7 @@ pub async fn ingest(State(live): State<Arc<Live>>, headers: HeaderMap, body: Byt
             );
         }
     };
-    let (answer, acked) = match queue(&live, key, &body) {
+    let Queued { answer, acked, moved } = match queue(&live, key, &body) {
         Ok(queued) => queued,
         Err(response) => return *response,
     };
@@ -96,6 +96,7 @@ pub async fn ingest(State(live): State<Arc<Live>>, headers: HeaderMap, body: Byt
                 return (StatusCode::OK, axum::Json(answer)).into_response();
             }
             Ok(Ack::Failed(reason)) => {
+                moved.undo(&live);
                 let mut response = error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!(
@@ -113,14 +114,38 @@ pub async fn ingest(State(live): State<Arc<Live>>, headers: HeaderMap, body: Byt
     (status, axum::Json(answer)).into_response()
 }
 
-/// Decodes the records of `body` and queues them for the engine: the answer, and where the
-/// engine driver acknowledges them (none when nothing was queued); an error answer when the
-/// body is not records or the queue does not take them.
-fn queue(
-    live: &Live,
-    key: Option<String>,
-    body: &[u8],
-) -> Result<(Answer, Option<oneshot::Receiver<Ack>>), Box<Response>> {
+/// A request decoded and queued for the engine.
+struct Queued {
+    /// Its answer, once the driver acknowledges it.
+    answer: Answer,
+    /// Where the driver acknowledges it (none when nothing was queued).
+    acked: Option<oneshot::Receiver<Ack>>,
+    /// How it moved the ingest clock.
+    moved: ClockMove,
+}
+
+/// How a queued request moved the ingest clock: the clock before it and after it.
+struct ClockMove {
+    before: SourceClock,
+    after: SourceClock,
+}
+
+impl ClockMove {
+    /// Moves the ingest clock back to where it was before a request that the log refused, so
+    /// that nothing of the request stays applied (its retry is not late because of its own
+    /// events). Only while no later request has moved the clock since: those were admitted by
+    /// the clock as it is.
+    fn undo(&self, live: &Live) {
+        let mut clock = live.http_clock.lock().expect("ingest clock lock");
+        if clock.latest() == self.after.latest() {
+            *clock = self.before;
+        }
+    }
+}
+
+/// Decodes the records of `body` and queues them for the engine; an error answer when the body
+/// is not records or the queue does not take them.
+fn queue(live: &Live, key: Option<String>, body: &[u8]) -> Result<Queued, Box<Response>> {
     let texts = records(body).map_err(|message| Box::new(error(StatusCode::BAD_REQUEST, message)))?;
     let mut interner = Interner::new(live.symbols.clone());
     let decoded: Vec<(usize, Decoded)> = texts
@@ -138,7 +163,7 @@ fn queue(
         .collect();
 
     // The source's watermark decides which events are late, in the order the requests take
-    // the clock; it moves only if the batch is queued.
+    // the clock; it moves only if the batch is queued (and back if the log refuses it).
     let mut clock = live.http_clock.lock().expect("ingest clock lock");
     let mut tentative = *clock;
     let mut batch = Batch::default();
@@ -178,15 +203,16 @@ fn queue(
     batch.accepted = accepted as u64;
     let answer = Answer { accepted, without_consent: batch.withheld, duplicate: false, rejected };
     if accepted == 0 && batch.rejections.is_empty() && key.is_none() {
-        return Ok((answer, None));
+        return Ok(Queued { answer, acked: None, moved: ClockMove { before: *clock, after: *clock } });
     }
     batch.key = key;
     let (ack, acked) = oneshot::channel();
     batch.ack = Some(ack);
     match live.submit(batch) {
         Ok(()) => {
+            let moved = ClockMove { before: *clock, after: tentative };
             *clock = tentative;
-            Ok((answer, Some(acked)))
+            Ok(Queued { answer, acked: Some(acked), moved })
         }
         Err(Refused::Busy) => {
             let mut response = error(StatusCode::TOO_MANY_REQUESTS, "the engine is behind; retry later");

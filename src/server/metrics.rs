@@ -47,6 +47,8 @@ pub struct Metrics {
     pub requests_duplicate: Counter,
     /// Periodic snapshots that could not be written.
     pub snapshot_failures: Counter,
+    /// Batches of rejections that could not be written to the dead-letter file.
+    pub dead_letter_failures: Counter,
     /// Subscribers connected now.
     pub subscribers: Gauge,
     /// The latest complete logical time (-1 before the first).
@@ -83,6 +85,7 @@ impl Metrics {
         let log_failures = Counter::default();
         let requests_duplicate = Counter::default();
         let snapshot_failures = Counter::default();
+        let dead_letter_failures = Counter::default();
         let subscribers = Gauge::default();
         let logical_time = Gauge::default();
         let engine_lag = Gauge::<f64, AtomicU64>::default();
@@ -124,6 +127,11 @@ impl Metrics {
             "Periodic snapshots that could not be written (tried again at the next interval)",
             snapshot_failures.clone(),
         );
+        registry.register(
+            "stepstone_dead_letter_failures",
+            "Batches of rejected records that could not be written to the dead-letter file (ingest answers list them)",
+            dead_letter_failures.clone(),
+        );
         registry.register("stepstone_subscribers", "Subscribers connected", subscribers.clone());
         registry.register("stepstone_logical_time", "The latest complete logical time", logical_time.clone());
         registry.register(
@@ -150,6 +158,7 @@ impl Metrics {
             log_failures,
             requests_duplicate,
             snapshot_failures,
+            dead_letter_failures,
             subscribers,
             logical_time,
             engine_lag,

@@ -1,8 +1,11 @@
 //! Helpers shared by the end-to-end tests: running the `stepstone` binary, reading its Arrow
 //! snapshots back, and an independent, sequential recomputation of the journey semantics
-//! (`../shared/SEMANTICS.md`) to compare them with.
+//! (`../shared/SEMANTICS.md`) to compare them with. The harness of the `stepstone serve` tests
+//! is in [`server`].
 
 #![allow(dead_code)]
+
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::fs::File;
