@@ -31,8 +31,9 @@
 //!   ones (their own events do not make them late). Both fsync policies; after SIGTERM, and
 //!   again after a restart, the final snapshot equals `stepstone run` over exactly the
 //!   acknowledged records. It needs `mount` (root): without it, it says so and passes.
-//! * [`a_segment_that_cannot_be_begun_refuses_nothing_that_stays_in_the_log`] (ignored) pins a
-//!   known bug of the log: see there.
+//! * [`a_segment_that_cannot_be_begun_refuses_nothing_that_stays_in_the_log`]: a full disk
+//!   after a durable append (the next segment cannot be begun) refuses nothing that stays in
+//!   the log.
 //!
 //! Every wait is bounded ([`WAIT`], [`common::server::TEST_LIMIT`]), everything listens on
 //! loopback, and every server is killed when dropped.
@@ -1181,15 +1182,11 @@ async fn a_full_disk_refuses_ingest_with_503_and_recovers_when_space_returns() {
     .await;
 }
 
-/// A known bug, pinned (run with `--ignored`): with `fsync = "batch"`, a request whose append
-/// and forced write succeed but after which the next segment cannot be begun (a full disk) is
-/// answered 503 "nothing of it was applied", and its key is forgotten, though it is in the log
-/// for good: a restart brings it back, and its retry is applied a second time.
-/// (`Journal::sync` in `src/journal/mod.rs` returns the error of the rotation or compaction it
-/// starts after the data is on disk; the driver's `commit` takes any error of `sync` for a
-/// failed write.) Whatever the fix, a restart must recover exactly the acknowledged records.
+/// With `fsync = "batch"`, a request whose append and forced write succeed but after which the
+/// next segment cannot be begun (a full disk) is acknowledged: it is in the log for good. (It
+/// used to be answered 503 and its key forgotten, so a restart brought it back and its retry
+/// was applied twice.) A restart recovers exactly the acknowledged records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: a failed segment rotation refuses requests that are already in the log"]
 async fn a_segment_that_cannot_be_begun_refuses_nothing_that_stays_in_the_log() {
     bounded(async {
         let dir = tempfile::tempdir().expect("a temporary directory");

@@ -236,16 +236,26 @@ impl Journal {
         }
         self.synced = self.written;
         self.last_sync = Instant::now();
-        if self.since_compaction >= self.settings.checkpoint_bytes {
-            self.compact()?;
+        // The appends are durable whatever happens next: a segment that cannot be begun (a full
+        // disk) is reported, and appending goes on in the current one until one can.
+        let next = if self.since_compaction >= self.settings.checkpoint_bytes {
+            self.compact()
         } else if self.written >= self.settings.segment_bytes {
-            self.rotate()?;
+            self.rotate()
+        } else {
+            Ok(())
+        };
+        if let Err(error) = next {
+            tracing::error!(
+                "the log could not begin its next segment; appending goes on in the current one: {error:#}"
+            );
         }
         Ok(())
     }
 
     /// Starts a compaction of everything appended so far (after an erasure, so that the erased
-    /// people's records leave the disk). Forces the appends to disk first.
+    /// people's records leave the disk). Forces the appends to disk first. On failure whatever
+    /// was appended stays in the log, durable if the failure came after the forced write.
     pub fn compact(&mut self) -> anyhow::Result<()> {
         if self.dirty() {
             self.segment

@@ -399,10 +399,17 @@ impl Driver {
             Some(journal) => {
                 let names = live.symbols.names();
                 let identities = erasure.identities.iter().map(|&identity| LoggedIdentity::of(identity, &names));
-                journal
-                    .append(&Entry::Erased(identities.collect()))
-                    .and_then(|()| journal.compact())
-                    .map_err(|error| format!("{error:#}"))
+                let logged = journal.append(&Entry::Erased(identities.collect())).and_then(|()| journal.sync());
+                if logged.is_ok()
+                    && let Err(error) = journal.compact()
+                {
+                    tracing::error!(
+                        "erasure at logical time {} logged, but the log could not be compacted, so the person's \
+                         earlier records stay in its files until the next compaction: {error:#}",
+                        erasure.time
+                    );
+                }
+                logged.map_err(|error| format!("{error:#}"))
             }
             None => Ok(()),
         };
