@@ -50,8 +50,8 @@ use std::time::{Duration, Instant};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use chrono::{DateTime, SecondsFormat};
-use common::server::{Server, Subscriber, WAIT, bounded, replay};
-use common::{FullEvent, FullJourney, full_journeys, read_table};
+use common::server::{Server, Subscriber, WAIT, bounded, journey_line, replay, rfc3339};
+use common::{FullEvent, full_journeys, read_table};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -211,11 +211,6 @@ fn base_time() -> i64 {
     chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap().and_hms_opt(10, 0, 0).unwrap().and_utc().timestamp_millis()
 }
 
-/// `ms` as RFC 3339 with milliseconds and `Z`, as the service writes times.
-fn rfc3339(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 /// A seeded generator of requests: event times move forward by up to 20 s a record (now and
 /// then by 45 minutes, which ends sessions; both can be set), and a record repeats its
 /// customer's previous time now and then (a tie that arrival order breaks, also across requests
@@ -371,28 +366,6 @@ impl Workload {
 
 // ---------------------------------------------------------------------------------------------
 // The expected views.
-
-/// A journey line as a subscriber's replay holds it (without `time` and `diff`).
-fn journey_line(customer: &str, j: &FullJourney) -> Value {
-    json!({
-        "type": "journey",
-        "customer": customer,
-        "journey_key": null,
-        "first_time": rfc3339(j.first_time),
-        "last_time": rfc3339(j.last_time),
-        "events": j.events,
-        "sessions": j.sessions,
-        "session_start": rfc3339(j.session_start),
-        "session_events": j.session_events,
-        "path": j.path,
-        "channels": j.channel_events.keys().collect::<Vec<_>>(),
-        "channel_events": j.channel_events,
-        "converted": j.converted(),
-        "conversions": j.conversions,
-        "last_conversion_time": j.last_conversion_time.map(rfc3339),
-        "value": j.value(),
-    })
-}
 
 /// An operation of the crash test's client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

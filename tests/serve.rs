@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat};
-use common::server::{Server, Subscriber, WAIT, bounded, encode, replay};
+use common::server::{Server, Subscriber, WAIT, bounded, encode, journey_line, replay, rfc3339};
 use common::{Edges, FullEvent, FullJourney, full_journeys, oracle_at, read_table};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -41,11 +41,6 @@ const PATH_LEN: usize = 5;
 fn at(minutes: f64) -> i64 {
     let base = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap().and_hms_opt(10, 0, 0).unwrap().and_utc();
     base.timestamp_millis() + (minutes * 60_000.0).round() as i64
-}
-
-/// `ms` as RFC 3339 with milliseconds and `Z`, as the service writes times.
-fn rfc3339(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// How a good record writes its time.
@@ -395,25 +390,7 @@ impl Expected {
 
     /// The journey line fields (without `time` and `diff`) the oracle expects for `customer`.
     fn line(&self, customer: &str) -> Value {
-        let j = &self.journeys[customer];
-        json!({
-            "type": "journey",
-            "customer": customer,
-            "journey_key": null,
-            "first_time": rfc3339(j.first_time),
-            "last_time": rfc3339(j.last_time),
-            "events": j.events,
-            "sessions": j.sessions,
-            "session_start": rfc3339(j.session_start),
-            "session_events": j.session_events,
-            "path": j.path,
-            "channels": j.channel_events.keys().collect::<Vec<_>>(),
-            "channel_events": j.channel_events,
-            "converted": j.converted(),
-            "conversions": j.conversions,
-            "last_conversion_time": j.last_conversion_time.map(rfc3339),
-            "value": j.value(),
-        })
+        journey_line(customer, &self.journeys[customer])
     }
 
     /// Every expected journey line, by customer.

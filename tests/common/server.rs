@@ -15,12 +15,15 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, SecondsFormat};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
+
+use super::FullJourney;
 
 /// The longest wait for any one condition (a server starting, a subscriber catching up, …).
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -575,4 +578,32 @@ pub fn replay(messages: &[Value], who: &str) -> Replay {
         panic!("{who}: a message after {:?}: {extra}", state.end);
     }
     state
+}
+
+/// `ms` as RFC 3339 with milliseconds and `Z`, as the service writes times.
+pub fn rfc3339(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The journey line of `customer` (without `time` and `diff`) that the full oracle's `j`
+/// stands for, as a subscriber's replay holds it.
+pub fn journey_line(customer: &str, j: &FullJourney) -> Value {
+    json!({
+        "type": "journey",
+        "customer": customer,
+        "journey_key": null,
+        "first_time": rfc3339(j.first_time),
+        "last_time": rfc3339(j.last_time),
+        "events": j.events,
+        "sessions": j.sessions,
+        "session_start": rfc3339(j.session_start),
+        "session_events": j.session_events,
+        "path": j.path,
+        "channels": j.channel_events.keys().collect::<Vec<_>>(),
+        "channel_events": j.channel_events,
+        "converted": j.converted(),
+        "conversions": j.conversions,
+        "last_conversion_time": j.last_conversion_time.map(rfc3339),
+        "value": j.value(),
+    })
 }
