@@ -65,15 +65,19 @@ pub struct LiveRun {
     pub latencies_ms: Vec<f64>,
     /// Requests that were not answered 200.
     pub refused: u64,
+    /// The served log's fsync policy, or `off`.
+    pub log: String,
 }
 
 /// Measures each of `rates` against a fresh `exe serve` with `workers` workers whose files go
-/// below `scratch`: with a new customer per event, then (unless `returning` is 0) with events
-/// going round `returning` customers.
+/// below `scratch`, once per durable-log policy of `logs` (`off`: without the log): with a new
+/// customer per event, then (unless `returning` is 0) with events going round `returning`
+/// customers.
 pub fn measure(
     exe: &Path,
     rates: &[u64],
     returning: u64,
+    logs: &[String],
     workers: usize,
     scratch: &Path,
 ) -> anyhow::Result<Vec<LiveRun>> {
@@ -86,17 +90,19 @@ pub fn measure(
     let mut runs = Vec::new();
     for customers in scenarios.into_iter().flatten() {
         for &rate in rates {
-            let dir = scratch.join(format!("live-{rate}-{}", runs.len()));
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let run = runtime.block_on(measure_rate(exe, rate, customers, workers, &dir))?;
-            eprintln!(
-                "live  {rate:>7} events/s  {}  sent {}  received {}  refused {}",
-                customers.label(),
-                run.sent,
-                run.latencies_ms.len(),
-                run.refused
-            );
-            runs.push(run);
+            for log in logs {
+                let dir = scratch.join(format!("live-{rate}-{}", runs.len()));
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                let run = runtime.block_on(measure_rate(exe, rate, customers, log, workers, &dir))?;
+                eprintln!(
+                    "live  {rate:>7} events/s  {}  log {log}  sent {}  received {}  refused {}",
+                    customers.label(),
+                    run.sent,
+                    run.latencies_ms.len(),
+                    run.refused
+                );
+                runs.push(run);
+            }
         }
     }
     Ok(runs)
@@ -165,11 +171,16 @@ async fn measure_rate(
     exe: &Path,
     rate: u64,
     customers: Customers,
+    log: &str,
     workers: usize,
     dir: &Path,
 ) -> anyhow::Result<LiveRun> {
     ensure!(rate > 0, "rates must be positive");
-    let (service, address) = start(exe, workers, dir, "")?;
+    let section = match log {
+        "off" => "[log]\nenabled = false\n".to_owned(),
+        policy => format!("[log]\nfsync = {policy:?}\n"),
+    };
+    let (service, address) = start(exe, workers, dir, &section)?;
     let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/v1/subscribe"))
         .await
         .context("connecting the subscriber")?;
@@ -250,7 +261,7 @@ async fn measure_rate(
     drop(service);
     latencies_ms.sort_by(f64::total_cmp);
     let refused = *refused.lock().expect("refused lock");
-    Ok(LiveRun { rate, customers, sent, latencies_ms, refused })
+    Ok(LiveRun { rate, customers, sent, latencies_ms, refused, log: log.to_owned() })
 }
 
 /// An NDJSON body of the events numbered `numbers`: event `i` is of customer `live-i` (new

@@ -81,6 +81,10 @@ pub struct BenchOptions {
     /// growing); 0 skips the second.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub live_returning: u64,
+    /// The served durable log's fsync policies each live rate is measured with, comma-separated:
+    /// `off` (no log, the baseline), `batch`, or an interval such as `10ms`.
+    #[arg(long, value_delimiter = ',', default_value = "off,batch", value_name = "POLICY,…")]
+    pub live_log: Vec<String>,
     /// Where the generated workload is kept (and reused).
     #[arg(long, default_value = "target/bench-data", value_name = "DIR")]
     pub data_dir: PathBuf,
@@ -171,7 +175,7 @@ pub fn run(options: &BenchOptions, exe: &Path) -> anyhow::Result<Report> {
     let live = if rates.is_empty() {
         Vec::new()
     } else {
-        live::measure(exe, &rates, options.live_returning, workers, &scratch.0)?
+        live::measure(exe, &rates, options.live_returning, &options.live_log, workers, &scratch.0)?
     };
     Ok(Report::new(options, &workload, measured, incremental, live))
 }

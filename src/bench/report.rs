@@ -40,6 +40,8 @@ pub struct LiveResult {
     pub received: usize,
     /// Requests not answered 200.
     pub refused: u64,
+    /// The served log's fsync policy, or `off`.
+    pub log: String,
     /// Median latency, ms.
     pub p50_ms: f64,
     /// 99th percentile, ms.
@@ -183,6 +185,7 @@ fn live_result(run: &LiveRun) -> LiveResult {
         sent: run.sent,
         received: sorted.len(),
         refused: run.refused,
+        log: run.log.clone(),
         p50_ms: percentile(sorted, 50.0).unwrap_or(f64::NAN),
         p99_ms: percentile(sorted, 99.0).unwrap_or(f64::NAN),
         max_ms: sorted.last().copied().unwrap_or(f64::NAN),
@@ -331,15 +334,16 @@ impl fmt::Display for Report {
             writeln!(f)?;
             writeln!(
                 f,
-                "{:<18} {:>16} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}",
-                "live event→delta", "customers", "sent", "received", "refused", "p50 ms", "p99 ms", "max ms"
+                "{:<18} {:>16} {:>6} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}",
+                "live event→delta", "customers", "log", "sent", "received", "refused", "p50 ms", "p99 ms", "max ms"
             )?;
             for l in &self.live {
                 writeln!(
                     f,
-                    "  {:<16} {:>16} {:>9} {:>9} {:>8} {:>9.2} {:>9.2} {:>9.2}",
+                    "  {:<16} {:>16} {:>6} {:>9} {:>9} {:>8} {:>9.2} {:>9.2} {:>9.2}",
                     format!("{} /s", l.rate),
                     l.customers,
+                    l.log,
                     l.sent,
                     l.received,
                     l.refused,
