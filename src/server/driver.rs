@@ -161,7 +161,11 @@ struct Pending {
     links: Vec<LinkChange>,
     arrived: u64,
     key: Option<String>,
+    /// Records the request accepted.
+    accepted: u64,
     ack: oneshot::Sender<Ack>,
+    /// Repeats of the request's key that came while it waited: answered as it is.
+    repeats: Vec<oneshot::Sender<Ack>>,
 }
 
 /// The driver's state.
@@ -254,11 +258,19 @@ impl Driver {
             clock_latest,
             ack,
         } = batch;
-        if ack.is_some()
-            && let Some(answered) = key.as_deref().and_then(|key| self.keys.get(key))
+        let answered = key.as_deref().and_then(|key| self.keys.get(key));
+        if let Some(answered) = answered
+            && let Some(ack) = ack
         {
             self.live.metrics.requests_duplicate.inc();
-            let _ = ack.map(|ack| ack.send(Ack::Duplicate(answered)));
+            // A repeat of a request still waiting for its time's forced write waits with it:
+            // if that write fails, neither is applied.
+            match self.pending.iter_mut().find(|pending| pending.key == key) {
+                Some(first) => first.repeats.push(ack),
+                None => {
+                    let _ = ack.send(Ack::Duplicate(answered));
+                }
+            }
             return Ok(());
         }
         // Events taken in count as arrived, the suppressed ones included.
@@ -304,7 +316,9 @@ impl Driver {
         self.write_dead_letters(&rejections);
         let held = logged && self.journal.as_ref().is_some_and(|journal| journal.settings().fsync == Fsync::Batch);
         match ack {
-            Some(ack) if held => self.pending.push(Pending { events, links, arrived, key, ack }),
+            Some(ack) if held => {
+                self.pending.push(Pending { events, links, arrived, key, accepted, ack, repeats: Vec::new() });
+            }
             ack => {
                 self.feed(events, &links, arrived)?;
                 let _ = ack.map(|ack| ack.send(Ack::Logged));
@@ -340,20 +354,25 @@ impl Driver {
         let pending = std::mem::take(&mut self.pending);
         match synced {
             Ok(()) => {
-                for Pending { events, links, arrived, ack, .. } in pending {
+                for Pending { events, links, arrived, accepted, ack, repeats, .. } in pending {
                     self.feed(events, &links, arrived)?;
                     let _ = ack.send(Ack::Logged);
+                    for repeat in repeats {
+                        let _ = repeat.send(Ack::Duplicate(accepted));
+                    }
                 }
             }
             Err(error) => {
                 tracing::error!("{} ingest requests were refused: {error:#}", pending.len());
                 let reason = format!("{error:#}");
-                for Pending { key, ack, .. } in pending {
-                    self.live.metrics.log_failures.inc();
+                for Pending { key, ack, repeats, .. } in pending {
                     if let Some(key) = key {
                         self.keys.remove(&key);
                     }
-                    let _ = ack.send(Ack::Failed(reason.clone()));
+                    for ack in std::iter::once(ack).chain(repeats) {
+                        self.live.metrics.log_failures.inc();
+                        let _ = ack.send(Ack::Failed(reason.clone()));
+                    }
                 }
             }
         }
