@@ -118,6 +118,22 @@ impl<K: Ord + Copy> SortedBag<K> {
         true
     }
 
+    /// Removes and returns, in order, the elements that satisfy `below`, which must hold for a
+    /// prefix of the elements only (`|k| *k < bound`). An emptied bag frees its memory.
+    pub fn take_prefix(&mut self, below: impl Fn(&K) -> bool) -> Vec<K> {
+        let whole = self.chunks.partition_point(|c| below(&c[c.len() - 1]));
+        let mut taken: Vec<K> = self.chunks.drain(..whole).flatten().collect();
+        if let Some(chunk) = self.chunks.first_mut() {
+            let at = chunk.partition_point(&below);
+            taken.extend(chunk.drain(..at));
+        }
+        self.len -= taken.len();
+        if self.len == 0 {
+            self.chunks = Vec::new();
+        }
+        taken
+    }
+
     /// The elements from greatest to least, copies included.
     pub fn iter_rev(&self) -> impl Iterator<Item = &K> {
         self.chunks.iter().rev().flat_map(|c| c.iter().rev())
@@ -233,7 +249,12 @@ mod tests {
                     0 => step as u32 % range,
                     _ => rng.random_range(0..range),
                 };
-                if rng.random_bool(0.3) {
+                if rng.random_bool(0.01) {
+                    // The front folds away, as a journey's events behind the settled horizon do.
+                    let expected: Vec<u32> = model.elements().into_iter().filter(|e| *e < k).collect();
+                    model.0.retain(|e, _| *e >= k);
+                    assert_eq!(bag.take_prefix(|e| *e < k), expected, "take_prefix below {k}");
+                } else if rng.random_bool(0.3) {
                     assert_eq!(bag.remove_one(&k), model.remove_one(k), "remove {k}");
                 } else {
                     bag.insert(k);

@@ -119,6 +119,26 @@ pub const END_OF_INPUT: i64 = i64::MAX;
 /// The watermark before any event: no session is known to be over.
 pub const NO_WATERMARK: i64 = i64::MIN;
 
+/// What the seal of a logical time says about event time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Clock {
+    /// Sessions that ended before it are over ([`NO_WATERMARK`] before any, [`END_OF_INPUT`]
+    /// once the input has ended).
+    pub watermark: i64,
+    /// The settled horizon: no later logical time brings an event update (insertion or
+    /// retraction) at an event time before it, so the journeys fold their events before it
+    /// into their rows and keep only what later events still need ([`NO_WATERMARK`]: no
+    /// promise, every event is kept).
+    pub settled: i64,
+}
+
+impl Clock {
+    /// A clock with `watermark` and no settled horizon.
+    pub fn watermark(watermark: i64) -> Self {
+        Clock { watermark, settled: NO_WATERMARK }
+    }
+}
+
 /// Parameters shared by the journey and transition views.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Params {

@@ -27,6 +27,9 @@ pub(crate) struct Book {
     open: Option<BTreeSet<(i64, JourneyId)>>,
     /// The current watermark: sessions that ended before it are over.
     watermark: i64,
+    /// The settled horizon: no update comes before it, and the events before it are folded
+    /// away as their journeys are touched.
+    settled: i64,
     /// Events retracted more often than inserted, with how many insertions they are owed.
     owed: FxHashMap<Event, i64>,
     /// The erased identities: their journeys are gone and their events are ignored.
@@ -63,6 +66,7 @@ impl Book {
             journeys: griddle::HashMap::default(),
             open: None,
             watermark: NO_WATERMARK,
+            settled: NO_WATERMARK,
             owed: FxHashMap::default(),
             erased: FxHashSet::default(),
             batches: 0,
@@ -183,8 +187,24 @@ impl Book {
         }
     }
 
+    /// Moves the settled horizon to `settled` (it never goes back). The first time, every
+    /// journey folds its events before it; from then on each journey folds as a batch touches it.
+    pub(crate) fn settle(&mut self, settled: i64) {
+        if settled <= self.settled {
+            return;
+        }
+        let first = self.settled == NO_WATERMARK;
+        self.settled = settled;
+        if first {
+            for (_, state) in self.journeys.values_mut() {
+                state.fold(settled, &self.params);
+            }
+        }
+    }
+
     /// Ends `batch`, returning every output change of its time: the rows of the journeys it
-    /// changed (the old one leaves, the new one enters) and the net edge changes.
+    /// changed (the old one leaves, the new one enters) and the net edge changes. The journeys
+    /// it touched fold their events before the settled horizon.
     pub(crate) fn close(&mut self, batch: Batch) -> Closed {
         let mut rows = Vec::new();
         for (journey, before) in batch.touched {
@@ -192,6 +212,8 @@ impl Book {
             let after = state.row(journey, &self.params);
             if state.is_empty() {
                 self.journeys.remove(&journey);
+            } else if self.settled != NO_WATERMARK {
+                state.fold(self.settled, &self.params);
             }
             if before != after {
                 rows.extend(before.map(|row| (row, -1)));
@@ -200,5 +222,64 @@ impl Book {
         }
         let (edges, channel_edges) = batch.deltas.into_graphs();
         Closed { rows, edges: edges.into_iter().collect(), channel_edges: channel_edges.into_iter().collect() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::SessionRule;
+    use crate::symbols::Symbols;
+
+    /// An event of customer `customer` at `time`.
+    fn event(symbols: &Symbols, customer: usize, time: i64, seq: u64) -> Event {
+        Event {
+            journey: JourneyId::customer(symbols.intern(&format!("c{customer}"))),
+            time,
+            seq,
+            contact_point: symbols.intern(["home", "pricing", "checkout"][seq as usize % 3]),
+            channel: Some(symbols.intern("web")),
+            session: None,
+            converting: seq.is_multiple_of(7),
+            value: 1,
+        }
+    }
+
+    /// The earliest event time any journey still keeps.
+    fn earliest_kept(book: &Book) -> Option<i64> {
+        book.journeys.values().filter_map(|(_, state)| state.first_kept()).min()
+    }
+
+    #[test]
+    fn settling_folds_every_journey_once_then_each_as_it_is_touched() {
+        let symbols = Symbols::new();
+        let mut book = Book::new(Params { session: SessionRule::Gap(1_000), path_len: 3 });
+        let mut seq = 0;
+        // Ten customers, a hundred events each, before any horizon: all of them are kept.
+        let mut batch = book.open();
+        for time in 0..100 {
+            for customer in 0..10 {
+                seq += 1;
+                book.update(&mut batch, event(&symbols, customer, time * 100, seq), 1);
+            }
+        }
+        book.close(batch);
+        assert_eq!(earliest_kept(&book), Some(0));
+
+        // The first horizon folds every journey, touched or not.
+        book.settle(5_000);
+        assert_eq!(earliest_kept(&book), Some(5_000));
+
+        // Later, only customer 0 comes back: it folds up to the new horizon as it is touched.
+        let first_kept = |book: &Book, c| book.journeys.get(&event(&symbols, c, 0, 0).journey)?.1.first_kept();
+        let others_before: Vec<_> = (1..10).map(|c| first_kept(&book, c)).collect();
+        book.settle(9_000);
+        let mut batch = book.open();
+        seq += 1;
+        book.update(&mut batch, event(&symbols, 0, 9_500, seq), 1);
+        book.close(batch);
+        assert_eq!(first_kept(&book, 0), Some(9_000));
+        let others_after: Vec<_> = (1..10).map(|c| first_kept(&book, c)).collect();
+        assert_eq!(others_after, others_before, "untouched journeys fold only when touched");
     }
 }

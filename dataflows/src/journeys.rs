@@ -22,7 +22,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
-use crate::event::{Event, Identity, JourneyId, Params};
+use crate::event::{Clock, Event, Identity, JourneyId, Params};
 use crate::journey_book::{Batch, Book};
 use crate::symbols::Sym;
 use crate::transitions::EdgeStats;
@@ -93,11 +93,11 @@ pub struct Journeys<'scope> {
 /// Capabilities for one logical time on each of the operator's three outputs.
 type Capabilities = [Capability<u64>; 3];
 
-/// What a logical time brings besides events: the watermark it advances to, if any, and the
+/// What a logical time brings besides events: the clock it advances to, if any, and the
 /// identities it erases.
 #[derive(Default)]
 struct Marks {
-    watermark: Option<i64>,
+    clock: Option<Clock>,
     erased: Vec<Identity>,
 }
 
@@ -127,9 +127,12 @@ fn marks_at<'a>(
 /// Events are placed on workers by [`JourneyId::placement_hash`]. An event whose multiplicity
 /// drops below zero (retracted more often than inserted) is absent until it is made good.
 ///
-/// `watermarks` holds the watermark of each logical time (see [`crate::event::END_OF_INPUT`]):
-/// every worker reads the watermarks of its own input. A journey's last session is over, and its
-/// `(exit)` edge asserted, once the watermark passes its last event's time plus the session gap.
+/// `clocks` holds the clock of each logical time (see [`crate::event::END_OF_INPUT`]): every
+/// worker reads the clocks of its own input. A journey's last session is over, and its `(exit)`
+/// edge asserted, once the watermark passes its last event's time plus the session gap. Once a
+/// settled horizon is given, the events before it are folded away as the journeys they belong
+/// to are touched (and all at once the first time), so memory holds only what came since; an
+/// update that breaks the horizon's promise is placed right after a journey's folded events.
 ///
 /// `erasures` holds the erased identities, likewise read by every worker from its own input:
 /// at the time an identity is erased, every journey of it (`JourneyId::identity`) loses all
@@ -137,14 +140,14 @@ fn marks_at<'a>(
 /// retraction is ignored.
 pub fn journeys<'scope>(
     events: VecCollection<'scope, u64, Event>,
-    watermarks: VecCollection<'scope, u64, i64>,
+    clocks: VecCollection<'scope, u64, Clock>,
     erasures: VecCollection<'scope, u64, Identity>,
     params: Params,
 ) -> Journeys<'scope> {
     let mut builder = OperatorBuilder::new("Journeys".to_owned(), events.inner.scope());
     let exchange = Exchange::new(|(event, _, _): &(Event, u64, isize)| event.journey.placement_hash());
     let mut input = builder.new_input(events.inner, exchange);
-    let mut watermark_input = builder.new_input(watermarks.inner, Pipeline);
+    let mut clock_input = builder.new_input(clocks.inner, Pipeline);
     let mut erasure_input = builder.new_input(erasures.inner, Pipeline);
     let (rows_output, rows) = builder.new_output::<Vec<(JourneyRow, u64, i64)>>();
     let (edges_output, edges) = builder.new_output::<Vec<((Sym, Sym), u64, EdgeStats)>>();
@@ -179,14 +182,17 @@ pub fn journeys<'scope>(
                     }
                 }
             });
-            watermark_input.for_each(|capability, data| {
+            clock_input.for_each(|capability, data| {
                 let held = |time: u64| [0, 1, 2].map(|port| capability.delayed(&time, port));
-                for (watermark, time, diff) in data.drain(..) {
+                for (clock, time, diff) in data.drain(..) {
                     if diff <= 0 {
                         continue;
                     }
-                    let latest = &mut marks_at(&mut open, &mut pending, time, || held(time)).watermark;
-                    *latest = Some(latest.map_or(watermark, |w| w.max(watermark)));
+                    let latest = &mut marks_at(&mut open, &mut pending, time, || held(time)).clock;
+                    *latest = Some(latest.map_or(clock, |l| Clock {
+                        watermark: l.watermark.max(clock.watermark),
+                        settled: l.settled.max(clock.settled),
+                    }));
                 }
             });
             erasure_input.for_each(|capability, data| {
@@ -206,8 +212,9 @@ pub fn journeys<'scope>(
                     let ([rows_cap, edges_cap, channels_cap], mut batch, marks) = open.take().expect("an open time");
                     let time = *rows_cap.time();
                     book.erase(&mut batch, &marks.erased);
-                    if let Some(watermark) = marks.watermark {
-                        book.advance(&mut batch, watermark);
+                    if let Some(clock) = marks.clock {
+                        book.advance(&mut batch, clock.watermark);
+                        book.settle(clock.settled);
                     }
                     let closed = book.close(batch);
                     let mut rows = rows_output.activate();

@@ -2,7 +2,7 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::event::{Event, Identity, Params};
+use crate::event::{Clock, Event, Identity, Params};
 use crate::identity::{Link, profiles, stitch};
 use crate::journeys::{JourneyRow, journeys};
 use crate::segments::{BoundSegment, Segments, segments};
@@ -20,15 +20,15 @@ pub struct Views<'scope> {
     pub profiles: Option<VecCollection<'scope, u64, (Identity, Identity)>>,
 }
 
-/// Builds the journeys, transitions and segments views over `events`, whose sessions end as
-/// `watermarks` (each worker's own) advance. With `links`, identities are stitched into
+/// Builds the journeys, transitions and segments views over `events`, whose sessions end (and
+/// history settles) as `clocks` (each worker's own) advance. With `links`, identities are stitched into
 /// profiles first ([`stitch`]); without, every identity is a profile of its own. The views
 /// leave out every event and link of the identities in `erasures` (each worker's own), as if
 /// they had never been.
 pub fn build<'scope>(
     events: VecCollection<'scope, u64, Event>,
     links: Option<VecCollection<'scope, u64, Link>>,
-    watermarks: VecCollection<'scope, u64, i64>,
+    clocks: VecCollection<'scope, u64, Clock>,
     erasures: VecCollection<'scope, u64, Identity>,
     params: Params,
     defs: Vec<BoundSegment>,
@@ -38,7 +38,7 @@ pub fn build<'scope>(
         Some(profiles) => stitch(events, profiles.clone()),
         None => events,
     };
-    let journeys = journeys(events, watermarks, erasures, params);
+    let journeys = journeys(events, clocks, erasures, params);
     Views {
         journeys: journeys.rows.clone(),
         transitions: transitions(journeys.edges, journeys.channel_edges),

@@ -3,8 +3,9 @@
 //! Each case feeds a random stream in several rounds: new events arrive out of event-time
 //! order, with tied times, and earlier events are retracted; the watermark advances now and
 //! then (ending sessions), sometimes to the end of the input; with identity stitching, links
-//! between customer and device ids come and go, merging and splitting profiles. After every
-//! round the accumulated
+//! between customer and device ids come and go, merging and splitting profiles. With a settled
+//! horizon, later rounds bring no update before it, and the journeys fold their history. After
+//! every round the accumulated
 //! outputs must equal what the sequential oracle below computes from the events present then.
 //! The oracle follows the journey semantics literally and shares no code with the dataflows.
 
@@ -15,7 +16,7 @@ use differential_dataflow::input::InputSession;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use stepstone_dataflows::event::{END_OF_INPUT, Event, Identity, JourneyId, NO_WATERMARK, Params, SessionRule};
+use stepstone_dataflows::event::{Clock, END_OF_INPUT, Event, Identity, JourneyId, NO_WATERMARK, Params, SessionRule};
 use stepstone_dataflows::identity::{Link, Node};
 use stepstone_dataflows::journeys::JourneyRow;
 use stepstone_dataflows::rules::Rule;
@@ -196,14 +197,14 @@ fn oracle(events: &BTreeMap<Event, i64>, watermark: i64, params: &Params, defs: 
 // ---------------------------------------------------------------------------------------------
 // The dataflow under test.
 
-/// One round of input: event updates, link updates, erased identities, and the watermark it
+/// One round of input: event updates, link updates, erased identities, and the clock it
 /// seals.
 #[derive(Clone)]
 struct Round {
     updates: Vec<(Event, isize)>,
     links: Vec<(Link, isize)>,
     erasures: Vec<Identity>,
-    watermark: i64,
+    clock: Clock,
 }
 
 type Rounds = Vec<Round>;
@@ -218,10 +219,10 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
     let worker_log = log.clone();
     timely::execute(timely::Config::process(workers), move |worker| {
         let mut input = InputSession::<u64, Event, isize>::new();
-        let mut watermarks = InputSession::<u64, i64, isize>::new();
+        let mut clocks = InputSession::<u64, Clock, isize>::new();
         let mut links = InputSession::<u64, Link, isize>::new();
         let mut erasures = InputSession::<u64, Identity, isize>::new();
-        let mut watermark = NO_WATERMARK;
+        let mut clock = Clock::watermark(NO_WATERMARK);
         let log = worker_log.clone();
         let defs = defs.clone();
         let probe = worker.dataflow::<u64, _, _>(|scope| {
@@ -229,7 +230,7 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
             let views = views::build(
                 input.to_collection(scope),
                 links,
-                watermarks.to_collection(scope),
+                clocks.to_collection(scope),
                 erasures.to_collection(scope),
                 params,
                 defs,
@@ -269,7 +270,7 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
         // goes ahead at that round's time, so the operator sees times that are not yet open.
         let (peers, index) = (worker.peers(), worker.index());
         let mine = |i: usize| i % peers == index;
-        for (round, Round { updates, links: link_updates, erasures: erased, watermark: sealed }) in
+        for (round, Round { updates, links: link_updates, erasures: erased, clock: sealed }) in
             rounds.iter().enumerate()
         {
             if index == 0 {
@@ -281,12 +282,12 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
             for identity in erased {
                 erasures.insert(*identity);
             }
-            if *sealed > watermark {
-                if watermark != NO_WATERMARK {
-                    watermarks.update(watermark, -1);
+            if *sealed != clock {
+                if clock.watermark != NO_WATERMARK {
+                    clocks.update(clock, -1);
                 }
-                watermarks.update(*sealed, 1);
-                watermark = *sealed;
+                clocks.update(*sealed, 1);
+                clock = *sealed;
             }
             for (i, (event, diff)) in updates.iter().enumerate() {
                 if mine(i) && (round == 0 || i % 3 != 0) {
@@ -302,8 +303,8 @@ fn run_dataflow(rounds: Rounds, params: Params, defs: Vec<BoundSegment>, workers
             }
             input.advance_to(round as u64 + 1);
             input.flush();
-            watermarks.advance_to(round as u64 + 1);
-            watermarks.flush();
+            clocks.advance_to(round as u64 + 1);
+            clocks.flush();
             links.advance_to(round as u64 + 1);
             links.flush();
             erasures.advance_to(round as u64 + 1);
@@ -349,6 +350,9 @@ struct Shape {
     links_per_round: usize,
     /// The chance that a round erases an identity (a customer, or with devices a device too).
     erasure_chance: f64,
+    /// Whether rounds settle history: each seals a settled horizon at or a little before its
+    /// watermark, and later rounds insert, copy and retract only events at or after it.
+    settle: bool,
 }
 
 /// The node of customer `c{i}` or device `a{i}`.
@@ -359,7 +363,7 @@ fn node(symbols: &Symbols, device: bool, i: usize) -> Node {
     Node { device, sym: symbols.intern(&name), name }
 }
 
-fn random_event(rng: &mut StdRng, shape: &Shape, anchors: &[i64], symbols: &Symbols) -> Event {
+fn random_event(rng: &mut StdRng, shape: &Shape, anchors: &[i64], settled: i64, symbols: &Symbols) -> Event {
     let anonymous = shape.devices > 0 && rng.random_bool(0.3);
     let customer = match anonymous {
         true => node(symbols, true, rng.random_range(0..shape.devices)).sym,
@@ -377,6 +381,8 @@ fn random_event(rng: &mut StdRng, shape: &Shape, anchors: &[i64], symbols: &Symb
         2 => anchor + rng.random_range(0..40 * MINUTE),
         _ => rng.random_range(0..shape.span),
     };
+    // At or just after the settled horizon, where the folded history meets the events kept.
+    let time = if time < settled { settled + rng.random_range(0..3) * rng.random_range(0..20 * MINUTE) } else { time };
     let channels = [None, Some("web"), Some("email"), Some("app")];
     Event {
         journey: JourneyId { customer, anonymous, key },
@@ -396,7 +402,7 @@ fn random_rounds(seed: u64, shape: &Shape, symbols: &Symbols) -> Rounds {
     let mut present: Vec<Event> = Vec::new();
     let mut phantoms: Vec<Event> = Vec::new();
     let mut rounds = Vec::new();
-    let mut watermark = NO_WATERMARK;
+    let mut clock = Clock::watermark(NO_WATERMARK);
     let mut linked: Vec<Link> = Vec::new();
     for round in 0..shape.rounds {
         let mut links = Vec::new();
@@ -416,32 +422,42 @@ fn random_rounds(seed: u64, shape: &Shape, symbols: &Symbols) -> Rounds {
                 links.push((link, 1));
             }
         }
+        let settled = clock.settled;
+        let open = |event: &Event| event.time >= settled;
         let mut updates = Vec::new();
         for _ in 0..shape.per_round {
             if !phantoms.is_empty() && rng.random_bool(0.3) {
                 let owed = phantoms.swap_remove(rng.random_range(0..phantoms.len()));
                 updates.push((owed, 1));
             } else if rng.random_bool(shape.phantom_share) {
-                let phantom = random_event(&mut rng, shape, &anchors, symbols);
+                let phantom = random_event(&mut rng, shape, &anchors, settled, symbols);
                 phantoms.push(phantom);
                 updates.push((phantom, -1));
-            } else if !present.is_empty() && rng.random_bool(shape.duplicate_share) {
-                let copy = present[rng.random_range(0..present.len())];
+            } else if !present.is_empty()
+                && rng.random_bool(shape.duplicate_share)
+                && let copy = present[rng.random_range(0..present.len())]
+                && open(&copy)
+            {
                 present.push(copy);
                 updates.push((copy, 1));
-            } else if !present.is_empty() && rng.random_bool(shape.retract_share) {
-                let gone = present.swap_remove(rng.random_range(0..present.len()));
+            } else if !present.is_empty()
+                && rng.random_bool(shape.retract_share)
+                && let at = rng.random_range(0..present.len())
+                && open(&present[at])
+            {
+                let gone = present.swap_remove(at);
                 updates.push((gone, -1));
             } else {
-                let event = random_event(&mut rng, shape, &anchors, symbols);
+                let event = random_event(&mut rng, shape, &anchors, settled, symbols);
                 present.push(event);
                 updates.push((event, 1));
             }
         }
         // The watermark stays, or advances into the span (ending some sessions); the last
         // round ends the input half of the time.
+        let watermark = &mut clock.watermark;
         if round + 1 == shape.rounds && rng.random_bool(0.5) {
-            watermark = END_OF_INPUT;
+            *watermark = END_OF_INPUT;
         } else if rng.random_bool(0.6) {
             // Half the time exactly a session gap (or a multiple of ten minutes) after an anchor,
             // where events lie: a session then ends exactly at the watermark, which does not end it.
@@ -450,7 +466,11 @@ fn random_rounds(seed: u64, shape: &Shape, symbols: &Symbols) -> Rounds {
             } else {
                 rng.random_range(0..shape.span + 60 * MINUTE)
             };
-            watermark = watermark.max(next);
+            *watermark = (*watermark).max(next);
+        }
+        if shape.settle && clock.watermark != END_OF_INPUT && rng.random_bool(0.7) {
+            let lateness = rng.random_range(0..3) * 10 * MINUTE;
+            clock.settled = clock.settled.max(clock.watermark.saturating_sub(lateness));
         }
         let mut erasures = Vec::new();
         if rng.random_bool(shape.erasure_chance) {
@@ -458,7 +478,7 @@ fn random_rounds(seed: u64, shape: &Shape, symbols: &Symbols) -> Rounds {
             let count = if device { shape.devices } else { shape.customers };
             erasures.push(node(symbols, device, rng.random_range(0..count)).identity());
         }
-        rounds.push(Round { updates, links, erasures, watermark });
+        rounds.push(Round { updates, links, erasures, clock });
     }
     rounds
 }
@@ -486,7 +506,7 @@ fn check(seed: u64, shape: Shape, params: Params, workers: usize) {
     let mut events: BTreeMap<Event, i64> = BTreeMap::new();
     let mut links: BTreeMap<Link, i64> = BTreeMap::new();
     let mut erased: BTreeSet<Identity> = BTreeSet::new();
-    for (round, Round { updates, links: link_updates, erasures, watermark }) in rounds.iter().enumerate() {
+    for (round, Round { updates, links: link_updates, erasures, clock }) in rounds.iter().enumerate() {
         for (event, diff) in updates {
             add1(&mut events, *event, *diff as i64);
         }
@@ -502,7 +522,7 @@ fn check(seed: u64, shape: Shape, params: Params, workers: usize) {
             .filter(|((a, b), _)| !erased.contains(&a.identity()) && !erased.contains(&b.identity()))
             .map(|(l, c)| (l.clone(), *c))
             .collect();
-        let expected = oracle(&stitched(&kept_events, &kept_links), *watermark, &params, &defs);
+        let expected = oracle(&stitched(&kept_events, &kept_links), clock.watermark, &params, &defs);
         let actual = &states[round];
         assert_eq!(expected.journeys, actual.journeys, "journeys, seed {seed}, round {round}");
         assert_eq!(expected.transitions, actual.transitions, "transitions, seed {seed}, round {round}");
@@ -526,6 +546,7 @@ fn small(rounds: usize) -> Shape {
         devices: 0,
         links_per_round: 0,
         erasure_chance: 0.0,
+        settle: false,
     }
 }
 
@@ -667,5 +688,32 @@ fn erasures_with_stitching_journey_keys_and_link_churn() {
             ..small(8)
         };
         check(seed, shape, Params { session: SessionRule::Gap(20 * MINUTE), path_len: 4 }, 1 + seed as usize % 2);
+    }
+}
+
+#[test]
+fn settled_history_folds_into_rows_and_edges() {
+    // Later rounds stay at or after the settled horizon: the journeys fold what lies before it,
+    // and rows, edges and segments stay what the whole history gives, around the horizon too.
+    for seed in 1500..1512 {
+        let shape = Shape { settle: true, duplicate_share: 0.1, retract_share: 0.25, ..small(10) };
+        let session = [SessionRule::Gap(20 * MINUTE), SessionRule::ById, SessionRule::Never][seed as usize % 3];
+        check(seed, shape, Params { session, path_len: 1 + seed as usize % 5 }, 1 + seed as usize % 2);
+    }
+}
+
+#[test]
+fn settled_long_journeys_with_keys() {
+    for seed in 1600..1604 {
+        let shape = Shape { customers: 2, keys: 2, per_round: 200, settle: true, duplicate_share: 0.05, ..small(8) };
+        check(seed, shape, Params { session: SessionRule::Gap(5 * MINUTE), path_len: 7 }, 1);
+    }
+}
+
+#[test]
+fn erasing_settled_journeys_retracts_their_folded_edges() {
+    for seed in 1700..1710 {
+        let shape = Shape { customers: 5, settle: true, erasure_chance: 0.5, duplicate_share: 0.05, ..small(10) };
+        check(seed, shape, gap30(), 1 + seed as usize % 2);
     }
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use stepstone_dataflows::event::{END_OF_INPUT, Event, JourneyId, Params};
+use stepstone_dataflows::event::{Clock, END_OF_INPUT, Event, JourneyId, Params};
 use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::symbols::{Interner, Symbols};
 
@@ -147,7 +147,7 @@ impl Prepared {
 
         let load = self.base.clone();
         let started = Instant::now();
-        let time = engine.submit(load, END_OF_INPUT)?;
+        let time = engine.submit(load, Clock::watermark(END_OF_INPUT))?;
         engine.wait_for(time)?;
         let load_seconds = started.elapsed().as_secs_f64();
         eprintln!("incremental w={workers:<3} load {} events  {load_seconds:>8.3} s", self.base.len());
@@ -168,7 +168,7 @@ impl Prepared {
 
         let first_seq = (self.base.len() + self.updates.len()) as u64;
         let (heavy, singles) = heavy_customer(&self.symbols, first_seq, self.end_ms);
-        let time = engine.submit(heavy, END_OF_INPUT)?;
+        let time = engine.submit(heavy, Clock::watermark(END_OF_INPUT))?;
         engine.wait_for(time)?;
         let mut phase = open_loop(&mut engine, singles.into_iter().map(|e| vec![e]).collect(), 1, HEAVY_INTERVAL)?;
         phase.target = "heavy customer";
@@ -213,7 +213,7 @@ fn open_loop(engine: &mut Engine, batches: Vec<Vec<Event>>, size: usize, interva
         if Instant::now() >= stop_sending {
             break;
         }
-        let time = engine.submit(batch, END_OF_INPUT)?;
+        let time = engine.submit(batch, Clock::watermark(END_OF_INPUT))?;
         sent.send((time, due)).context("the latency waiter stopped")?;
     }
     drop(sent);

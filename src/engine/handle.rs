@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 use crossbeam_channel::Sender;
 use rustc_hash::{FxHashMap, FxHashSet};
-use stepstone_dataflows::event::{Event, Identity, NO_WATERMARK, Params};
+use stepstone_dataflows::event::{Clock, Event, Identity, NO_WATERMARK, Params};
 use stepstone_dataflows::identity::{Link, Node};
 use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::symbols::{Sym, Symbols};
@@ -162,8 +162,8 @@ pub struct Engine {
     suppressed: u64,
     /// The collector's tables, which an erasure counts the person's events in.
     tables: SharedTables,
-    /// The watermark of the latest seal.
-    watermark: i64,
+    /// The clock of the latest seal.
+    clock: Clock,
     /// The timely workers.
     guards: WorkerGuards<()>,
     /// The collector thread.
@@ -220,7 +220,7 @@ impl Engine {
             erased: FxHashSet::default(),
             suppressed: 0,
             tables,
-            watermark: NO_WATERMARK,
+            clock: Clock::watermark(NO_WATERMARK),
             guards,
             collector,
             frontier,
@@ -267,23 +267,30 @@ impl Engine {
         self.feed(0, Feed::Links(updates))
     }
 
-    /// Seals the current logical time with `watermark` (sessions that ended before it are
-    /// over; it never goes back), so that the time completes once the workers have applied it,
-    /// and returns it; later events belong to the next time.
-    pub fn seal(&mut self, watermark: i64) -> anyhow::Result<u64> {
-        self.watermark = self.watermark.max(watermark);
+    /// Seals the current logical time with `clock` (sessions that ended before its watermark
+    /// are over; neither of its times goes back), so that the time completes once the workers
+    /// have applied it, and returns it; later events belong to the next time.
+    ///
+    /// A settled horizon promises that no later event is before it: the caller admits only
+    /// events at or after it from then on. With identity stitching it is ignored, since a link
+    /// moves a device's earlier events into another journey.
+    pub fn seal(&mut self, clock: Clock) -> anyhow::Result<u64> {
+        self.clock.watermark = self.clock.watermark.max(clock.watermark);
+        if self.links.is_none() {
+            self.clock.settled = self.clock.settled.max(clock.settled);
+        }
         for worker in 0..self.workers.len() {
-            self.feed(worker, Feed::Seal(watermark))?;
+            self.feed(worker, Feed::Seal(self.clock))?;
         }
         self.time += 1;
         Ok(self.time - 1)
     }
 
-    /// Sends `events` as one logical time of their own and seals it with `watermark`; returns
+    /// Sends `events` as one logical time of their own and seals it with `clock`; returns
     /// that time.
-    pub fn submit(&mut self, events: Vec<Event>, watermark: i64) -> anyhow::Result<u64> {
+    pub fn submit(&mut self, events: Vec<Event>, clock: Clock) -> anyhow::Result<u64> {
         self.send(events)?;
-        self.seal(watermark)
+        self.seal(clock)
     }
 
     /// Erases the person of the customer id (or else device id) `id`: its identity and every
@@ -292,7 +299,7 @@ impl Engine {
     /// come. Events sent before are erased too: every earlier time is applied first. Returns
     /// once the erasure is applied; `None` (and nothing done) when no view knows `id`.
     pub fn erase(&mut self, id: Sym) -> anyhow::Result<Option<Erasure>> {
-        let before = self.seal(self.watermark)?;
+        let before = self.seal(self.clock)?;
         self.wait_for(before)?;
         let tables = self.tables.read().expect("tables lock");
         let Some(identity) = tables.identity_of(id) else { return Ok(None) };
@@ -323,7 +330,7 @@ impl Engine {
         for worker in 0..self.workers.len() {
             self.feed(worker, Feed::Erase(component.to_vec()))?;
         }
-        let time = self.seal(self.watermark)?;
+        let time = self.seal(self.clock)?;
         self.wait_for(time)?;
         Ok((time, removed))
     }

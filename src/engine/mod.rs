@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use stepstone_dataflows::event::SessionRule;
+use stepstone_dataflows::event::{Clock, SessionRule};
 use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::symbols::Symbols;
 
@@ -160,7 +160,7 @@ fn feed(
         let (events, links, rejections) = match cut {
             Cut::Events(events, links, rejections) => (events, links, rejections),
             Cut::Seal(watermark) => {
-                engine.seal(watermark)?;
+                engine.seal(Clock::watermark(watermark))?;
                 continue;
             }
         };

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use crossbeam_channel::{Receiver, Sender};
 use differential_dataflow::input::InputSession;
-use stepstone_dataflows::event::{Event, Identity, NO_WATERMARK, Params};
+use stepstone_dataflows::event::{Clock, Event, Identity, NO_WATERMARK, Params};
 use stepstone_dataflows::identity::Link;
 use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::views;
@@ -28,8 +28,8 @@ pub enum Feed {
     Links(Vec<(Link, isize)>),
     /// Identities erased at the current logical time (every worker gets all of them).
     Erase(Vec<Identity>),
-    /// The current logical time is complete, with this watermark; the next one begins.
-    Seal(i64),
+    /// The current logical time is complete, with this clock; the next one begins.
+    Seal(Clock),
 }
 
 /// The output changes one worker observed for one completed logical time.
@@ -45,7 +45,7 @@ pub struct Completed {
 /// Runs one worker until `feed` closes. Events are inserted at the current logical time and
 /// the dataflow stepped as they arrive; at a seal the input advances past the time, the worker
 /// steps until all outputs are complete for it, and the time's changes go to `done`. Every
-/// worker enters each sealed time's watermark, and every erasure, into its own input.
+/// worker enters each sealed time's clock, and every erasure, into its own input.
 pub fn run(
     worker: &mut Worker,
     params: Params,
@@ -55,16 +55,16 @@ pub fn run(
     done: Sender<Completed>,
 ) {
     let mut input = InputSession::<u64, Event, isize>::new();
-    let mut watermarks = InputSession::<u64, i64, isize>::new();
+    let mut clocks = InputSession::<u64, Clock, isize>::new();
     let mut links = InputSession::<u64, Link, isize>::new();
     let mut erasures = InputSession::<u64, Identity, isize>::new();
-    let mut watermark = NO_WATERMARK;
+    let mut clock = Clock::watermark(NO_WATERMARK);
     let changes: Rc<RefCell<Vec<Update>>> = Rc::default();
     let probe = worker.dataflow::<u64, _, _>(|scope| {
         let views = views::build(
             input.to_collection(scope),
             stitch.then(|| links.to_collection(scope)),
-            watermarks.to_collection(scope),
+            clocks.to_collection(scope),
             erasures.to_collection(scope),
             params,
             segments,
@@ -123,19 +123,19 @@ pub fn run(
                 input.flush();
                 worker.step();
             }
-            Feed::Seal(sealed_watermark) => {
+            Feed::Seal(sealed) => {
                 let time = *input.time();
-                if sealed_watermark > watermark {
-                    if watermark != NO_WATERMARK {
-                        watermarks.update(watermark, -1);
+                if sealed != clock {
+                    if clock != Clock::watermark(NO_WATERMARK) {
+                        clocks.update(clock, -1);
                     }
-                    watermarks.update(sealed_watermark, 1);
-                    watermark = sealed_watermark;
+                    clocks.update(sealed, 1);
+                    clock = sealed;
                 }
                 input.advance_to(time + 1);
                 input.flush();
-                watermarks.advance_to(time + 1);
-                watermarks.flush();
+                clocks.advance_to(time + 1);
+                clocks.flush();
                 links.advance_to(time + 1);
                 links.flush();
                 erasures.advance_to(time + 1);
@@ -146,7 +146,7 @@ pub fn run(
                     worker.step_or_park(None);
                 }
                 let updates = std::mem::take(&mut *changes.borrow_mut());
-                if done.send(Completed { time, watermark, updates }).is_err() {
+                if done.send(Completed { time, watermark: clock.watermark, updates }).is_err() {
                     break;
                 }
             }

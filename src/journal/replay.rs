@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use stepstone_dataflows::event::Clock;
 use stepstone_dataflows::symbols::{Interner, Symbols};
 
 use super::entry::{Entry, Resume};
@@ -77,7 +78,7 @@ impl<'a> Replayer<'a> {
 
     /// Seals what was fed since the last seal, with the replayed watermark.
     pub fn seal(&mut self) -> anyhow::Result<()> {
-        self.engine.seal(self.resume.watermark)?;
+        self.engine.seal(Clock::watermark(self.resume.watermark))?;
         self.unsealed = 0;
         Ok(())
     }
@@ -113,7 +114,7 @@ pub fn recover(
     }
     let Replayer { resume, keys, events, .. } = replayer;
     if recovered.entries > 0 {
-        let time = engine.seal(resume.watermark)?;
+        let time = engine.seal(Clock::watermark(resume.watermark))?;
         engine.wait_for(time)?;
         eprintln!(
             "log: recovered {events} events from {} and {} segment(s) in {:.2?}",

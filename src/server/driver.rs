@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
-use stepstone_dataflows::event::{Event, NO_WATERMARK};
+use stepstone_dataflows::event::{Clock, Event, NO_WATERMARK};
 use stepstone_dataflows::symbols::Sym;
 use tokio::sync::oneshot;
 
@@ -117,6 +117,9 @@ pub struct Start {
     pub resume: Resume,
     /// The idempotency keys acknowledged so far.
     pub keys: RecentKeys,
+    /// Whether the watermark also settles history: every event comes over HTTP, and late ones
+    /// are rejected, so no event before the watermark of the requests fed so far can come.
+    pub settles: bool,
 }
 
 /// Starts the driver thread; it ends, finishing the engine (and writing the final snapshot),
@@ -136,6 +139,8 @@ pub fn spawn(
             let mut driver = Driver {
                 next_seq: start.resume.next_seq,
                 watermark: start.resume.watermark,
+                settles: start.settles,
+                settled: NO_WATERMARK,
                 engine,
                 dead_letters,
                 live,
@@ -163,6 +168,8 @@ struct Pending {
     key: Option<String>,
     /// Records the request accepted.
     accepted: u64,
+    /// The ingest watermark after the request.
+    watermark: i64,
     ack: oneshot::Sender<Ack>,
     /// Repeats of the request's key that came while it waited: answered as it is.
     repeats: Vec<oneshot::Sender<Ack>>,
@@ -182,6 +189,11 @@ struct Driver {
     next_seq: u64,
     /// The greatest watermark of the sources: every time is sealed with it.
     watermark: i64,
+    /// Whether the watermark of the requests fed settles history ([`Start::settles`]).
+    settles: bool,
+    /// The greatest watermark of the requests fed (not of those refused by the log), as the
+    /// settled horizon of every seal when history settles.
+    settled: i64,
 }
 
 impl Driver {
@@ -231,7 +243,8 @@ impl Driver {
                 };
             }
             self.commit()?;
-            let time = self.engine.seal(self.watermark)?;
+            let settled = if self.settles { self.settled } else { NO_WATERMARK };
+            let time = self.engine.seal(Clock { watermark: self.watermark, settled })?;
             sealed = Some(time);
             self.live.metrics.sealed(time);
             if time >= MAX_IN_FLIGHT {
@@ -317,10 +330,19 @@ impl Driver {
         let held = logged && self.journal.as_ref().is_some_and(|journal| journal.settings().fsync == Fsync::Batch);
         match ack {
             Some(ack) if held => {
-                self.pending.push(Pending { events, links, arrived, key, accepted, ack, repeats: Vec::new() });
+                self.pending.push(Pending {
+                    events,
+                    links,
+                    arrived,
+                    key,
+                    accepted,
+                    watermark,
+                    ack,
+                    repeats: Vec::new(),
+                });
             }
             ack => {
-                self.feed(events, &links, arrived)?;
+                self.feed(events, &links, arrived, watermark)?;
                 let _ = ack.map(|ack| ack.send(Ack::Logged));
             }
         }
@@ -354,8 +376,8 @@ impl Driver {
         let pending = std::mem::take(&mut self.pending);
         match synced {
             Ok(()) => {
-                for Pending { events, links, arrived, accepted, ack, repeats, .. } in pending {
-                    self.feed(events, &links, arrived)?;
+                for Pending { events, links, arrived, accepted, watermark, ack, repeats, .. } in pending {
+                    self.feed(events, &links, arrived, watermark)?;
                     let _ = ack.send(Ack::Logged);
                     for repeat in repeats {
                         let _ = repeat.send(Ack::Duplicate(accepted));
@@ -389,9 +411,10 @@ impl Driver {
         }
     }
 
-    /// Feeds events and links at the open time; `arrived` events count as taken in (the
-    /// suppressed ones included).
-    fn feed(&mut self, events: Vec<Event>, links: &[LinkChange], arrived: u64) -> anyhow::Result<()> {
+    /// Feeds events and links at the open time, of a batch after which its source's watermark
+    /// is `watermark`; `arrived` events count as taken in (the suppressed ones included).
+    fn feed(&mut self, events: Vec<Event>, links: &[LinkChange], arrived: u64, watermark: i64) -> anyhow::Result<()> {
+        self.settled = self.settled.max(watermark);
         self.live.metrics.events_in.inc_by(arrived);
         if !events.is_empty() {
             self.engine.send(events)?;

@@ -133,11 +133,11 @@ struct ClockMove {
 impl ClockMove {
     /// Moves the ingest clock back to where it was before a request that the log refused, so
     /// that nothing of the request stays applied (its retry is not late because of its own
-    /// events). Only while no later request has moved the clock since: those were admitted by
-    /// the clock as it is.
+    /// events). Only while no event was admitted since: those were admitted by the clock as it
+    /// is, and the engine may have settled its history on that.
     fn undo(&self, live: &Live) {
         let mut clock = live.http_clock.lock().expect("ingest clock lock");
-        if clock.latest() == self.after.latest() {
+        if *clock == self.after {
             *clock = self.before;
         }
     }

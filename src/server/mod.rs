@@ -46,7 +46,7 @@ use tokio::net::TcpListener;
 use crate::config::Pipeline;
 use crate::engine::{Chunk, Decoded, DecoderSpec, Engine, Input, Setup, spawn_decoder};
 use crate::journal::{self, entry::Resume, keys::RecentKeys};
-use crate::source::lateness::SourceClock;
+use crate::source::lateness::{LatePolicy, SourceClock};
 use driver::{Batch, Start};
 pub use erase::erase_remote;
 use live::{Live, Publisher};
@@ -77,6 +77,9 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
     let collector = collector.with_observer(Box::new(Publisher { live: live.clone() }));
     let stitching = pipeline.decode.mapping.stitches().then(|| symbols.clone());
     let mut engine = Engine::start(pipeline.params, segments, stitching, pipeline.workers, collector)?;
+    // With HTTP ingest the only source and late events rejected, no event before the ingest
+    // watermark can come: the journeys fold their history behind it, and memory stays flat.
+    let settles = pipeline.inputs.is_empty() && pipeline.event_time.late == LatePolicy::Reject;
     let start = match pipeline.log.clone() {
         Some(log) => {
             let restored = tokio::task::block_in_place(|| {
@@ -84,9 +87,9 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
             })?;
             *live.http_clock.lock().expect("ingest clock lock") =
                 SourceClock::resuming(pipeline.event_time, restored.resume.clock_latest);
-            Start { journal: Some(restored.journal), resume: restored.resume, keys: restored.keys }
+            Start { journal: Some(restored.journal), resume: restored.resume, keys: restored.keys, settles }
         }
-        None => Start { journal: None, resume: Resume::default(), keys: RecentKeys::default() },
+        None => Start { journal: None, resume: Resume::default(), keys: RecentKeys::default(), settles },
     };
     let stop_sources = Arc::new(AtomicBool::new(false));
     let driver =

@@ -56,11 +56,13 @@ impl Default for EventTime {
 }
 
 /// The watermark of one unbounded source.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SourceClock {
     settings: EventTime,
     /// The greatest event time seen so far.
     latest: Option<i64>,
+    /// How many events it has admitted, so that a clock can tell whether any came since.
+    admitted: u64,
 }
 
 /// The verdict on one arriving event.
@@ -75,13 +77,13 @@ pub enum Arrival {
 impl SourceClock {
     /// The clock of a source that has sent nothing yet.
     pub fn new(settings: EventTime) -> Self {
-        SourceClock { settings, latest: None }
+        SourceClock { settings, latest: None, admitted: 0 }
     }
 
     /// The clock of a source that had admitted events up to `latest` (a restarted service's
     /// HTTP ingest, from its log).
     pub fn resuming(settings: EventTime, latest: Option<i64>) -> Self {
-        SourceClock { settings, latest }
+        SourceClock { settings, latest, admitted: 0 }
     }
 
     /// The greatest event time admitted so far.
@@ -100,10 +102,14 @@ impl SourceClock {
         let watermark = self.watermark();
         if time >= watermark {
             self.latest = Some(self.latest.map_or(time, |latest| latest.max(time)));
+            self.admitted += 1;
             return Ok(Arrival::OnTime);
         }
         match self.settings.late {
-            LatePolicy::Accept => Ok(Arrival::LateAccepted),
+            LatePolicy::Accept => {
+                self.admitted += 1;
+                Ok(Arrival::LateAccepted)
+            }
             LatePolicy::Reject => Err(Fault {
                 kind: ReasonKind::Late,
                 field: Some("time"),
