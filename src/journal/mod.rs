@@ -65,9 +65,16 @@ pub struct Settings {
     pub fsync: Fsync,
     /// A segment is closed and the next begun once it holds this many bytes.
     pub segment_bytes: u64,
-    /// A compaction starts once the segments written since the last one hold this many bytes.
+    /// A compaction starts once the segments written since the last one hold this many bytes,
+    /// or a [`TAIL_SHARE`]th of the log's size if that is more.
     pub checkpoint_bytes: u64,
 }
+
+/// A compaction rewrites the whole history, so it waits at least until the segments since the
+/// last one are this fraction (1/n) of the log: the bytes written by compactions then stay
+/// proportional to the bytes appended (each about five times), and recovery reads at most a
+/// quarter more than the checkpoint.
+pub const TAIL_SHARE: u64 = 4;
 
 /// What recovery found and did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -98,6 +105,9 @@ pub struct Journal {
     synced: u64,
     /// Bytes appended since the last compaction was asked for.
     since_compaction: u64,
+    /// The log's size when the last compaction was asked for (or when it was opened): what the
+    /// next compaction rewrites, at most.
+    history: u64,
     /// When the last forced write was.
     last_sync: Instant,
     /// The background compaction.
@@ -150,6 +160,14 @@ impl Journal {
                 recovered.truncated = Some((path.clone(), offset, length.saturating_sub(offset), reason));
             }
         }
+        let mut history = match &recovered.checkpoint {
+            Some(path) => fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len(),
+            None => 0,
+        };
+        for &number in &tail {
+            let path = files::segment(&dir, number);
+            history += fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len();
+        }
         let compactor = Compactor::start(dir.clone())?;
         let (segment, number, written) = match tail.last() {
             Some(&number) => {
@@ -184,6 +202,7 @@ impl Journal {
             written,
             synced: written,
             since_compaction: 0,
+            history,
             last_sync: Instant::now(),
             compactor,
         };
@@ -238,7 +257,8 @@ impl Journal {
         self.last_sync = Instant::now();
         // The appends are durable whatever happens next: a segment that cannot be begun (a full
         // disk) is reported, and appending goes on in the current one until one can.
-        let next = if self.since_compaction >= self.settings.checkpoint_bytes {
+        let due = self.settings.checkpoint_bytes.max(self.history / TAIL_SHARE);
+        let next = if self.since_compaction >= due {
             self.compact()
         } else if self.written >= self.settings.segment_bytes {
             self.rotate()
@@ -264,7 +284,7 @@ impl Journal {
             self.synced = self.written;
         }
         self.rotate()?;
-        self.since_compaction = 0;
+        self.history += std::mem::take(&mut self.since_compaction);
         self.compactor.request(self.number);
         Ok(())
     }

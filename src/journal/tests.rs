@@ -296,3 +296,29 @@ fn damage_before_the_last_segment_and_a_second_opener_are_refused() {
     let message = format!("{:#}", refused.err().expect("a damaged closed segment stops the start"));
     assert!(message.contains("is damaged at byte") && message.contains("later segments follow"), "{message}");
 }
+
+#[test]
+fn compactions_wait_for_a_quarter_of_the_history_so_rewriting_it_stays_proportional() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let dir = tempfile::tempdir().unwrap();
+    // A compaction is due after every forced write by `checkpoint-bytes` alone.
+    let settings = settings(dir.path(), u64::MAX, 1);
+    let entries = workload(&mut rng, 400);
+    let (mut journal, _, _) = reopen(&settings);
+    let mut appended = 0;
+    for entry in entries.iter().filter(|entry| matches!(entry, Entry::Batch(_))) {
+        journal.append(entry).unwrap();
+        journal.sync().unwrap();
+        appended += 1;
+    }
+    journal.close().unwrap();
+    // Every compaction begins a segment: their number is the newest segment's. Growing the
+    // history by a quarter each time from the first request's size takes a few dozen, not one
+    // per request.
+    let (segments, _) = files::list(dir.path()).unwrap();
+    let compactions = *segments.last().unwrap();
+    assert!(appended > 300 && compactions < 40, "{compactions} compactions for {appended} requests");
+    let (_, _, replayed) = reopen(&settings);
+    let batches: Vec<Entry> = entries.into_iter().filter(|entry| matches!(entry, Entry::Batch(_))).collect();
+    assert_eq!(State::of(&replayed), State::of(&batches));
+}

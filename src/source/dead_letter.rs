@@ -1,9 +1,13 @@
 //! The dead-letter output of the input side: every rejected record is appended to a JSON Lines
 //! file (`{"source","line","field","kind","reason","raw"}`) and counted by reason, so nothing is lost.
+//!
+//! Lines are gathered in memory and appended whole: a write that fails part-way (a full disk)
+//! is cut back off the file, and the lines are written again by the next flush, so the file
+//! never holds a broken line.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -11,10 +15,18 @@ use serde::Serialize;
 
 use super::Rejection;
 
+/// Lines gathered before they are appended without waiting for a flush.
+const GATHERED_BYTES: usize = 64 * 1024;
+
 /// Writes rejections to a JSON Lines file and counts them by [`Rejection::reason_kind`].
 pub struct DeadLetterWriter {
     path: PathBuf,
-    out: BufWriter<File>,
+    /// Opened for appending.
+    file: File,
+    /// The length of the file once every line written so far is in it whole.
+    written: u64,
+    /// Lines not appended yet.
+    gathered: Vec<u8>,
     counts: BTreeMap<&'static str, u64>,
 }
 
@@ -32,9 +44,12 @@ struct Line<'a> {
 impl DeadLetterWriter {
     /// Creates (or truncates) the dead-letter file at `path`.
     pub fn create(path: impl AsRef<Path>) -> anyhow::Result<DeadLetterWriter> {
-        let path = path.as_ref();
-        let file = File::create(path).with_context(|| format!("cannot create dead-letter file {}", path.display()))?;
-        Ok(DeadLetterWriter::with_file(path, file))
+        let writer = DeadLetterWriter::append(&path)?;
+        writer
+            .file
+            .set_len(0)
+            .with_context(|| format!("cannot truncate dead-letter file {}", writer.path.display()))?;
+        Ok(DeadLetterWriter { written: 0, ..writer })
     }
 
     /// Opens the dead-letter file at `path` for appending, creating it if needed.
@@ -45,14 +60,13 @@ impl DeadLetterWriter {
             .append(true)
             .open(path)
             .with_context(|| format!("cannot open dead-letter file {}", path.display()))?;
-        Ok(DeadLetterWriter::with_file(path, file))
+        let written =
+            file.metadata().with_context(|| format!("cannot read dead-letter file {}", path.display()))?.len();
+        Ok(DeadLetterWriter { path: path.to_path_buf(), file, written, gathered: Vec::new(), counts: BTreeMap::new() })
     }
 
-    fn with_file(path: &Path, file: File) -> DeadLetterWriter {
-        DeadLetterWriter { path: path.to_path_buf(), out: BufWriter::new(file), counts: BTreeMap::new() }
-    }
-
-    /// Appends one rejection as a JSON line and counts it.
+    /// Adds one rejection as a JSON line and counts it; the lines gathered are appended once
+    /// there are enough of them (an error then is the file's, and the lines stay gathered).
     pub fn write(&mut self, rejection: &Rejection) -> anyhow::Result<()> {
         let line = Line {
             source: &rejection.source,
@@ -62,20 +76,21 @@ impl DeadLetterWriter {
             reason: &rejection.reason,
             raw: &rejection.raw,
         };
-        serde_json::to_writer(&mut self.out, &line)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| Ok(self.out.write_all(b"\n")?))
-            .with_context(|| format!("cannot write to dead-letter file {}", self.path.display()))?;
+        serde_json::to_writer(&mut self.gathered, &line).context("serializing a dead letter")?;
+        self.gathered.push(b'\n');
         *self.counts.entry(rejection.reason_kind()).or_default() += 1;
+        if self.gathered.len() >= GATHERED_BYTES {
+            self.flush()?;
+        }
         Ok(())
     }
 
-    /// Rejections written so far, by reason kind.
+    /// Rejections taken so far, by reason kind.
     pub fn counts(&self) -> &BTreeMap<&'static str, u64> {
         &self.counts
     }
 
-    /// Total rejections written so far.
+    /// Total rejections taken so far.
     pub fn total(&self) -> u64 {
         self.counts.values().sum()
     }
@@ -85,8 +100,25 @@ impl DeadLetterWriter {
         &self.path
     }
 
-    /// Flushes buffered lines to the file.
+    /// Appends the lines gathered to the file. If that fails, whatever part of them reached
+    /// the file is cut off again and they stay gathered for the next flush.
     pub fn flush(&mut self) -> anyhow::Result<()> {
-        self.out.flush().with_context(|| format!("cannot write to dead-letter file {}", self.path.display()))
+        if self.gathered.is_empty() {
+            return Ok(());
+        }
+        match self.file.write_all(&self.gathered) {
+            Ok(()) => {
+                self.written += self.gathered.len() as u64;
+                self.gathered.clear();
+                Ok(())
+            }
+            Err(error) => {
+                // Best effort: a file that cannot even be cut keeps the broken tail, reported here.
+                let cut = self.file.set_len(self.written).err();
+                let path = self.path.display();
+                let cut = cut.map_or_else(String::new, |e| format!(" (and its broken tail could not be cut off: {e})"));
+                Err(error).with_context(|| format!("cannot write to dead-letter file {path}{cut}"))
+            }
+        }
     }
 }
