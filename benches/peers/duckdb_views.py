@@ -319,8 +319,8 @@ def normalize_channel_events(values, names):
     return tuple(fixed)
 
 
-def compare(label, ours, theirs, names, show=10):
-    """Prints the differences between {key: values} maps; returns their number."""
+def differences(ours, theirs, names):
+    """The differences between {key: values} maps, one line each."""
     diffs = []
     for key in sorted(set(ours) | set(theirs), key=repr):
         a, b = ours.get(key), theirs.get(key)
@@ -331,13 +331,52 @@ def compare(label, ours, theirs, names, show=10):
         elif a != b:
             fields = [f"{n}: duckdb={x!r} stepstone={y!r}" for n, x, y in zip(names, a, b) if x != y]
             diffs.append(f"  {key}: " + "; ".join(fields))
+    return diffs
+
+
+def report(label, ours, theirs, diffs, show=10):
+    """Prints the row counts of both sides and the first differences; returns their number."""
     status = "EQUAL" if not diffs else f"{len(diffs)} DIFFERENCES"
-    print(f"  {label:<12} {len(ours):>8} rows (DuckDB) {len(theirs):>8} rows (Stepstone)  {status}")
+    print(f"  {label:<12} {ours:>8} rows (DuckDB) {theirs:>8} rows (Stepstone)  {status}")
     for d in diffs[:show]:
         print("   " + d)
     if len(diffs) > show:
         print(f"     … and {len(diffs) - show} more")
     return len(diffs)
+
+
+def compare(label, ours, theirs, names, show=10):
+    """Prints the differences between {key: values} maps; returns their number."""
+    return report(label, len(ours), len(theirs), differences(ours, theirs, names), show)
+
+
+# Journeys are compared a share of the customers (by hash) at a time, so that only one share's
+# rows are Python objects at once: 50M events make 5M journeys, too many to hold as tuples.
+JOURNEYS_PER_SHARE = 500_000
+
+
+def compare_journeys(con, out_dir):
+    """Compares DuckDB's journeys with Stepstone's journeys.arrow, share by share; returns the
+    number of differences."""
+    names = list(JOURNEY_FIELDS)
+    keys = ["customer", "journey_key"]
+    table = read_arrow(out_dir / "journeys.arrow")
+    con.register("stepstone_journeys", table)
+    times = {c for c in keys + names if pa.types.is_timestamp(table.column(c).type)}
+    theirs_columns = ", ".join(f'epoch_ms("{c}") AS "{c}"' if c in times else f'"{c}"' for c in keys + names)
+    rows = con.execute("SELECT count(*) FROM journeys").fetchall()[0][0]
+    shares = max(1, rows // JOURNEYS_PER_SHARE)
+    diffs, n_ours, n_theirs = [], 0, 0
+    for share in range(shares):
+        where = f"WHERE hash(customer) % {shares} = {share}"
+        ours = duck_rows(con, f"(SELECT * FROM journeys {where})", keys, names)
+        ours = {k: normalize_channel_events(v, names) for k, v in ours.items()}
+        theirs = duck_rows(con, f"(SELECT {theirs_columns} FROM stepstone_journeys {where})", keys, names)
+        theirs = {k: normalize_channel_events(v, names) for k, v in theirs.items()}
+        diffs += differences(ours, theirs, names)
+        n_ours, n_theirs = n_ours + len(ours), n_theirs + len(theirs)
+    con.unregister("stepstone_journeys")
+    return report("journeys", n_ours, n_theirs, diffs)
 
 
 def check(con, out_dir, what="equality check (DuckDB vs Stepstone snapshot)"):
@@ -350,12 +389,7 @@ def check(con, out_dir, what="equality check (DuckDB vs Stepstone snapshot)"):
         table_rows(read_arrow(out_dir / "transitions.arrow"), ["from", "to"], names),
         names,
     )
-    names = list(JOURNEY_FIELDS)
-    ours = duck_rows(con, "journeys", ["customer", "journey_key"], names)
-    ours = {k: normalize_channel_events(v, names) for k, v in ours.items()}
-    theirs = table_rows(read_arrow(out_dir / "journeys.arrow"), ["customer", "journey_key"], names)
-    theirs = {k: normalize_channel_events(v, names) for k, v in theirs.items()}
-    total += compare("journeys", ours, theirs, names)
+    total += compare_journeys(con, out_dir)
     names = ["members", "value", "converted_members", "conversion_rate"]
     total += compare(
         "segments",
