@@ -139,8 +139,7 @@ pub fn spawn(
             let mut driver = Driver {
                 next_seq: start.resume.next_seq,
                 watermark: start.resume.watermark,
-                settles: start.settles,
-                settled: NO_WATERMARK,
+                settled: start.settles.then_some(NO_WATERMARK),
                 engine,
                 dead_letters,
                 live,
@@ -189,11 +188,9 @@ struct Driver {
     next_seq: u64,
     /// The greatest watermark of the sources: every time is sealed with it.
     watermark: i64,
-    /// Whether the watermark of the requests fed settles history ([`Start::settles`]).
-    settles: bool,
-    /// The greatest watermark of the requests fed (not of those refused by the log), as the
-    /// settled horizon of every seal when history settles.
-    settled: i64,
+    /// When history settles ([`Start::settles`]): the greatest watermark of the requests fed
+    /// (not of those refused by the log), the settled horizon of every seal.
+    settled: Option<i64>,
 }
 
 impl Driver {
@@ -243,7 +240,7 @@ impl Driver {
                 };
             }
             self.commit()?;
-            let settled = if self.settles { self.settled } else { NO_WATERMARK };
+            let settled = self.settled.unwrap_or(NO_WATERMARK);
             let time = self.engine.seal(Clock { watermark: self.watermark, settled })?;
             sealed = Some(time);
             self.live.metrics.sealed(time);
@@ -414,7 +411,9 @@ impl Driver {
     /// Feeds events and links at the open time, of a batch after which its source's watermark
     /// is `watermark`; `arrived` events count as taken in (the suppressed ones included).
     fn feed(&mut self, events: Vec<Event>, links: &[LinkChange], arrived: u64, watermark: i64) -> anyhow::Result<()> {
-        self.settled = self.settled.max(watermark);
+        if let Some(settled) = &mut self.settled {
+            *settled = (*settled).max(watermark);
+        }
         self.live.metrics.events_in.inc_by(arrived);
         if !events.is_empty() {
             self.engine.send(events)?;
