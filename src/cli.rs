@@ -42,8 +42,9 @@ pub enum Command {
     /// Write a realistic synthetic event stream (seeded, deterministic).
     Generate(GenerateOptions),
     /// Measure decode and run throughput, scaling, peak memory and update latency on a generated
-    /// workload; or, with --soak, soak the live service at a fixed rate and watch its memory.
-    Bench(BenchOptions),
+    /// workload or given files; or, with --soak, soak the live service at a fixed rate and watch
+    /// its memory.
+    Bench(Box<BenchOptions>),
 }
 
 /// Options of `stepstone run`; each overrides the same setting of the config file.

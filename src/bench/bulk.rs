@@ -29,22 +29,11 @@ pub enum Format {
 }
 
 impl Format {
-    /// Both formats, in reporting order.
-    pub const ALL: [Format; 2] = [Format::Arrow, Format::Csv];
-
     /// The lower-case name.
     pub fn name(self) -> &'static str {
         match self {
             Format::Arrow => "arrow",
             Format::Csv => "csv",
-        }
-    }
-
-    /// The workload's file in this format.
-    pub fn path(self, workload: &Workload) -> &Path {
-        match self {
-            Format::Arrow => &workload.arrow,
-            Format::Csv => &workload.csv,
         }
     }
 }
@@ -71,6 +60,8 @@ pub struct BulkRuns {
     pub workers: usize,
     /// Events per run.
     pub events: u64,
+    /// Customers per run (those with at least one event).
+    pub customers: u64,
     /// Seconds of each run, as the run itself reports them.
     pub seconds: Vec<f64>,
     /// Peak resident set size of each run's process, in bytes.
@@ -90,6 +81,8 @@ pub struct Measured {
 struct ChildReport {
     /// Events fed to the dataflows.
     events: u64,
+    /// Customers with at least one event.
+    customers: u64,
     /// Seconds of `engine::run`, from its start to the final snapshot.
     seconds: f64,
     /// `VmHWM` of the child after the run, in bytes.
@@ -99,20 +92,27 @@ struct ChildReport {
 /// Runs the decode-only passes and the bulk runs `options.reps` times, interleaving the
 /// repetitions over all configurations. Bulk runs start `exe` and write below `scratch`.
 pub fn measure(options: &BenchOptions, workload: &Workload, exe: &Path, scratch: &Path) -> anyhow::Result<Measured> {
-    let decode_options = super::pipeline(&workload.arrow, scratch, 1)?.decode;
+    let decode_options = super::pipeline(workload.primary(), scratch, 1)?.decode;
     let mut decode = Vec::new();
     let mut bulk = Vec::new();
-    for format in Format::ALL {
-        let path = format.path(workload);
+    for (format, path) in &workload.files {
+        let format = *format;
         let bytes = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
         decode.push(DecodeRuns { format, bytes, events: 0, rejected: 0, seconds: Vec::new() });
         for &workers in &options.workers {
-            bulk.push(BulkRuns { format, workers, events: 0, seconds: Vec::new(), peak_rss_bytes: Vec::new() });
+            bulk.push(BulkRuns {
+                format,
+                workers,
+                events: 0,
+                customers: 0,
+                seconds: Vec::new(),
+                peak_rss_bytes: Vec::new(),
+            });
         }
     }
     for rep in 1..=options.reps {
         for runs in &mut decode {
-            let path = runs.format.path(workload);
+            let path = workload.file(runs.format).context("a workload file of a measured format")?;
             let (events, rejected, elapsed) = decode_pass(path, &decode_options)?;
             ensure!(
                 rep == 1 || (events, rejected) == (runs.events, runs.rejected),
@@ -129,7 +129,7 @@ pub fn measure(options: &BenchOptions, workload: &Workload, exe: &Path, scratch:
             );
         }
         for runs in &mut bulk {
-            let input = runs.format.path(workload);
+            let input = workload.file(runs.format).context("a workload file of a measured format")?;
             let run_dir = scratch.join(format!("{}-w{}-r{rep}", runs.format.name(), runs.workers));
             let report = spawn_run(exe, input, &run_dir, runs.workers)?;
             std::fs::remove_dir_all(&run_dir).with_context(|| format!("removing {}", run_dir.display()))?;
@@ -141,6 +141,7 @@ pub fn measure(options: &BenchOptions, workload: &Workload, exe: &Path, scratch:
                 report.events
             );
             runs.events = report.events;
+            runs.customers = report.customers;
             runs.seconds.push(report.seconds);
             runs.peak_rss_bytes.push(report.peak_rss_bytes);
             eprintln!(
@@ -227,8 +228,12 @@ fn spawn_run(exe: &Path, input: &Path, run_dir: &Path, workers: usize) -> anyhow
 /// [`ChildReport`] as one JSON line.
 pub fn child(input: &Path, out: &Path, workers: usize) -> anyhow::Result<()> {
     let summary = engine::run(&super::pipeline(input, out, workers)?)?;
-    let report =
-        ChildReport { events: summary.events, seconds: summary.elapsed_seconds, peak_rss_bytes: peak_rss_bytes()? };
+    let report = ChildReport {
+        events: summary.events,
+        customers: summary.customers as u64,
+        seconds: summary.elapsed_seconds,
+        peak_rss_bytes: peak_rss_bytes()?,
+    };
     println!("{}", serde_json::to_string(&report).context("serializing the run report")?);
     Ok(())
 }

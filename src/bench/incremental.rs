@@ -87,10 +87,10 @@ pub struct Phase {
 /// Runs the incremental measurement once per worker count of `options`, with `options.batches`
 /// batches per size; snapshots go below `scratch`.
 pub fn measure(options: &BenchOptions, workload: &Workload, scratch: &Path) -> anyhow::Result<Vec<IncrementalRun>> {
-    let pipeline = super::pipeline(&workload.arrow, scratch, 1)?;
+    let pipeline = super::pipeline(workload.primary(), scratch, 1)?;
     let symbols = Arc::new(Symbols::new());
     let segments: Vec<BoundSegment> = pipeline.segments.iter().map(|s| s.bind(&symbols)).collect();
-    let base = read_events(&workload.arrow, &pipeline.decode, &symbols, 0)?;
+    let base = read_events(workload.primary(), &pipeline.decode, &symbols, 0)?;
     let first = base.iter().map(|e| e.time).min().context("the workload has no events")?;
     let last = base.iter().map(|e| e.time).max().context("the workload has no events")?;
 

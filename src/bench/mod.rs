@@ -1,9 +1,10 @@
-//! `stepstone bench`: a reproducible benchmark of the engine on a generated workload.
+//! `stepstone bench`: a reproducible benchmark of the engine on a generated workload, or on
+//! given files of one stream (`--input`, e.g. a real log).
 //!
 //! One invocation measures, in the same run so that the figures are ratios on the same (shared,
 //! noisy) machine:
 //!
-//! 1. **Decode only**: opening the Arrow and the CSV copy of the workload with
+//! 1. **Decode only**: opening the Arrow and the CSV copy of the workload (or each given file) with
 //!    [`source::open`](crate::source::open) and iterating every item, the baseline of each format.
 //! 2. **Bulk runs**: [`engine::run`](crate::engine::run) over each format for each worker count,
 //!    `reps` times, each in a fresh child process (this executable, re-invoked with the hidden
@@ -63,6 +64,13 @@ pub struct BenchOptions {
     /// Random seed of the workload.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Measure these files instead of a generated workload: one stream as CSV and/or Arrow IPC
+    /// (`.csv`, `.arrow`), in the columns `stepstone generate` writes (`scripts/bpic2012_csv.py`
+    /// writes the BPI Challenge 2012 log so). `--events` is then not used; the incremental
+    /// batches are still a generated continuation (`--customers` customers, seed `--seed` + 1)
+    /// starting an hour after the file's last event, 5% of it moved inside the file's span.
+    #[arg(long, value_name = "FILE", conflicts_with = "soak")]
+    pub input: Vec<PathBuf>,
     /// Worker counts to measure, comma-separated; speedups are relative to the first.
     #[arg(long, value_delimiter = ',', default_value = "1,2", value_name = "N,…")]
     pub workers: Vec<usize>,

@@ -53,11 +53,13 @@ pub struct LiveResult {
 /// The settings of a bench run.
 #[derive(Debug, Serialize)]
 pub struct Settings {
+    /// The measured files given with `--input` (none for a generated workload).
+    pub input: Vec<String>,
     /// Well-formed events in the workload.
     pub events: u64,
-    /// Customers in the workload.
+    /// Customers in the workload (for `--input`, those with an event).
     pub customers: u64,
-    /// The workload's seed.
+    /// The workload's seed (for `--input`, its continuation's is the next one).
     pub seed: u64,
     /// Worker counts measured; speedups are relative to the first.
     pub workers: Vec<usize>,
@@ -103,7 +105,7 @@ pub struct BulkResult {
     pub peak_rss_bytes: u64,
     /// That peak per event of the workload.
     pub peak_bytes_per_event: f64,
-    /// That peak per customer of the workload.
+    /// That peak per customer with at least one event.
     pub peak_bytes_per_customer: f64,
 }
 
@@ -155,9 +157,17 @@ impl Report {
         incremental: Vec<IncrementalRun>,
         live: Vec<LiveRun>,
     ) -> Report {
+        let given = !options.input.is_empty();
         let settings = Settings {
-            events: options.events,
-            customers: options.customers,
+            input: options.input.iter().map(|path| path.display().to_string()).collect(),
+            events: match measured.decode.first() {
+                Some(decoded) if given => decoded.events,
+                _ => options.events,
+            },
+            customers: match measured.bulk.first() {
+                Some(run) if given => run.customers,
+                _ => options.customers,
+            },
             seed: options.seed,
             workers: options.workers.clone(),
             reps: options.reps,
@@ -165,8 +175,7 @@ impl Report {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let decode: Vec<DecodeResult> = measured.decode.iter().map(|runs| decode_result(runs, workload)).collect();
-        let bulk =
-            measured.bulk.iter().map(|runs| bulk_result(runs, &measured.bulk, &decode, options.customers)).collect();
+        let bulk = measured.bulk.iter().map(|runs| bulk_result(runs, &measured.bulk, &decode)).collect();
         Report {
             settings,
             decode,
@@ -200,7 +209,7 @@ fn throughput(events: u64, seconds: &[f64]) -> Spread {
 fn decode_result(runs: &DecodeRuns, workload: &Workload) -> DecodeResult {
     DecodeResult {
         format: runs.format,
-        path: runs.format.path(workload).display().to_string(),
+        path: workload.file(runs.format).map(|path| path.display().to_string()).unwrap_or_default(),
         bytes: runs.bytes,
         events: runs.events,
         rejected: runs.rejected,
@@ -208,7 +217,7 @@ fn decode_result(runs: &DecodeRuns, workload: &Workload) -> DecodeResult {
     }
 }
 
-fn bulk_result(runs: &BulkRuns, all: &[BulkRuns], decode: &[DecodeResult], customers: u64) -> BulkResult {
+fn bulk_result(runs: &BulkRuns, all: &[BulkRuns], decode: &[DecodeResult]) -> BulkResult {
     let eps = throughput(runs.events, &runs.seconds);
     let peak = runs.peak_rss_bytes.iter().copied().max().unwrap_or(0);
     let decoded = decode.iter().find(|d| d.format == runs.format).map_or(f64::NAN, |d| d.events_per_second.median);
@@ -222,7 +231,7 @@ fn bulk_result(runs: &BulkRuns, all: &[BulkRuns], decode: &[DecodeResult], custo
         speedup: eps.median / first,
         peak_rss_bytes: peak,
         peak_bytes_per_event: peak as f64 / runs.events.max(1) as f64,
-        peak_bytes_per_customer: peak as f64 / customers.max(1) as f64,
+        peak_bytes_per_customer: peak as f64 / runs.customers.max(1) as f64,
     }
 }
 
@@ -268,11 +277,11 @@ fn rates(spread: &Spread) -> String {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.settings;
-        writeln!(
-            f,
-            "workload: {} events, {} customers, seed {}; {} CPUs; {} reps (median, min–max)",
-            s.events, s.customers, s.seed, s.cpus, s.reps
-        )?;
+        let workload = match &s.input[..] {
+            [] => format!("{} events, {} customers, seed {}", s.events, s.customers, s.seed),
+            files => format!("{} ({} events, {} customers)", files.join(", "), s.events, s.customers),
+        };
+        writeln!(f, "workload: {workload}; {} CPUs; {} reps (median, min–max)", s.cpus, s.reps)?;
         writeln!(f)?;
         writeln!(f, "{:<18} {:>10} {:>9}  {:<32}", "decode only", "MiB", "rejected", "events/s")?;
         for d in &self.decode {

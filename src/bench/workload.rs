@@ -1,5 +1,6 @@
 //! The benchmark workload: streams of `stepstone generate`, written once into the data directory
-//! under names that carry every generation setting, and reused by later runs.
+//! under names that carry every generation setting, and reused by later runs; or the files given
+//! with `--input` (a real log in the generated columns, e.g. `scripts/bpic2012_csv.py`'s).
 //!
 //! Files are generated under a temporary name and renamed when complete, so an interrupted run
 //! never leaves a partial stream to be reused.
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::BenchOptions;
+use super::bulk::Format;
 use crate::generate::{GenerateOptions, generate};
 
 /// The start time of the workload (`stepstone generate`'s default).
@@ -18,20 +20,23 @@ const OUT_OF_ORDER: f64 = 0.05;
 /// Share of malformed records in the workload (`stepstone generate`'s default).
 const MALFORMED: f64 = 0.001;
 
-/// The workload's files: the same stream as Arrow IPC and as CSV.
+/// The workload's files: one stream, in one or more formats.
 pub struct Workload {
-    /// The stream as an Arrow IPC file.
-    pub arrow: PathBuf,
-    /// The stream as CSV.
-    pub csv: PathBuf,
+    /// The stream in each format measured: a generated one as Arrow IPC and as CSV, or the
+    /// `--input` files.
+    pub files: Vec<(Format, PathBuf)>,
+    /// The name of the stream, which names its continuations.
+    stem: String,
     /// Where further streams are kept.
     data_dir: PathBuf,
-    /// The options the stream was generated with (`out` aside).
+    /// The options the stream was generated with (`out` aside); a continuation of an `--input`
+    /// stream is generated with them too.
     options: GenerateOptions,
 }
 
 impl Workload {
-    /// The workload of `options`, generated unless its files are in the data directory already.
+    /// The workload of `options`: the `--input` files, or else the generated stream, generated
+    /// unless its files are in the data directory already.
     pub fn ensure(options: &BenchOptions) -> anyhow::Result<Workload> {
         let dir = &options.data_dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating the bench data directory {}", dir.display()))?;
@@ -44,10 +49,30 @@ impl Workload {
             malformed: MALFORMED,
             start: START.to_owned(),
         };
+        if !options.input.is_empty() {
+            let files = options
+                .input
+                .iter()
+                .map(|path| Ok((input_format(path)?, path.clone())))
+                .collect::<anyhow::Result<_>>()?;
+            let stem = options.input[0].file_stem().and_then(|s| s.to_str()).unwrap_or("input").to_owned();
+            return Ok(Workload { files, stem, data_dir: dir.clone(), options: generate_options });
+        }
         let stem = format!("events-{}-{}-{}", options.events, options.customers, options.seed);
         let arrow = ensure_file(&generate_options, &dir.join(format!("{stem}.arrow")))?;
         let csv = ensure_file(&generate_options, &dir.join(format!("{stem}.csv")))?;
-        Ok(Workload { arrow, csv, data_dir: dir.clone(), options: generate_options })
+        let files = vec![(Format::Arrow, arrow), (Format::Csv, csv)];
+        Ok(Workload { files, stem, data_dir: dir.clone(), options: generate_options })
+    }
+
+    /// The file the in-process measurements read: the first format.
+    pub fn primary(&self) -> &Path {
+        &self.files[0].1
+    }
+
+    /// The file in `format`.
+    pub fn file(&self, format: Format) -> Option<&Path> {
+        self.files.iter().find(|(f, _)| *f == format).map(|(_, path)| path.as_path())
     }
 
     /// A second stream of `events` events over the same customers, with another seed, starting
@@ -64,11 +89,17 @@ impl Workload {
             start,
             ..self.options.clone()
         };
-        let name = format!(
-            "updates-{}-{}-{}-{}.arrow",
-            self.options.events, self.options.customers, self.options.seed, events
-        );
+        let name = format!("updates-{}-{}-{}.arrow", self.stem, self.options.customers, events);
         ensure_file(&options, &self.data_dir.join(name))
+    }
+}
+
+/// The format of an `--input` file, from its extension (`.arrow` or `.csv`).
+fn input_format(path: &Path) -> anyhow::Result<Format> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("arrow") => Ok(Format::Arrow),
+        Some("csv") => Ok(Format::Csv),
+        _ => anyhow::bail!("--input {}: the bench reads .arrow or .csv files", path.display()),
     }
 }
 

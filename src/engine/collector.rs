@@ -82,15 +82,15 @@ impl Collector {
     /// Runs until every worker has hung up, then writes the final snapshot.
     /// Each applied time is announced on `frontier`.
     pub fn run(mut self, completed: Receiver<Completed>, frontier: &Frontier) -> anyhow::Result<Collected> {
-        // Per time: the workers that completed it, their watermark, and their updates.
-        let mut pending: BTreeMap<u64, (usize, i64, Vec<Update>)> = BTreeMap::new();
+        // Per time: the workers that completed it, their watermark, and each one's updates.
+        let mut pending: BTreeMap<u64, (usize, i64, Vec<Vec<Update>>)> = BTreeMap::new();
         let mut last_snapshot = Instant::now();
         let mut epochs = 0;
         let mut snapshots = 0;
         for Completed { time, watermark, updates } in completed {
             let entry = pending.entry(time).or_insert((0, watermark, Vec::new()));
             entry.0 += 1;
-            entry.2.extend(updates);
+            entry.2.push(updates);
             while let Some(first) = pending.first_entry() {
                 if first.get().0 < self.workers {
                     break;
@@ -99,7 +99,7 @@ impl Collector {
                 {
                     let mut tables = self.tables.write().expect("tables lock");
                     let report_rows = self.deltas.is_some() || self.observer.is_some();
-                    let changes = tables.apply_reporting(time, &updates, report_rows);
+                    let changes = tables.apply_reporting(time, updates.into_iter().flatten(), report_rows);
                     tables.set_watermark(watermark);
                     if let Some(observer) = &mut self.observer {
                         observer.applied(&changes, &tables);

@@ -215,39 +215,60 @@ fn string_lists<'a>(
 /// A journey id resolved to names: customer or profile, anonymous, journey key.
 type JourneyName<'a> = (&'a str, bool, Option<&'a str>);
 
+/// The first 16 bytes of `name` as a big-endian number, zero-padded: names with different
+/// prefixes compare as their prefixes do, so a sort compares most names without reading them.
+fn name_prefix(name: &str) -> u128 {
+    let mut bytes = [0u8; 16];
+    let len = name.len().min(16);
+    bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+    u128::from_be_bytes(bytes)
+}
+
 /// The `journeys` batch, sorted by customer name, then journey key name (no key first).
 ///
 /// `path` keeps the stored order (oldest first); `channels` and `channel_events` are sorted by
-/// channel name (the rows keep them in id order).
+/// channel name (the rows keep them in id order). The list columns are built on a second
+/// thread while this one builds the others.
 fn journeys_batch(
     tables: &Tables,
     names: &Names<'_>,
     metadata: &HashMap<String, String>,
 ) -> anyhow::Result<RecordBatch> {
-    let mut sorted: Vec<(JourneyName<'_>, &JourneyRow)> = tables
+    let mut sorted: Vec<(u128, JourneyName<'_>, &JourneyRow)> = tables
         .journeys()
         .values()
-        .map(|r| ((names.get(r.journey.customer), r.journey.anonymous, r.journey.key.map(|k| names.get(k))), r))
+        .map(|r| {
+            let customer = names.get(r.journey.customer);
+            (name_prefix(customer), (customer, r.journey.anonymous, r.journey.key.map(|k| names.get(k))), r)
+        })
         .collect();
-    // Journey ids are unique and so are their resolved names: no ties.
-    sorted.sort_unstable_by_key(|(id, _)| *id);
-    let ids: Vec<JourneyName<'_>> = sorted.iter().map(|(id, _)| *id).collect();
-    let rows: Vec<&JourneyRow> = sorted.into_iter().map(|(_, r)| r).collect();
+    // Journey ids are unique and so are their resolved names: no ties. A prefix orders as its
+    // name does wherever two prefixes differ.
+    sorted.sort_unstable_by(|(pa, a, _), (pb, b, _)| pa.cmp(pb).then_with(|| a.cmp(b)));
+    let ids: Vec<JourneyName<'_>> = sorted.iter().map(|(_, id, _)| *id).collect();
+    let rows: Vec<&JourneyRow> = sorted.into_iter().map(|(_, _, r)| r).collect();
 
+    let (lists, scalars) = std::thread::scope(|scope| {
+        let lists = scope.spawn(|| journey_list_columns(&rows, names));
+        let scalars = journey_scalar_columns(&ids, &rows);
+        (lists.join(), scalars)
+    });
+    let lists = lists.map_err(|_| anyhow::anyhow!("building the list columns of the journeys batch panicked"))??;
+    let (head, tail) = scalars;
+    let columns: Vec<ArrayRef> = head.into_iter().chain(lists).chain(tail).collect();
+    Ok(RecordBatch::try_new(with_metadata(journeys_schema(), metadata), columns)?)
+}
+
+/// The `path`, `last_contact_point`, `channels` and `channel_events` columns of `rows`.
+fn journey_list_columns(rows: &[&JourneyRow], names: &Names<'_>) -> anyhow::Result<[ArrayRef; 4]> {
     // The channel events of all rows, each row's sorted by channel name.
     let mut channel_events: Vec<(&str, u64)> = Vec::new();
-    for row in &rows {
+    for row in rows {
         let start = channel_events.len();
         channel_events.extend(row.channel_events.iter().map(|&(channel, n)| (names.get(channel), n)));
         channel_events[start..].sort_unstable();
     }
     let channel_lengths = || rows.iter().map(|r| r.channel_events.len());
-
-    let timestamps = |f: fn(&JourneyRow) -> i64| {
-        TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| f(r))).with_timezone(UTC)
-    };
-    let int64s = |f: fn(&JourneyRow) -> i64| Int64Array::from_iter_values(rows.iter().map(|r| f(r)));
-
     let channel_events_column = {
         let offsets = OffsetBuffer::from_lengths(channel_lengths());
         let channels = StringArray::from_iter_values(channel_events.iter().map(|(channel, _)| *channel));
@@ -259,17 +280,7 @@ fn journeys_batch(
         )?;
         ListArray::try_new(channel_event_item(), offsets, Arc::new(values), None)?
     };
-
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(ids.iter().map(|(customer, _, _)| *customer))),
-        Arc::new(StringArray::from_iter(ids.iter().map(|(_, _, key)| *key))),
-        Arc::new(timestamps(|r| r.first_time)),
-        Arc::new(timestamps(|r| r.last_time)),
-        Arc::new(int64s(|r| count(r.events))),
-        Arc::new(int64s(|r| count(r.sessions))),
-        Arc::new(timestamps(|r| r.session_start)),
-        Arc::new(int64s(|r| count(r.session_events))),
-        Arc::new(int64s(JourneyRow::session_duration)),
+    Ok([
         Arc::new(string_lists(
             rows.iter().map(|r| r.path.len()),
             rows.iter().flat_map(|r| r.path.iter().map(|&p| names.get(p))),
@@ -278,13 +289,36 @@ fn journeys_batch(
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.path.last().map_or("", |&p| names.get(p))))),
         Arc::new(string_lists(channel_lengths(), channel_events.iter().map(|(channel, _)| *channel))?),
         Arc::new(channel_events_column),
+    ])
+}
+
+/// The columns of the journeys batch other than the lists, for `rows` with their resolved `ids`:
+/// those before the lists in the schema, and those after them.
+fn journey_scalar_columns(ids: &[JourneyName<'_>], rows: &[&JourneyRow]) -> ([ArrayRef; 9], [ArrayRef; 5]) {
+    let timestamps = |f: fn(&JourneyRow) -> i64| -> ArrayRef {
+        Arc::new(TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| f(r))).with_timezone(UTC))
+    };
+    let int64s =
+        |f: fn(&JourneyRow) -> i64| -> ArrayRef { Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| f(r)))) };
+    let head: [ArrayRef; 9] = [
+        Arc::new(StringArray::from_iter_values(ids.iter().map(|(customer, _, _)| *customer))),
+        Arc::new(StringArray::from_iter(ids.iter().map(|(_, _, key)| *key))),
+        timestamps(|r| r.first_time),
+        timestamps(|r| r.last_time),
+        int64s(|r| count(r.events)),
+        int64s(|r| count(r.sessions)),
+        timestamps(|r| r.session_start),
+        int64s(|r| count(r.session_events)),
+        int64s(JourneyRow::session_duration),
+    ];
+    let tail: [ArrayRef; 5] = [
         Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.converted())))),
-        Arc::new(int64s(|r| count(r.conversions))),
+        int64s(|r| count(r.conversions)),
         Arc::new(TimestampMillisecondArray::from_iter(rows.iter().map(|r| r.last_conversion_time)).with_timezone(UTC)),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| micros_to_value(r.value)))),
         Arc::new(BooleanArray::from_iter(ids.iter().map(|(_, anonymous, _)| Some(*anonymous)))),
     ];
-    Ok(RecordBatch::try_new(with_metadata(journeys_schema(), metadata), columns)?)
+    (head, tail)
 }
 
 /// A transitions batch, sorted by `from` name, then `to` name.
@@ -359,4 +393,31 @@ fn segment_channels_batch(
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, _, members)| *members))),
     ];
     Ok(RecordBatch::try_new(with_metadata(segment_channels_schema(), metadata), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::name_prefix;
+
+    #[test]
+    fn names_sort_by_prefix_then_name_as_by_name() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let alphabet = ["a", "b", "\0", "é", "z", "0", "9", "\u{10ffff}"];
+        let mut names: Vec<String> = (0..2000)
+            .map(|_| {
+                let shared = if rng.random_bool(0.5) { "customer-000000000" } else { "" };
+                let len = rng.random_range(0..24);
+                let tail: String = (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())]).collect();
+                format!("{}{tail}", &shared[..rng.random_range(0..=shared.len())])
+            })
+            .collect();
+        names.extend(["", "\0", "a", "a\0", "a\0\0", "customer-0000000", "customer-00000000"].map(String::from));
+        let mut by_prefix = names.clone();
+        by_prefix.sort_unstable_by(|a, b| name_prefix(a).cmp(&name_prefix(b)).then_with(|| a.cmp(b)));
+        names.sort_unstable();
+        assert_eq!(by_prefix, names);
+    }
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
 
+use differential_dataflow::consolidation::consolidate;
 use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 
 use stepstone_dataflows::event::{Identity, JourneyId, NO_WATERMARK};
@@ -156,13 +157,18 @@ impl Tables {
     /// that is not present, a second row for a journey) are applied as well as possible and
     /// logged as warnings.
     pub fn apply(&mut self, time: u64, updates: &[Update]) -> Changes {
-        self.apply_reporting(time, updates, true)
+        self.apply_reporting(time, updates.iter().cloned(), true)
     }
 
-    /// Applies the updates of `time` as [`Tables::apply`] does; the returned [`Changes`] list
-    /// the changed journey rows only with `report_rows` (they are copies), its memberships
-    /// always.
-    pub fn apply_reporting(&mut self, time: u64, updates: &[Update], report_rows: bool) -> Changes {
+    /// Applies the updates of `time` as [`Tables::apply`] does, taking them by value so that
+    /// journey rows move into the table; the returned [`Changes`] list the changed journey rows
+    /// only with `report_rows` (they are copies), its memberships always.
+    pub fn apply_reporting(
+        &mut self,
+        time: u64,
+        updates: impl IntoIterator<Item = Update>,
+        report_rows: bool,
+    ) -> Changes {
         if let Some(previous) = self.time
             && time < previous
         {
@@ -170,37 +176,38 @@ impl Tables {
         }
         self.time = Some(time);
 
-        let mut journeys: HashMap<&JourneyRow, i64> = HashMap::default();
+        let mut journeys: Vec<(JourneyRow, i64)> = Vec::new();
         let mut memberships: HashMap<MembershipKey, i64> = HashMap::default();
         let mut transitions: HashMap<EdgeKey, EdgeStats> = HashMap::default();
         let mut channel_transitions: HashMap<EdgeKey, EdgeStats> = HashMap::default();
         let mut segments: HashMap<Sym, SegmentStats> = HashMap::default();
         let mut segment_channels: HashMap<EdgeKey, i64> = HashMap::default();
         let mut profiles: HashMap<(Identity, Identity), i64> = HashMap::default();
-        journeys.reserve(updates.len());
         for update in updates {
             match update {
-                Update::Journey(row, diff) => *journeys.entry(row).or_default() += diff,
-                Update::Membership(key, diff) => *memberships.entry(*key).or_default() += diff,
-                Update::Transition(edge, stats) => add_edge(transitions.entry(*edge).or_default(), *stats),
-                Update::ChannelTransition(edge, stats) => {
-                    add_edge(channel_transitions.entry(*edge).or_default(), *stats)
-                }
-                Update::Segment(name, stats) => add_segment(segments.entry(*name).or_default(), *stats),
-                Update::SegmentChannel(key, diff) => *segment_channels.entry(*key).or_default() += diff,
-                Update::Profile(pair, diff) => *profiles.entry(*pair).or_default() += *diff as i64,
+                Update::Journey(row, diff) => journeys.push((row, diff)),
+                Update::Membership(key, diff) => *memberships.entry(key).or_default() += diff,
+                Update::Transition(edge, stats) => add_edge(transitions.entry(edge).or_default(), stats),
+                Update::ChannelTransition(edge, stats) => add_edge(channel_transitions.entry(edge).or_default(), stats),
+                Update::Segment(name, stats) => add_segment(segments.entry(name).or_default(), stats),
+                Update::SegmentChannel(key, diff) => *segment_channels.entry(key).or_default() += diff,
+                Update::Profile(pair, diff) => *profiles.entry(pair).or_default() += diff as i64,
             }
         }
 
-        let journeys = sorted_changes(journeys, |row| row.journey);
+        // Rows order by journey first: consolidation leaves them by journey, then row; the
+        // stable sort by difference puts removals first and keeps that order within each.
+        consolidate(&mut journeys);
+        journeys.sort_by_key(|(_, diff)| *diff);
         for (row, diff) in &journeys {
             if *diff < 0 {
                 self.remove_journey(row, *diff);
             }
         }
-        for (row, diff) in &journeys {
-            if *diff > 0 {
-                self.insert_journey(row, *diff);
+        let reported = if report_rows { journeys.clone() } else { Vec::new() };
+        for (row, diff) in journeys {
+            if diff > 0 {
+                self.insert_journey(row, diff);
             }
         }
 
@@ -247,12 +254,7 @@ impl Tables {
             apply_aggregate(&mut self.segment_channels, key, diff, |a, b| *a += b);
         }
 
-        let journeys = if report_rows {
-            journeys.into_iter().map(|(row, diff)| (row.clone(), diff)).collect()
-        } else {
-            Vec::new()
-        };
-        Changes { time, journeys, memberships, profiles }
+        Changes { time, journeys: reported, memberships, profiles }
     }
 
     /// The latest applied logical time, `None` before the first [`Tables::apply`].
@@ -396,16 +398,20 @@ impl Tables {
     }
 
     /// Inserts `row`, which entered with the (positive) difference `diff`.
-    fn insert_journey(&mut self, row: &JourneyRow, diff: i64) {
+    fn insert_journey(&mut self, row: JourneyRow, diff: i64) {
         if diff != 1 {
             tracing::warn!(?row.journey, diff, "sink tables: journey row entered more than once");
         }
         if row.journey.key.is_some() && self.journeys.get(&row.journey).is_none() {
             self.keys_of.entry(row.journey.identity()).or_default().extend(row.journey.key);
         }
-        if let Some(replaced) = self.journeys.0.insert(row.journey, Box::new(row.clone())) {
-            tracing::warn!(?row.journey, ?replaced,
-                "sink tables: journey row entered without its previous row leaving; replaced it");
+        let journey = row.journey;
+        if let Some(replaced) = self.journeys.0.insert(journey, Box::new(row)) {
+            tracing::warn!(
+                ?journey,
+                ?replaced,
+                "sink tables: journey row entered without its previous row leaving; replaced it"
+            );
         }
     }
 
