@@ -402,7 +402,9 @@ def check(con, out_dir, what="equality check (DuckDB vs Stepstone snapshot)"):
 
 def cross_check_rejections(con, csv_path, rejected_lines):
     """Informational: which lines a plain SQL validation of the CSV would reject, against
-    Stepstone's dead letters (a 5-field row shows up as a NULL `device` with null padding)."""
+    Stepstone's dead letters (a 5-field row shows up as a NULL `device` with null padding; with
+    `nullstr` a sequence no file holds, an empty field is '' and not NULL, so an empty `device`, as
+    in a converted real log, is no short row)."""
     path = str(csv_path).replace("'", "''")
     columns = "{" + ", ".join(
         f"'{c}': 'VARCHAR'" for c in ("customer", "time", "channel", "contact_point", "kind", "value", "intent", "device")
@@ -410,7 +412,8 @@ def cross_check_rejections(con, csv_path, rejected_lines):
     rows = con.execute(f"""
         SELECT line FROM (
             SELECT row_number() OVER () + 1 AS line, *
-            FROM read_csv('{path}', header = true, columns = {columns}, null_padding = true, auto_detect = false)
+            FROM read_csv('{path}', header = true, columns = {columns}, null_padding = true, auto_detect = false,
+                           nullstr = '\\N')
         )
         WHERE coalesce(trim(customer), '') = '' OR coalesce(trim(contact_point), '') = ''
            OR try_cast(time AS TIMESTAMPTZ) IS NULL

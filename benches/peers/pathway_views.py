@@ -263,13 +263,18 @@ def views_by_sort(pw, ev, gap_ms, path_length, bug):
         last_cp=this.c0,
         path=udf(pw, lambda *cs: [c for c in cs if c is not None], list[str])(*cps),
     )
-    per_channel = steps.filter(this.channel.is_not_none()).groupby(this.customer, this.channel).reduce(
-        this.customer, this.channel, n=pw.reducers.count()
+    # Events without a channel count under "" (no channel is blank: a blank one is none) and are
+    # dropped by the UDFs below, so that every customer has a row here: `ix_ref(optional=True)`
+    # on a table without the customer panicked in Pathway 0.33 when no event had a channel.
+    per_channel = (
+        steps.select(this.customer, channel_or_blank=pw.coalesce(this.channel, ""))
+        .groupby(this.customer, this.channel_or_blank)
+        .reduce(this.customer, this.channel_or_blank, n=pw.reducers.count())
     )
     channels = per_channel.groupby(this.customer).reduce(
-        this.customer, pairs=pw.reducers.sorted_tuple(pw.make_tuple(this.channel, this.n))
+        this.customer, pairs=pw.reducers.sorted_tuple(pw.make_tuple(this.channel_or_blank, this.n))
     )
-    ch = channels.ix_ref(j.customer, optional=True)
+    ch = channels.ix_ref(j.customer)
     journeys = j.select(
         this.customer,
         journey_key=None,
@@ -282,8 +287,8 @@ def views_by_sort(pw, ev, gap_ms, path_length, bug):
         session_duration_ms=this.last_time - this.session_start,
         path=path.ix_ref(this.customer).path,
         last_contact_point=path.ix_ref(this.customer).last_cp,
-        channels=udf(pw, lambda ps: [c for c, _ in ps] if ps else [], list[str])(ch.pairs),
-        channel_events=udf(pw, lambda ps: [(c, n) for c, n in ps] if ps else [], list[tuple[str, int]])(ch.pairs),
+        channels=udf(pw, lambda ps: [c for c, _ in ps if c], list[str])(ch.pairs),
+        channel_events=udf(pw, lambda ps: [(c, n) for c, n in ps if c], list[tuple[str, int]])(ch.pairs),
         converted=this.conversions > 0,
         conversions=this.conversions,
         last_conversion_time=pw.if_else(this.last_conversion == MIN_MS, None, this.last_conversion),
