@@ -25,6 +25,12 @@ use super::{files, frame, read_checkpoint, read_segment};
 /// Events per batch entry of a checkpoint.
 const CHUNK: usize = 16_384;
 
+/// A checkpoint is forced to disk every this many bytes as it is written, not only at its end.
+/// The driver's group commits force the log's segment meanwhile, and on ext4 a commit also
+/// waits for the other files' data written since the last one: a checkpoint of hundreds of
+/// megabytes forced in one piece held them up for 65–120 ms (8 MiB slices: under 8 ms).
+const SYNC_SLICE: u64 = 8 << 20;
+
 /// The compaction thread.
 pub struct Compactor {
     requests: Option<Sender<u64>>,
@@ -210,6 +216,8 @@ impl Inputs<'_> {
 struct Writer {
     path: PathBuf,
     out: BufWriter<File>,
+    /// Bytes written since the file was last forced to disk.
+    unsynced: u64,
 }
 
 impl Writer {
@@ -217,13 +225,20 @@ impl Writer {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(files::CHECKPOINT_MAGIC).with_context(|| format!("writing {}", path.display()))?;
-        Ok(Writer { path: path.to_owned(), out })
+        Ok(Writer { path: path.to_owned(), out, unsynced: 0 })
     }
 
+    /// Appends `entry`, forcing the file to disk once [`SYNC_SLICE`] bytes are pending.
     fn put(&mut self, entry: &Entry) -> anyhow::Result<()> {
-        self.out
-            .write_all(&frame::encode(&entry::encode(entry)))
-            .with_context(|| format!("writing {}", self.path.display()))
+        let frame = frame::encode(&entry::encode(entry));
+        self.out.write_all(&frame).with_context(|| format!("writing {}", self.path.display()))?;
+        self.unsynced += frame.len() as u64;
+        if self.unsynced >= SYNC_SLICE {
+            self.out.flush().with_context(|| format!("writing {}", self.path.display()))?;
+            self.out.get_ref().sync_data().with_context(|| format!("syncing {}", self.path.display()))?;
+            self.unsynced = 0;
+        }
+        Ok(())
     }
 
     fn finish(self) -> anyhow::Result<()> {
