@@ -82,6 +82,9 @@ pub struct Phase {
     pub planned: usize,
     /// Latency of every batch sent, in ms, ascending.
     pub latencies_ms: Vec<f64>,
+    /// How late the sender submitted each batch after its due time, in ms, ascending: the
+    /// sender's own wake-up lateness, part of every latency.
+    pub sender_late_ms: Vec<f64>,
 }
 
 /// Runs the incremental measurement once per worker count of `options`, with `options.batches`
@@ -207,19 +210,23 @@ fn open_loop(engine: &mut Engine, batches: Vec<Vec<Event>>, size: usize, interva
         }
         latencies_ms
     });
+    let mut sender_late_ms = Vec::with_capacity(planned);
     for (n, batch) in batches.into_iter().enumerate() {
         let due = start + interval * u32::try_from(n).unwrap_or(u32::MAX);
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        if Instant::now() >= stop_sending {
+        let now = Instant::now();
+        if now >= stop_sending {
             break;
         }
+        sender_late_ms.push(now.saturating_duration_since(due).as_secs_f64() * 1000.0);
         let time = engine.submit(batch, Clock::watermark(END_OF_INPUT))?;
         sent.send((time, due)).context("the latency waiter stopped")?;
     }
     drop(sent);
     let mut latencies_ms = waiter.join().map_err(|_| anyhow::anyhow!("the latency waiter panicked"))?;
     latencies_ms.sort_by(f64::total_cmp);
-    Ok(Phase { target: "workload", size, interval, planned, latencies_ms })
+    sender_late_ms.sort_by(f64::total_cmp);
+    Ok(Phase { target: "workload", size, interval, planned, latencies_ms, sender_late_ms })
 }
 
 /// One customer of [`HEAVY_EVENTS`] events a minute apart, starting a day after `after_ms`,

@@ -146,6 +146,9 @@ pub struct BatchResult {
     pub p99_ms: f64,
     /// Largest latency in ms.
     pub max_ms: f64,
+    /// 99th percentile of the sender's lateness in submitting a batch after its due time, in ms
+    /// (included in the latencies).
+    pub sender_late_p99_ms: f64,
 }
 
 impl Report {
@@ -257,6 +260,7 @@ fn batch_result(phase: &Phase) -> BatchResult {
         p50_ms: percentile(sorted, 50.0).unwrap_or(f64::NAN),
         p99_ms: percentile(sorted, 99.0).unwrap_or(f64::NAN),
         max_ms: sorted.last().copied().unwrap_or(f64::NAN),
+        sender_late_p99_ms: percentile(&phase.sender_late_ms, 99.0).unwrap_or(f64::NAN),
     }
 }
 
@@ -317,8 +321,8 @@ impl fmt::Display for Report {
             writeln!(f)?;
             writeln!(
                 f,
-                "{:<18} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9}  updating",
-                "incremental", "batch", "every", "sent", "p50 ms", "p99 ms", "max ms"
+                "{:<18} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  updating",
+                "incremental", "batch", "every", "sent", "p50 ms", "p99 ms", "max ms", "late p99"
             )?;
             for run in &self.incremental {
                 writeln!(
@@ -333,8 +337,17 @@ impl fmt::Display for Report {
                 for b in &run.batches {
                     writeln!(
                         f,
-                        "  {:<16} {:>7} {:>5.0} ms {:>5}/{:<3} {:>9.2} {:>9.2} {:>9.2}  {}",
-                        "", b.size, b.interval_ms, b.sent, b.planned, b.p50_ms, b.p99_ms, b.max_ms, b.target
+                        "  {:<16} {:>7} {:>5.0} ms {:>5}/{:<3} {:>9.2} {:>9.2} {:>9.2} {:>9.2}  {}",
+                        "",
+                        b.size,
+                        b.interval_ms,
+                        b.sent,
+                        b.planned,
+                        b.p50_ms,
+                        b.p99_ms,
+                        b.max_ms,
+                        b.sender_late_p99_ms,
+                        b.target
                     )?;
                 }
             }
