@@ -10,6 +10,14 @@ fn stepstone(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stepstone")).args(args).current_dir(dir).output().expect("running stepstone")
 }
 
+/// `stepstone bench --input input` in `dir`, one repetition, without the incremental and live
+/// measurements, with `extra` flags.
+fn bench(input: &str, extra: &[&str], dir: &Path) -> Output {
+    let common = ["--reps", "1", "--batches", "0", "--live-rates", "0", "--data-dir", "data"];
+    let args: Vec<&str> = ["bench", "--input", input].into_iter().chain(common).chain(extra.iter().copied()).collect();
+    stepstone(&args, dir)
+}
+
 #[test]
 fn bench_measures_a_given_csv_and_reports_its_events_and_customers() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,26 +45,7 @@ fn bench_measures_a_given_csv_and_reports_its_events_and_customers() {
         .map(|line| line.split(',').next().unwrap().to_owned())
         .collect();
 
-    let bench = stepstone(
-        &[
-            "bench",
-            "--input",
-            "given.csv",
-            "--workers",
-            "1",
-            "--reps",
-            "1",
-            "--batches",
-            "0",
-            "--live-rates",
-            "0",
-            "--data-dir",
-            "data",
-            "--out",
-            "report.json",
-        ],
-        dir.path(),
-    );
+    let bench = bench("given.csv", &["--workers", "1", "--out", "report.json"], dir.path());
     assert!(bench.status.success(), "{}", String::from_utf8_lossy(&bench.stderr));
     let stdout = String::from_utf8_lossy(&bench.stdout);
     assert!(stdout.contains("workload: given.csv (3000 events, "), "{stdout}");
@@ -84,22 +73,7 @@ fn bench_measures_a_given_csv_and_reports_its_events_and_customers() {
 fn bench_refuses_an_input_it_cannot_measure() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("events.jsonl"), "{}\n").unwrap();
-    let bench = stepstone(
-        &[
-            "bench",
-            "--input",
-            "events.jsonl",
-            "--reps",
-            "1",
-            "--batches",
-            "0",
-            "--live-rates",
-            "0",
-            "--data-dir",
-            "data",
-        ],
-        dir.path(),
-    );
+    let bench = bench("events.jsonl", &[], dir.path());
     assert!(!bench.status.success());
     let stderr = String::from_utf8_lossy(&bench.stderr);
     assert!(stderr.contains("--input events.jsonl: the bench reads .arrow or .csv files"), "{stderr}");
