@@ -58,6 +58,7 @@ fn bench_measures_a_given_csv_and_reports_its_events_and_customers() {
     let decode = report["decode"].as_array().unwrap();
     assert_eq!(decode.len(), 1, "only the given format is measured: {decode:?}");
     assert_eq!(decode[0]["format"], "csv");
+    assert_eq!(decode[0]["path"], "given.csv");
     assert_eq!(decode[0]["events"], 3000);
     let bulk = report["bulk"].as_array().unwrap();
     assert_eq!(bulk.len(), 1, "{bulk:?}");

@@ -42,6 +42,8 @@ impl Format {
 pub struct DecodeRuns {
     /// The format.
     pub format: Format,
+    /// The file decoded.
+    pub path: PathBuf,
     /// The file's size in bytes.
     pub bytes: u64,
     /// Events decoded per pass.
@@ -56,6 +58,8 @@ pub struct DecodeRuns {
 pub struct BulkRuns {
     /// The format.
     pub format: Format,
+    /// The file run.
+    pub path: PathBuf,
     /// Timely workers.
     pub workers: usize,
     /// Events per run.
@@ -98,10 +102,11 @@ pub fn measure(options: &BenchOptions, workload: &Workload, exe: &Path, scratch:
     for (format, path) in &workload.files {
         let format = *format;
         let bytes = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
-        decode.push(DecodeRuns { format, bytes, events: 0, rejected: 0, seconds: Vec::new() });
+        decode.push(DecodeRuns { format, path: path.clone(), bytes, events: 0, rejected: 0, seconds: Vec::new() });
         for &workers in &options.workers {
             bulk.push(BulkRuns {
                 format,
+                path: path.clone(),
                 workers,
                 events: 0,
                 customers: 0,
@@ -112,7 +117,7 @@ pub fn measure(options: &BenchOptions, workload: &Workload, exe: &Path, scratch:
     }
     for rep in 1..=options.reps {
         for runs in &mut decode {
-            let path = workload.file(runs.format).context("a workload file of a measured format")?;
+            let path = &runs.path;
             let (events, rejected, elapsed) = decode_pass(path, &decode_options)?;
             ensure!(
                 rep == 1 || (events, rejected) == (runs.events, runs.rejected),
@@ -129,7 +134,7 @@ pub fn measure(options: &BenchOptions, workload: &Workload, exe: &Path, scratch:
             );
         }
         for runs in &mut bulk {
-            let input = workload.file(runs.format).context("a workload file of a measured format")?;
+            let input = &runs.path;
             let run_dir = scratch.join(format!("{}-w{}-r{rep}", runs.format.name(), runs.workers));
             let report = spawn_run(exe, input, &run_dir, runs.workers)?;
             std::fs::remove_dir_all(&run_dir).with_context(|| format!("removing {}", run_dir.display()))?;

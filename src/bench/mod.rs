@@ -185,7 +185,7 @@ pub fn run(options: &BenchOptions, exe: &Path) -> anyhow::Result<Report> {
     } else {
         live::measure(exe, &rates, options.live_returning, &options.live_log, workers, &scratch.0)?
     };
-    Ok(Report::new(options, &workload, measured, incremental, live))
+    Ok(Report::new(options, measured, incremental, live))
 }
 
 /// The pipeline every measurement runs: `input` into `out` on `workers` workers, converting on

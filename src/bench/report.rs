@@ -10,7 +10,6 @@ use super::bulk::{BulkRuns, DecodeRuns, Format, MIB, Measured};
 use super::incremental::{IncrementalRun, Phase};
 use super::live::LiveRun;
 use super::stats::{Spread, percentile};
-use super::workload::Workload;
 
 /// Everything one bench run measured.
 #[derive(Debug, Serialize)]
@@ -152,10 +151,9 @@ pub struct BatchResult {
 }
 
 impl Report {
-    /// The report of the measurements of `options` on `workload`.
+    /// The report of the measurements of `options`.
     pub fn new(
         options: &BenchOptions,
-        workload: &Workload,
         measured: Measured,
         incremental: Vec<IncrementalRun>,
         live: Vec<LiveRun>,
@@ -177,7 +175,7 @@ impl Report {
             batches: options.batches,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        let decode: Vec<DecodeResult> = measured.decode.iter().map(|runs| decode_result(runs, workload)).collect();
+        let decode: Vec<DecodeResult> = measured.decode.iter().map(decode_result).collect();
         let bulk = measured.bulk.iter().map(|runs| bulk_result(runs, &measured.bulk, &decode)).collect();
         Report {
             settings,
@@ -209,10 +207,10 @@ fn throughput(events: u64, seconds: &[f64]) -> Spread {
     Spread::of(seconds.iter().map(|s| events as f64 / s)).unwrap_or(Spread { median: 0.0, min: 0.0, max: 0.0 })
 }
 
-fn decode_result(runs: &DecodeRuns, workload: &Workload) -> DecodeResult {
+fn decode_result(runs: &DecodeRuns) -> DecodeResult {
     DecodeResult {
         format: runs.format,
-        path: workload.file(runs.format).map(|path| path.display().to_string()).unwrap_or_default(),
+        path: runs.path.display().to_string(),
         bytes: runs.bytes,
         events: runs.events,
         rejected: runs.rejected,

@@ -70,11 +70,6 @@ impl Workload {
         &self.files[0].1
     }
 
-    /// The file in `format`.
-    pub fn file(&self, format: Format) -> Option<&Path> {
-        self.files.iter().find(|(f, _)| *f == format).map(|(_, path)| path.as_path())
-    }
-
     /// A second stream of `events` events over the same customers, with another seed, starting
     /// an hour after `after_ms` (ms since the epoch, the end of this workload), without malformed
     /// records; as Arrow IPC.

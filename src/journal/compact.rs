@@ -28,7 +28,8 @@ const CHUNK: usize = 16_384;
 /// A checkpoint is forced to disk every this many bytes as it is written, not only at its end.
 /// The driver's group commits force the log's segment meanwhile, and on ext4 a commit also
 /// waits for the other files' data written since the last one: a checkpoint of hundreds of
-/// megabytes forced in one piece held them up for 65–120 ms (8 MiB slices: under 8 ms).
+/// megabytes forced in one piece held them up for 69–192 ms, in 8 MiB slices for 6–11 ms
+/// (`benches/fsync_interference.py`).
 const SYNC_SLICE: u64 = 8 << 20;
 
 /// The compaction thread.
