@@ -5,6 +5,7 @@
 //! the aggregates travel as difference types that the sinks add up.
 
 use differential_dataflow::{AsCollection, VecCollection};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -59,7 +60,8 @@ pub struct Segments<'scope> {
 ///
 /// One pass over each row change evaluates every rule once and emits the row's memberships,
 /// its contribution to each segment's aggregates and its channels, so rows are not copied per
-/// segment.
+/// segment. The contributions are summed per batch of row changes, not consolidated across
+/// batches or workers (as with [`crate::transitions::transitions`]): a reader adds them up.
 pub fn segments<'scope>(
     journeys: VecCollection<'scope, u64, JourneyRow, i64>,
     defs: Vec<BoundSegment>,
@@ -86,23 +88,35 @@ pub fn segments<'scope>(
                     return;
                 };
                 let mut members = members_output.session(&members_cap);
-                let mut stats = stats_output.session(&stats_cap);
-                let mut channels = channels_output.session(&channels_cap);
+                let mut stats: FxHashMap<(Sym, u64), SegmentStats> = FxHashMap::default();
+                let mut channels: FxHashMap<((Sym, Sym), u64), i64> = FxHashMap::default();
                 for (row, time, diff) in data.drain(..) {
                     for def in defs.iter().filter(|d| d.rule.matches(&row)) {
                         members.give(((def.name, row.journey), time, diff));
-                        stats.give((def.name, time, (diff, diff * row.value, diff * i64::from(row.converted()))));
+                        let sums = stats.entry((def.name, time)).or_default();
+                        sums.0 += diff;
+                        sums.1 += diff * row.value;
+                        sums.2 += diff * i64::from(row.converted());
                         for channel in row.channels() {
-                            channels.give(((def.name, channel), time, diff));
+                            *channels.entry(((def.name, channel), time)).or_default() += diff;
                         }
                     }
                 }
+                stats_output.session(&stats_cap).give_iterator(
+                    stats
+                        .into_iter()
+                        .filter(|(_, sums)| *sums != (0, 0, 0))
+                        .map(|((name, time), sums)| (name, time, sums)),
+                );
+                channels_output.session(&channels_cap).give_iterator(
+                    channels.into_iter().filter(|(_, diff)| *diff != 0).map(|((key, time), diff)| (key, time, diff)),
+                );
             });
         }
     });
     Segments {
         memberships: memberships.as_collection(),
-        stats: stats.as_collection().consolidate(),
-        channels: channels.as_collection().consolidate(),
+        stats: stats.as_collection(),
+        channels: channels.as_collection(),
     }
 }

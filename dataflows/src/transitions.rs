@@ -17,8 +17,10 @@ pub struct Transitions<'scope> {
     pub channels: VecCollection<'scope, u64, (Sym, Sym), EdgeStats>,
 }
 
-/// Consolidates the journeys' edge changes, summed per worker, into the contact-point and
-/// channel transition graphs: one change per edge and logical time.
+/// The contact-point and channel transition graphs: the journeys' edge changes, summed per
+/// worker and logical time. They are not consolidated across workers, which would add an
+/// exchange and an arrangement to every logical time's path (and its latency): a reader adds
+/// up the changes of all workers, as the sink tables do.
 ///
 /// Probabilities are `count / out-degree(from)`; they depend on every edge out of `from`, so
 /// the sinks derive them from the counts when they read the graph.
@@ -26,5 +28,5 @@ pub fn transitions<'scope>(
     edges: VecCollection<'scope, u64, (Sym, Sym), EdgeStats>,
     channel_edges: VecCollection<'scope, u64, (Sym, Sym), EdgeStats>,
 ) -> Transitions<'scope> {
-    Transitions { contact_points: edges.consolidate(), channels: channel_edges.consolidate() }
+    Transitions { contact_points: edges, channels: channel_edges }
 }

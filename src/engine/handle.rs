@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use anyhow::Context;
 use crossbeam_channel::Sender;
@@ -46,6 +47,19 @@ impl Frontier {
     /// The latest applied time, if any.
     pub fn applied(&self) -> Option<u64> {
         self.state.lock().expect("frontier lock").0
+    }
+
+    /// Blocks until `time` has been applied, the collector has stopped or `deadline` has
+    /// passed, whichever comes first; returns the latest applied time.
+    pub fn wait_until(&self, time: u64, deadline: Instant) -> Option<u64> {
+        let mut state = self.state.lock().expect("frontier lock");
+        loop {
+            let now = Instant::now();
+            if state.0.is_some_and(|applied| applied >= time) || state.1 || now >= deadline {
+                return state.0;
+            }
+            state = self.changed.wait_timeout(state, deadline - now).expect("frontier lock").0;
+        }
     }
 
     /// Blocks until `time` has been applied; `false` if the collector stopped before that.
@@ -379,5 +393,41 @@ impl Engine {
             result.map_err(anyhow::Error::msg).context("a timely worker failed")?;
         }
         collected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::Frontier;
+
+    #[test]
+    fn wait_until_returns_at_the_deadline_when_the_time_is_not_applied() {
+        let frontier = Frontier::default();
+        frontier.advance(3);
+        let deadline = Instant::now() + Duration::from_millis(20);
+        assert_eq!(frontier.wait_until(4, deadline), Some(3));
+        assert!(Instant::now() >= deadline);
+    }
+
+    #[test]
+    fn wait_until_wakes_when_the_time_is_applied_or_the_collector_stops() {
+        let frontier = Arc::new(Frontier::default());
+        let far = Instant::now() + Duration::from_secs(60);
+        let advancing = frontier.clone();
+        let advancer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(10));
+            advancing.advance(1);
+            std::thread::sleep(Duration::from_millis(10));
+            advancing.advance(2);
+            std::thread::sleep(Duration::from_millis(10));
+            advancing.close();
+        });
+        assert_eq!(frontier.wait_until(2, far), Some(2));
+        assert_eq!(frontier.wait_until(5, far), Some(2));
+        assert!(Instant::now() < far);
+        advancer.join().expect("advancer");
     }
 }

