@@ -81,8 +81,8 @@ fn lines_carry_the_journey_context() {
         &[(
             4,
             vec![
-                Update::Journey(row(&s, "c1", &["home", "cart", "checkout"], 3), 1),
-                Update::Journey(keyed, 1),
+                Update::journey(row(&s, "c1", &["home", "cart", "checkout"], 3), 1),
+                Update::journey(keyed, 1),
                 member(&s, "buyers", "c1", 1),
             ],
         )],
@@ -124,18 +124,18 @@ fn removals_come_before_insertions_within_a_time() {
         &s,
         dir.path(),
         &[
-            (1, vec![Update::Journey(a1.clone(), 1), Update::Journey(b1.clone(), 1), member("engaged", "b", 1)]),
+            (1, vec![Update::journey(a1.clone(), 1), Update::journey(b1.clone(), 1), member("engaged", "b", 1)]),
             // Insertions first in the input, and a journey entering before another leaves.
             (
                 2,
                 vec![
-                    Update::Journey(c1, 1),
+                    Update::journey(c1, 1),
                     member("buyers", "c", 1),
-                    Update::Journey(a2, 1),
+                    Update::journey(a2, 1),
                     member("engaged", "a", 1),
-                    Update::Journey(b1, -1),
+                    Update::journey(b1, -1),
                     member("engaged", "b", -1),
-                    Update::Journey(a1, -1),
+                    Update::journey(a1, -1),
                 ],
             ),
         ],
@@ -173,14 +173,14 @@ fn what_did_not_change_writes_no_line() {
         &s,
         dir.path(),
         &[
-            (0, vec![Update::Journey(a.clone(), 1), Update::Journey(b1.clone(), 1), member("engaged", "a", 1)]),
+            (0, vec![Update::journey(a.clone(), 1), Update::journey(b1.clone(), 1), member("engaged", "a", 1)]),
             // `a` leaves and re-enters unchanged, and so does its membership: no change at all.
             (
                 1,
                 vec![
-                    Update::Journey(a.clone(), -1),
+                    Update::journey(a.clone(), -1),
                     member("engaged", "a", -1),
-                    Update::Journey(a.clone(), 1),
+                    Update::journey(a.clone(), 1),
                     member("engaged", "a", 1),
                 ],
             ),
@@ -188,10 +188,10 @@ fn what_did_not_change_writes_no_line() {
             (
                 2,
                 vec![
-                    Update::Journey(a.clone(), 1),
-                    Update::Journey(b1, -1),
-                    Update::Journey(a.clone(), -1),
-                    Update::Journey(b2.clone(), 1),
+                    Update::journey(a.clone(), 1),
+                    Update::journey(b1, -1),
+                    Update::journey(a.clone(), -1),
+                    Update::journey(b2.clone(), 1),
                     member("buyers", "b", 1),
                     member("buyers", "b", -1),
                 ],
@@ -237,15 +237,15 @@ fn replaying_the_lines_rebuilds_the_journeys_table() {
                 // Unchanged rows may still travel through the updates as a retraction and assertion.
                 if let Some(len) = old.filter(|_| customer % 2 == 0) {
                     let unchanged = row(&s, &name, &path(customer, len), 2);
-                    updates.extend([Update::Journey(unchanged.clone(), 1), Update::Journey(unchanged, -1)]);
+                    updates.extend([Update::journey(unchanged.clone(), 1), Update::journey(unchanged, -1)]);
                 }
                 continue;
             }
             if let Some(len) = old {
-                updates.push(Update::Journey(row(&s, &name, &path(customer, len), 2), -1));
+                updates.push(Update::journey(row(&s, &name, &path(customer, len), 2), -1));
             }
             if let Some(len) = new {
-                updates.push(Update::Journey(row(&s, &name, &path(customer, len), 2), 1));
+                updates.push(Update::journey(row(&s, &name, &path(customer, len), 2), 1));
                 current.insert(customer, len);
             } else {
                 current.remove(&customer);
@@ -296,7 +296,7 @@ fn a_time_out_of_range_is_an_error() {
     let mut broken = row(&s, "a", &["home"], 0);
     broken.last_time = i64::MAX;
     let mut writer = DeltaWriter::create(&dir.path().join("deltas.jsonl"), s.clone()).unwrap();
-    let error = writer.write(&tables.apply(0, &[Update::Journey(broken, 1)])).unwrap_err();
+    let error = writer.write(&tables.apply(0, &[Update::journey(broken, 1)])).unwrap_err();
     assert!(format!("{error:#}").contains("out of range"), "{error:#}");
     assert!(format!("{error:#}").contains("\"a\""), "the error names the customer: {error:#}");
     assert!(DeltaWriter::create(&dir.path().join("missing/deltas.jsonl"), s).is_err());

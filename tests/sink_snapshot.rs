@@ -74,7 +74,7 @@ fn symbols() -> Arc<Symbols> {
 
 /// The updates of a small world at one time, in a scrambled order.
 fn updates(s: &Symbols) -> Vec<Update> {
-    let journey = |r: JourneyRow| Update::Journey(r, 1);
+    let journey = |r: JourneyRow| Update::journey(r, 1);
     let member = |segment: &str, customer: &str| {
         Update::Membership((s.intern(segment), JourneyId::customer(s.intern(customer))), 1)
     };
@@ -366,7 +366,7 @@ fn row_order_does_not_depend_on_update_order() {
                 let customer = format!("c{:02}", i % 13);
                 let key = (i % 3 != 0).then(|| format!("k{i}"));
                 [
-                    Update::Journey(row(&s, &customer, key.as_deref(), &["home", "search"], (i % 2) as u64, i), 1),
+                    Update::journey(row(&s, &customer, key.as_deref(), &["home", "search"], (i % 2) as u64, i), 1),
                     Update::Transition(pair(&s, &format!("p{}", i % 7), &format!("p{}", i % 5)), (1, i)),
                     Update::ChannelTransition(pair(&s, &format!("ch{}", i % 4), &format!("ch{}", i % 3)), (1, i)),
                     Update::Segment(s.intern(&format!("s{}", i % 6)), (1, i, i % 2)),
@@ -417,9 +417,9 @@ fn a_second_write_replaces_the_first_atomically() {
     tables.apply(
         8,
         &[
-            Update::Journey(old, -1),
-            Update::Journey(new, 1),
-            Update::Journey(row(&s, "c1", Some("k2"), &["home"], 0, 0), -1),
+            Update::journey(old, -1),
+            Update::journey(new, 1),
+            Update::journey(row(&s, "c1", Some("k2"), &["home"], 0, 0), -1),
             Update::Transition(pair(&s, "checkout", "home"), (1, 2_000)),
             Update::Transition(pair(&s, "cart", "checkout"), (-1, -60_000)),
         ],
@@ -479,13 +479,13 @@ fn later_updates(s: &Symbols) -> Vec<Update> {
     };
     vec![
         member("browsers", "c2", None, 1),
-        Update::Journey(row(s, "c2", None, &["home", "search", "cart", "checkout", "home"], 1, 42_500_000), 1),
-        Update::Journey(row(s, "c1", None, &["home", "search", "faq"], 0, 0), 1),
+        Update::journey(row(s, "c2", None, &["home", "search", "cart", "checkout", "home"], 1, 42_500_000), 1),
+        Update::journey(row(s, "c1", None, &["home", "search", "faq"], 0, 0), 1),
         member("browsers", "c1", Some("k1"), 1),
         member("browsers", "c1", None, 1),
-        Update::Journey(row(s, "c2", None, &["home", "search", "cart", "checkout"], 1, 42_500_000), -1),
-        Update::Journey(row(s, "c1", Some("k2"), &["home"], 0, 0), -1),
-        Update::Journey(row(s, "c1", None, &["home", "search"], 0, 0), -1),
+        Update::journey(row(s, "c2", None, &["home", "search", "cart", "checkout"], 1, 42_500_000), -1),
+        Update::journey(row(s, "c1", Some("k2"), &["home"], 0, 0), -1),
+        Update::journey(row(s, "c1", None, &["home", "search"], 0, 0), -1),
         member("buyers", "c2", None, -1),
         member("buyers", "c1", None, -1),
         Update::Transition(pair(s, "search", "faq"), (1, 4_000)),

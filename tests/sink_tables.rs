@@ -32,8 +32,8 @@ fn unchanged_row_cancels() {
     let s = Symbols::new();
     let mut tables = Tables::new(vec![]);
     let a = row(&s, "a", 1);
-    tables.apply(0, &[Update::Journey(a.clone(), 1)]);
-    let changes = tables.apply(1, &[Update::Journey(a.clone(), 1), Update::Journey(a.clone(), -1)]);
+    tables.apply(0, &[Update::journey(a.clone(), 1)]);
+    let changes = tables.apply(1, &[Update::journey(a.clone(), 1), Update::journey(a.clone(), -1)]);
     assert!(changes.is_empty(), "{changes:?}");
     assert_eq!(changes.time, 1);
     assert_eq!(tables.journeys().get(&a.journey), Some(&a));
@@ -46,14 +46,14 @@ fn changed_row_is_minus_old_plus_new_and_removal_precedes_insertion() {
     let mut tables = Tables::new(vec![]);
     let old = row(&s, "a", 1);
     let new = row(&s, "a", 2);
-    tables.apply(0, &[Update::Journey(old.clone(), 1)]);
+    tables.apply(0, &[Update::journey(old.clone(), 1)]);
     // The insertion comes first in the input: it must still be applied after the removal.
-    let changes = tables.apply(1, &[Update::Journey(new.clone(), 1), Update::Journey(old.clone(), -1)]);
+    let changes = tables.apply(1, &[Update::journey(new.clone(), 1), Update::journey(old.clone(), -1)]);
     assert_eq!(changes.journeys, vec![(old.clone(), -1), (new.clone(), 1)]);
     assert_eq!(tables.journeys().len(), 1);
     assert_eq!(tables.journeys().get(&new.journey), Some(&new));
 
-    let changes = tables.apply(2, &[Update::Journey(new.clone(), -1)]);
+    let changes = tables.apply(2, &[Update::journey(new.clone(), -1)]);
     assert_eq!(changes.journeys, vec![(new, -1)]);
     assert!(tables.journeys().is_empty());
 }
@@ -63,7 +63,7 @@ fn changes_are_sorted_deterministically() {
     let s = Symbols::new();
     // Interned in this order, so the ids are not in the names' order: the tables sort by id
     // (the delta writer sorts by name).
-    let updates: Vec<Update> = ["c", "a", "b"].iter().map(|c| Update::Journey(row(&s, c, 1), 1)).collect();
+    let updates: Vec<Update> = ["c", "a", "b"].iter().map(|c| Update::journey(row(&s, c, 1), 1)).collect();
     let changes = tables_apply(&updates);
     let customers: Vec<Sym> = changes.journeys.iter().map(|(r, _)| r.journey.customer).collect();
     let ids = ["c", "a", "b"].map(|c| s.get(c).unwrap());

@@ -95,7 +95,7 @@ pub fn run(
                     .probe_with(&probe);
             }};
         }
-        capture!(views.journeys, Update::Journey);
+        capture!(views.journeys, Update::journey);
         capture!(views.transitions.contact_points, Update::Transition);
         capture!(views.transitions.channels, Update::ChannelTransition);
         capture!(views.segments.memberships, Update::Membership);

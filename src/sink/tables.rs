@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
 
-use differential_dataflow::consolidation::consolidate;
 use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 
 use stepstone_dataflows::event::{Identity, JourneyId, NO_WATERMARK};
@@ -176,7 +175,7 @@ impl Tables {
         }
         self.time = Some(time);
 
-        let mut journeys: Vec<(JourneyRow, i64)> = Vec::new();
+        let mut journeys: Vec<(Box<JourneyRow>, i64)> = Vec::new();
         let mut memberships: HashMap<MembershipKey, i64> = HashMap::default();
         let mut transitions: HashMap<EdgeKey, EdgeStats> = HashMap::default();
         let mut channel_transitions: HashMap<EdgeKey, EdgeStats> = HashMap::default();
@@ -195,16 +194,20 @@ impl Tables {
             }
         }
 
-        // Rows order by journey first: consolidation leaves them by journey, then row; the
-        // stable sort by difference puts removals first and keeps that order within each.
-        consolidate(&mut journeys);
+        // Consolidation leaves the rows by journey, then row; the stable sort by difference puts
+        // removals first and keeps that order within each.
+        consolidate_rows(&mut journeys);
         journeys.sort_by_key(|(_, diff)| *diff);
         for (row, diff) in &journeys {
             if *diff < 0 {
                 self.remove_journey(row, *diff);
             }
         }
-        let reported = if report_rows { journeys.clone() } else { Vec::new() };
+        let reported = if report_rows {
+            journeys.iter().map(|(row, diff)| ((**row).clone(), *diff)).collect()
+        } else {
+            Vec::new()
+        };
         for (row, diff) in journeys {
             if diff > 0 {
                 self.insert_journey(row, diff);
@@ -398,7 +401,7 @@ impl Tables {
     }
 
     /// Inserts `row`, which entered with the (positive) difference `diff`.
-    fn insert_journey(&mut self, row: JourneyRow, diff: i64) {
+    fn insert_journey(&mut self, row: Box<JourneyRow>, diff: i64) {
         if diff != 1 {
             tracing::warn!(?row.journey, diff, "sink tables: journey row entered more than once");
         }
@@ -406,7 +409,7 @@ impl Tables {
             self.keys_of.entry(row.journey.identity()).or_default().extend(row.journey.key);
         }
         let journey = row.journey;
-        if let Some(replaced) = self.journeys.0.insert(journey, Box::new(row)) {
+        if let Some(replaced) = self.journeys.0.insert(journey, row) {
             tracing::warn!(
                 ?journey,
                 ?replaced,
@@ -464,6 +467,28 @@ fn add_segment(total: &mut SegmentStats, change: SegmentStats) {
     total.2 += change.2;
 }
 
+/// Sorts `rows` by row and sums the differences of equal rows, dropping those that sum to zero,
+/// as consolidation does; but it sorts by journey (a row's first field) from keys read once, and
+/// compares whole rows only among the few of one journey, so that the sort does not follow two
+/// boxes, scattered in memory, for every comparison.
+fn consolidate_rows(rows: &mut Vec<(Box<JourneyRow>, i64)>) {
+    rows.sort_by_cached_key(|(row, _)| row.journey);
+    for journey in rows.chunk_by_mut(|a, b| a.0.journey == b.0.journey) {
+        journey.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    let mut kept = 0;
+    for next in 0..rows.len() {
+        if kept > 0 && rows[kept - 1].0 == rows[next].0 {
+            rows[kept - 1].1 += rows[next].1;
+        } else {
+            rows.swap(kept, next);
+            kept += 1;
+        }
+    }
+    rows.truncate(kept);
+    rows.retain(|(_, diff)| *diff != 0);
+}
+
 /// The non-zero consolidated differences, sorted by difference (removals first), then by `key`
 /// (cheap to compare), then by payload.
 fn sorted_changes<K: Ord, S: Ord>(consolidated: HashMap<K, i64>, key: impl Fn(&K) -> S) -> Vec<(K, i64)> {
@@ -490,6 +515,57 @@ where
         }
         Entry::Vacant(entry) => {
             entry.insert(change);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use differential_dataflow::consolidation::consolidate;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use stepstone_dataflows::event::JourneyId;
+    use stepstone_dataflows::journeys::JourneyRow;
+    use stepstone_dataflows::symbols::Symbols;
+
+    use super::consolidate_rows;
+
+    /// A row of one of `journeys` customers, with one of a few variants of its fields.
+    fn random_row(rng: &mut StdRng, symbols: &Symbols, journeys: usize) -> JourneyRow {
+        let customer = symbols.intern(&format!("c{}", rng.random_range(0..journeys)));
+        let events = rng.random_range(1..4);
+        JourneyRow {
+            journey: JourneyId::customer(customer),
+            first_time: 0,
+            last_time: rng.random_range(0..3),
+            events,
+            sessions: 1,
+            session_start: 0,
+            session_events: events,
+            path: (0..events).map(|i| symbols.intern(["home", "cart"][(i % 2) as usize])).collect(),
+            channel_events: Vec::new(),
+            conversions: rng.random_range(0..2),
+            last_conversion_time: None,
+            value: 0,
+        }
+    }
+
+    #[test]
+    fn consolidating_boxed_rows_matches_consolidation_by_row() {
+        let symbols = Symbols::new();
+        for seed in 0..200 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let journeys = rng.random_range(1..20);
+            let rows: Vec<(JourneyRow, i64)> = (0..rng.random_range(0..60))
+                .map(|_| (random_row(&mut rng, &symbols, journeys), [-1, 1, 1, 2][rng.random_range(0..4)]))
+                .collect();
+            let mut expected = rows.clone();
+            consolidate(&mut expected);
+            let mut boxed: Vec<(Box<JourneyRow>, i64)> =
+                rows.into_iter().map(|(row, diff)| (Box::new(row), diff)).collect();
+            consolidate_rows(&mut boxed);
+            let got: Vec<(JourneyRow, i64)> = boxed.into_iter().map(|(row, diff)| (*row, diff)).collect();
+            assert_eq!(got, expected, "seed {seed}");
         }
     }
 }

@@ -11,8 +11,10 @@ use stepstone_dataflows::transitions::EdgeStats;
 /// interned [`Sym`]s, resolved by the writers.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Update {
-    /// A journey row enters (`+1`) or leaves (`-1`).
-    Journey(JourneyRow, i64),
+    /// A journey row enters (`+1`) or leaves (`-1`). The row is boxed: the other updates are a
+    /// fraction of its size and a time holds as many memberships as rows, and the sink table
+    /// keeps the box the row arrives in.
+    Journey(Box<JourneyRow>, i64),
     /// A contact-point edge `(from, to)` changes by `(count, dwell_ms_total)`.
     Transition((Sym, Sym), EdgeStats),
     /// A channel edge `(from, to)` changes by `(count, dwell_ms_total)`.
@@ -26,4 +28,11 @@ pub enum Update {
     /// With identity stitching: an identity joins (`+1`) or leaves (`-1`) a profile,
     /// `((identity, profile), diff)`.
     Profile((Identity, Identity), isize),
+}
+
+impl Update {
+    /// A journey row entering (`+1`) or leaving (`-1`).
+    pub fn journey(row: JourneyRow, diff: i64) -> Self {
+        Update::Journey(Box::new(row), diff)
+    }
 }
