@@ -52,27 +52,32 @@ impl Frontier {
     /// Blocks until `time` has been applied, the collector has stopped or `deadline` has
     /// passed, whichever comes first; returns the latest applied time.
     pub fn wait_until(&self, time: u64, deadline: Instant) -> Option<u64> {
-        let mut state = self.state.lock().expect("frontier lock");
-        loop {
-            let now = Instant::now();
-            if state.0.is_some_and(|applied| applied >= time) || state.1 || now >= deadline {
-                return state.0;
-            }
-            state = self.changed.wait_timeout(state, deadline - now).expect("frontier lock").0;
-        }
+        self.wait(time, Some(deadline))
     }
 
     /// Blocks until `time` has been applied; `false` if the collector stopped before that.
     pub fn wait_for(&self, time: u64) -> bool {
+        self.wait(time, None).is_some_and(|applied| applied >= time)
+    }
+
+    /// Blocks until `time` has been applied, the collector has stopped or `deadline`, if any,
+    /// has passed; returns the latest applied time.
+    fn wait(&self, time: u64, deadline: Option<Instant>) -> Option<u64> {
         let mut state = self.state.lock().expect("frontier lock");
         loop {
-            if state.0.is_some_and(|applied| applied >= time) {
-                return true;
+            if state.0.is_some_and(|applied| applied >= time) || state.1 {
+                return state.0;
             }
-            if state.1 {
-                return false;
-            }
-            state = self.changed.wait(state).expect("frontier lock");
+            state = match deadline {
+                None => self.changed.wait(state).expect("frontier lock"),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return state.0;
+                    }
+                    self.changed.wait_timeout(state, deadline - now).expect("frontier lock").0
+                }
+            };
         }
     }
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
 
+use differential_dataflow::consolidation::consolidate;
 use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 
 use stepstone_dataflows::event::{Identity, JourneyId, NO_WATERMARK};
@@ -467,26 +468,13 @@ fn add_segment(total: &mut SegmentStats, change: SegmentStats) {
     total.2 += change.2;
 }
 
-/// Sorts `rows` by row and sums the differences of equal rows, dropping those that sum to zero,
-/// as consolidation does; but it sorts by journey (a row's first field) from keys read once, and
-/// compares whole rows only among the few of one journey, so that the sort does not follow two
-/// boxes, scattered in memory, for every comparison.
+/// Consolidates `rows` (sorts them by row, sums the differences of equal rows and drops those
+/// that sum to zero), first sorting them by journey, a row's first field, from keys read once:
+/// the consolidation's own sort then finds them in order but within a journey, instead of
+/// following two boxes, scattered in memory, for every comparison of a full sort.
 fn consolidate_rows(rows: &mut Vec<(Box<JourneyRow>, i64)>) {
     rows.sort_by_cached_key(|(row, _)| row.journey);
-    for journey in rows.chunk_by_mut(|a, b| a.0.journey == b.0.journey) {
-        journey.sort_by(|a, b| a.0.cmp(&b.0));
-    }
-    let mut kept = 0;
-    for next in 0..rows.len() {
-        if kept > 0 && rows[kept - 1].0 == rows[next].0 {
-            rows[kept - 1].1 += rows[next].1;
-        } else {
-            rows.swap(kept, next);
-            kept += 1;
-        }
-    }
-    rows.truncate(kept);
-    rows.retain(|(_, diff)| *diff != 0);
+    consolidate(rows);
 }
 
 /// The non-zero consolidated differences, sorted by difference (removals first), then by `key`
@@ -521,14 +509,13 @@ where
 
 #[cfg(test)]
 mod tests {
-    use differential_dataflow::consolidation::consolidate;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
     use stepstone_dataflows::event::JourneyId;
     use stepstone_dataflows::journeys::JourneyRow;
     use stepstone_dataflows::symbols::Symbols;
 
-    use super::consolidate_rows;
+    use super::{consolidate, consolidate_rows};
 
     /// A row of one of `journeys` customers, with one of a few variants of its fields.
     fn random_row(rng: &mut StdRng, symbols: &Symbols, journeys: usize) -> JourneyRow {
