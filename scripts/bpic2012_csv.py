@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The BPI Challenge 2012 log as a benchmark workload: the real log, in the generated columns.
 
-`stepstone bench --input FILE` and the peers (`benches/peers/run.sh --input FILE`,
+`stepstone-bench --input FILE` and the peers (`benches/peers/run.sh --input FILE`,
 `benches/peers/run_pathway.sh --input FILE`) read a CSV with the columns `stepstone generate`
 writes. This writes the BPI Challenge 2012 log (`../shared/data/eventlogs/bpic2012.csv.gz`:
 262,200 events of 13,087 loan applications, many of one case at the same millisecond) in those

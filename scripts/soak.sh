@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soaks the live service: builds the release binary, then runs `stepstone bench --soak` for a
+# Soaks the live service: builds the release binary, then runs `stepstone-bench --soak` for a
 # bounded time (default 10m) at a fixed rate (default 20000 events/s) over 100,000 returning
 # customers with 2 WebSocket subscribers, `stepstone serve` a child process on 127.0.0.1 with its
 # durable log on and compacting every 8 MiB. Every 10 s it prints a row (events, delta lines,
@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 duration="${1:-10m}"
 rate="${2:-20000}"
 shift $(($# < 2 ? $# : 2))
-cargo build --release --locked
+cargo build --release --locked --workspace
 mkdir -p target/soak
 out="target/soak/soak-$(date -u +%Y%m%dT%H%M%SZ).json"
 echo "== soaking for $duration at $rate events/s; rows in ${out%.json}.{json,csv}"
-./target/release/stepstone bench --soak "$duration" --soak-rate "$rate" --out "$out" "$@"
+./target/release/stepstone-bench --soak "$duration" --soak-rate "$rate" --out "$out" "$@"

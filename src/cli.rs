@@ -1,6 +1,7 @@
 //! The `stepstone` command line: `stepstone run` turns flags and an optional config file into a
-//! [`Pipeline`] and runs it; `stepstone generate` writes a synthetic event stream; `stepstone bench`
-//! measures the engine on one.
+//! [`Pipeline`] and runs it; `stepstone serve` serves one; `stepstone erase` erases people;
+//! `stepstone generate` writes a synthetic event stream. (The benchmarks are the
+//! `stepstone-bench` tool of `benches/`.)
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,10 +10,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::bench::{self, BenchOptions};
 use crate::config::{ConfigFile, Pipeline, SegmentSection};
-use crate::engine;
 use crate::generate::{self, GenerateOptions};
+use crate::run;
 use crate::server;
 use crate::source::Mapping;
 
@@ -41,10 +41,6 @@ pub enum Command {
     Erase(Box<EraseArgs>),
     /// Write a realistic synthetic event stream (seeded, deterministic).
     Generate(GenerateOptions),
-    /// Measure decode and run throughput, scaling, peak memory and update latency on a generated
-    /// workload or given files; or, with --soak, soak the live service at a fixed rate and watch
-    /// its memory.
-    Bench(Box<BenchOptions>),
 }
 
 /// Options of `stepstone run`; each overrides the same setting of the config file.
@@ -265,7 +261,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
             let pipeline = args.pipeline()?;
-            let summary = engine::run(&pipeline)?;
+            let summary = run::run(&pipeline)?;
             if !args.quiet {
                 eprintln!("{summary}");
                 eprintln!("snapshots in     {}", pipeline.out_dir.display());
@@ -286,10 +282,6 @@ fn execute(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Bench(options) => {
-            let exe = std::env::current_exe().context("locating the stepstone executable")?;
-            bench::execute(&options, &exe)
-        }
     }
 }
 
@@ -300,7 +292,7 @@ fn erase(args: &EraseArgs) -> anyhow::Result<()> {
         return server::erase_remote(url, args.token.as_deref(), &args.customers, &by);
     }
     let pipeline = args.run.pipeline()?;
-    let (summary, erasures) = engine::run_erasing(&pipeline, &args.customers, &by)?;
+    let (summary, erasures) = run::run_erasing(&pipeline, &args.customers, &by)?;
     for (id, erasure) in args.customers.iter().zip(&erasures) {
         match erasure {
             Some(e) => eprintln!(

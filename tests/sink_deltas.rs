@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use stepstone::sink::update::Update;
 use stepstone::sink::{DeltaWriter, Tables};
 use stepstone_dataflows::event::JourneyId;
-use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::row::JourneyRow;
 use stepstone_dataflows::symbols::Symbols;
 
 /// 2026-01-01T00:00:00Z in ms.

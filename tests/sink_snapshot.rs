@@ -18,7 +18,7 @@ use stepstone::sink::arrow_tables::SnapshotBatches;
 use stepstone::sink::update::Update;
 use stepstone::sink::{DeltaWriter, SnapshotWriter, Tables};
 use stepstone_dataflows::event::JourneyId;
-use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::row::JourneyRow;
 use stepstone_dataflows::symbols::{Sym, Symbols};
 
 /// 2026-01-01T00:00:00Z in ms.

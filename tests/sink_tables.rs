@@ -3,7 +3,7 @@
 use stepstone::sink::Tables;
 use stepstone::sink::update::Update;
 use stepstone_dataflows::event::JourneyId;
-use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::row::JourneyRow;
 use stepstone_dataflows::symbols::{Sym, Symbols};
 
 fn row(s: &Symbols, customer: &str, events: u64) -> JourneyRow {

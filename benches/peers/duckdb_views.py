@@ -14,10 +14,10 @@ On one generated CSV workload this script
    members. Any difference is printed and the script exits non-zero (a peer's time only counts
    when the outputs match);
 4. appends `--batches` batches of `--batch-size` further events (a continuation of the workload,
-   5% of it moved to random times inside the loaded span, as `stepstone bench` does) and times a
+   5% of it moved to random times inside the loaded span, as `stepstone-bench` does) and times a
    full recompute of every view after each: what a BI team does today without an incremental
    engine; compared with Stepstone's incremental latency for batches of the same size, taken from
-   `stepstone bench` (its JSON). The views after the last batch are checked too, against a
+   `stepstone-bench` (its JSON). The views after the last batch are checked too, against a
    Stepstone run on the CSV followed by the batches (written as a second CSV input).
 
 Semantics (SEMANTICS.md): per customer, events ordered by time, ties by input order; a new
@@ -50,7 +50,7 @@ SEGMENTS = (
     ("converted", "converted", "conversions > 0"),
 )
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-LATE_SHARE = 0.05  # share of the update events moved inside the loaded span (as `stepstone bench`)
+LATE_SHARE = 0.05  # share of the update events moved inside the loaded span (as `stepstone-bench`)
 
 
 def parse_args():
@@ -72,7 +72,7 @@ def parse_args():
     p.add_argument(
         "--bench-json",
         default="auto",
-        help="`stepstone bench` results for the incremental comparison: a path, `auto` "
+        help="`stepstone-bench` results for the incremental comparison: a path, `auto` "
         "(/tmp/bench/bench.json if it matches the workload, else run the bench), `run` (always run it) "
         "or `none`",
     )
@@ -435,7 +435,7 @@ def cross_check_rejections(con, csv_path, rejected_lines):
 
 
 def continuation(args, work, csv_path, first, last):
-    """The continuation of the workload as `stepstone bench` makes it: `stepstone generate` with
+    """The continuation of the workload as `stepstone-bench` makes it: `stepstone generate` with
     the next seed, starting an hour after the last event (`last`, ms), no malformed records; then
     5% of the events moved to random times in [first, last]. Returns the events as dicts of the
     CSV's text fields (times moved) with their time in ms under "t", and the path of a CSV holding
@@ -523,7 +523,7 @@ def update_recompute(args, con, updates):
 
 
 def stepstone_incremental(args, work):
-    """Stepstone's incremental latencies for batches of `--batch-size` from `stepstone bench`."""
+    """Stepstone's incremental latencies for batches of `--batch-size` from `stepstone-bench`."""
     source = args.bench_json
     path = None
     if source == "none":
@@ -537,9 +537,9 @@ def stepstone_incremental(args, work):
         source = "run" if path is None else str(path)
     if source == "run":
         path = work / f"bench-{args.events}-{args.customers}-{args.seed}.json"
-        print(f"running stepstone bench (reps 1, workers {args.workers}) → {path}", flush=True)
+        print(f"running stepstone-bench (reps 1, workers {args.workers}) → {path}", flush=True)
         subprocess.run(
-            [args.stepstone, "bench", "--events", str(args.events), "--customers", str(args.customers),
+            [str(Path(args.stepstone).with_name("stepstone-bench")), "--events", str(args.events), "--customers", str(args.customers),
              "--seed", str(args.seed), "--reps", "1", "--workers", str(args.workers), "--out", str(path),
              "--data-dir", str(work / "bench-data")],
             check=True, stdout=subprocess.DEVNULL,

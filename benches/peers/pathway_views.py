@@ -30,17 +30,17 @@ workload (the DuckDB peer's: same file, same seed, same update batches) this scr
    times: no gap of exactly 30 min);
 5. incremental (`--batches` of `--batch-size`): per formulation, one more child runs the same
    pipeline in STREAMING mode: the prepared CSV (static reader) plus a `pw.io.python.
-   ConnectorSubject` for the updates (the continuation `duckdb_views.py` and `stepstone bench`
+   ConnectorSubject` for the updates (the continuation `duckdb_views.py` and `stepstone-bench`
    use: the next seed, from an hour after the last event, 5% moved to random times inside the
    loaded span). Once the CSV is fully processed the subject pushes one batch (`next()` per event,
    then `commit()`) and waits until Pathway closes the batch's time on a probe sink fed by all three
    views (so every view's update for the batch is computed), then pushes the next one: closed loop,
-   as the DuckDB peer's recompute, whereas `stepstone bench` sends at a fixed rate. Latency = the
+   as the DuckDB peer's recompute, whereas `stepstone-bench` sends at a fixed rate. Latency = the
    batch's first `next()` to the probe's `on_time_end`. The views are kept by `pw.io.subscribe`
    callbacks in memory (`--stream-sink jsonlines`: file sinks instead) and, after the last batch,
    checked against a Stepstone run on the CSV followed by the batches. Stepstone's incremental
-   latencies come from `stepstone bench`, as in the DuckDB peer; `--inc-reps N` repeats the
-   measurement, interleaved (`stepstone bench` with `--bench-json run`, then each method), since
+   latencies come from `stepstone-bench`, as in the DuckDB peer; `--inc-reps N` repeats the
+   measurement, interleaved (`stepstone-bench` with `--bench-json run`, then each method), since
    on a shared machine latencies swing by 10x and more with the other tenants' load.
 
 The per-customer order, two formulations (`--methods sort,tuple`, both by default):
@@ -109,7 +109,7 @@ def parse_args():
     p.add_argument("--batches", type=int, default=100, help="update batches for the incremental run; 0 skips it")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--inc-reps", type=int, default=1,
-                   help="repetitions of the incremental measurement (each: `stepstone bench` if --bench-json run, "
+                   help="repetitions of the incremental measurement (each: `stepstone-bench` if --bench-json run, "
                    "then a streaming run per method)")
     p.add_argument("--methods", default="sort,tuple",
                    help="Pathway formulations to run, comma-separated: `sort` (prev/next pointers) and/or `tuple` "
@@ -120,7 +120,7 @@ def parse_args():
     p.add_argument("--timeout", type=float, default=1800, help="seconds allowed to each Pathway child")
     p.add_argument(
         "--bench-json", default="auto",
-        help="`stepstone bench` results for the incremental comparison: a path, `auto` (/tmp/bench/bench.json "
+        help="`stepstone-bench` results for the incremental comparison: a path, `auto` (/tmp/bench/bench.json "
         "if it matches the workload, else run the bench), `run` (always run it) or `none`",
     )
     p.add_argument("--semantics-bug", choices=("none", "gap>=", "ties"), default="none",
@@ -835,7 +835,7 @@ def main():
         print()
         print(f"update batches of {args.batch_size} events on top of {kept}: Pathway streaming (CSV static "
               f"reader + Python connector), {args.batches} batches, each pushed once the previous one is out; "
-              f"{args.inc_reps} rep(s), each a `stepstone bench` (if --bench-json run) then every method")
+              f"{args.inc_reps} rep(s), each a `stepstone-bench` (if --bench-json run) then every method")
         inc_runs = {m: [] for m in methods}
         bench_runs = []
         for rep in range(args.inc_reps):

@@ -32,7 +32,7 @@ fi
 
 STEPSTONE="${STEPSTONE:-$ROOT/target/release/stepstone}"
 if [ ! -x "$STEPSTONE" ]; then
-    (cd "$ROOT" && cargo build --release)
+    (cd "$ROOT" && cargo build --release --workspace)
 fi
 
 cd "$ROOT"

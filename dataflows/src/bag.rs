@@ -28,11 +28,6 @@ impl<K> Default for SortedBag<K> {
 }
 
 impl<K: Ord + Copy> SortedBag<K> {
-    /// An empty bag.
-    pub fn new() -> Self {
-        SortedBag::default()
-    }
-
     /// Whether the bag holds no elements.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -139,7 +134,8 @@ impl<K: Ord + Copy> SortedBag<K> {
         self.chunks.iter().rev().flat_map(|c| c.iter().rev())
     }
 
-    /// The elements from least to greatest, copies included.
+    /// The elements from least to greatest, copies included (the tests' view of the bag).
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = &K> {
         self.chunks.iter().flat_map(|c| c.iter())
     }
@@ -241,7 +237,7 @@ mod tests {
     fn matches_a_btreemap_of_counts() {
         for (seed, range, steps) in [(1, 50, 3000), (2, 2000, 6000), (3, 5, 2000), (4, 100_000, 4000)] {
             let mut rng = StdRng::seed_from_u64(seed);
-            let mut bag = SortedBag::new();
+            let mut bag = SortedBag::default();
             let mut model = Model::default();
             for step in 0..steps {
                 let k = match rng.random_range(0..3) {
@@ -272,7 +268,7 @@ mod tests {
 
     #[test]
     fn many_copies_of_one_element_stay_in_one_chunk() {
-        let mut bag = SortedBag::new();
+        let mut bag = SortedBag::default();
         let mut model = Model::default();
         for k in [5, 3, 7] {
             bag.insert(k);

@@ -7,7 +7,7 @@ use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use crate::event::{END_OF_INPUT, Event, Identity, JourneyId, NO_WATERMARK, Params};
 use crate::journey_state::{EdgeDeltas, JourneyState};
-use crate::journeys::JourneyRow;
+use crate::row::JourneyRow;
 use crate::steps::Step;
 use crate::symbols::Sym;
 use crate::transitions::EdgeStats;
@@ -16,7 +16,7 @@ use crate::transitions::EdgeStats;
 pub(crate) struct Book {
     /// The session and path parameters.
     params: Params,
-    /// The journeys, each with the id of the last batch that touched it. The map moves its
+    /// The journeys, each with the id of the last logical time that touched it. The map moves its
     /// entries to a larger table a few at a time as it grows, and its entries are small (the
     /// state is boxed), so that no logical time pauses to copy every journey or to fault in a
     /// large new table at once.
@@ -34,15 +34,15 @@ pub(crate) struct Book {
     owed: FxHashMap<Event, i64>,
     /// The erased identities: their journeys are gone and their events are ignored.
     erased: FxHashSet<Identity>,
-    /// The id of the latest batch opened.
-    batches: u64,
+    /// The id of the latest logical time opened.
+    opened: u64,
 }
 
 /// The updates of one logical time applied so far, and what they changed.
-pub(crate) struct Batch {
-    /// The batch id, which tells a journey whether this batch touched it yet.
+pub(crate) struct OpenTime {
+    /// Its id, which tells a journey whether this time touched it yet.
     id: u64,
-    /// The journeys this batch touched, with their rows before it.
+    /// The journeys this time touched, with their rows before it.
     touched: Vec<(JourneyId, Option<JourneyRow>)>,
     /// The edge changes so far.
     deltas: EdgeDeltas,
@@ -69,18 +69,18 @@ impl Book {
             settled: NO_WATERMARK,
             owed: FxHashMap::default(),
             erased: FxHashSet::default(),
-            batches: 0,
+            opened: 0,
         }
     }
 
-    /// Starts the batch of the next logical time.
-    pub(crate) fn open(&mut self) -> Batch {
-        self.batches += 1;
-        Batch { id: self.batches, touched: Vec::new(), deltas: EdgeDeltas::default() }
+    /// Opens the next logical time.
+    pub(crate) fn open(&mut self) -> OpenTime {
+        self.opened += 1;
+        OpenTime { id: self.opened, touched: Vec::new(), deltas: EdgeDeltas::default() }
     }
 
-    /// Applies one update of `batch`'s time: `diff` occurrences of `event` (removals when negative).
-    pub(crate) fn update(&mut self, batch: &mut Batch, event: Event, diff: isize) {
+    /// Applies one update of `open`'s time: `diff` occurrences of `event` (removals when negative).
+    pub(crate) fn update(&mut self, open: &mut OpenTime, event: Event, diff: isize) {
         if !self.erased.is_empty() && self.erased.contains(&event.journey.identity()) {
             return;
         }
@@ -103,19 +103,19 @@ impl Book {
         let watermark = self.watermark;
         let (journey, step) = Step::from_event(event);
         let (seen, state) = self.journeys.entry(journey).or_insert_with(|| (0, Box::default()));
-        if *seen != batch.id {
-            *seen = batch.id;
-            batch.touched.push((journey, state.row(journey, params)));
+        if *seen != open.id {
+            *seen = open.id;
+            open.touched.push((journey, state.row(journey, params)));
         }
         let open_before = state.ends_after(params);
         if diff > 0 {
             for _ in 0..diff {
-                state.insert(step, watermark, params, &mut batch.deltas);
+                state.insert(step, watermark, params, &mut open.deltas);
             }
         } else {
             let removed = (state.count(&step) as i64).min(-diff);
             for _ in 0..removed {
-                state.remove(&step, watermark, params, &mut batch.deltas);
+                state.remove(&step, watermark, params, &mut open.deltas);
             }
             if -diff > removed {
                 *self.owed.entry(event).or_default() += -diff - removed;
@@ -134,9 +134,9 @@ impl Book {
         }
     }
 
-    /// Erases `identities` at `batch`'s time: every journey of theirs loses all its events (its
+    /// Erases `identities` at `open`'s time: every journey of theirs loses all its events (its
     /// row and edges leave), and their events are ignored from now on.
-    pub(crate) fn erase(&mut self, batch: &mut Batch, identities: &[Identity]) {
+    pub(crate) fn erase(&mut self, open: &mut OpenTime, identities: &[Identity]) {
         let fresh: FxHashSet<Identity> = identities.iter().copied().filter(|id| self.erased.insert(*id)).collect();
         if fresh.is_empty() {
             return;
@@ -147,20 +147,20 @@ impl Book {
         let params = &self.params;
         for journey in doomed {
             let Some((seen, state)) = self.journeys.get_mut(&journey) else { continue };
-            if *seen != batch.id {
-                *seen = batch.id;
-                batch.touched.push((journey, state.row(journey, params)));
+            if *seen != open.id {
+                *seen = open.id;
+                open.touched.push((journey, state.row(journey, params)));
             }
             if let (Some(open), Some(ends)) = (&mut self.open, state.ends_after(params)) {
                 open.remove(&(ends, journey));
             }
-            state.clear(self.watermark, params, &mut batch.deltas);
+            state.clear(self.watermark, params, &mut open.deltas);
         }
     }
 
-    /// Advances the watermark of `batch`'s time to `watermark` (a watermark never goes back):
+    /// Advances the watermark of `open`'s time to `watermark` (a watermark never goes back):
     /// ends the last sessions it has passed, asserting their exits.
-    pub(crate) fn advance(&mut self, batch: &mut Batch, watermark: i64) {
+    pub(crate) fn advance(&mut self, open: &mut OpenTime, watermark: i64) {
         if watermark <= self.watermark {
             return;
         }
@@ -168,27 +168,27 @@ impl Book {
         let params = &self.params;
         if self.open.is_none() && watermark == END_OF_INPUT {
             for (_, state) in self.journeys.values_mut() {
-                state.close(watermark, params, &mut batch.deltas);
+                state.close(watermark, params, &mut open.deltas);
             }
             return;
         }
         let journeys = &self.journeys;
-        let open = self.open.get_or_insert_with(|| {
+        let ending = self.open.get_or_insert_with(|| {
             journeys.iter().filter_map(|(journey, (_, state))| Some((state.ends_after(params)?, *journey))).collect()
         });
-        while let Some(&(ends, journey)) = open.first() {
+        while let Some(&(ends, journey)) = ending.first() {
             if ends >= watermark {
                 break;
             }
-            open.pop_first();
+            ending.pop_first();
             if let Some((_, state)) = self.journeys.get_mut(&journey) {
-                state.close(watermark, params, &mut batch.deltas);
+                state.close(watermark, params, &mut open.deltas);
             }
         }
     }
 
     /// Moves the settled horizon to `settled` (it never goes back). The first time, every
-    /// journey folds its events before it; from then on each journey folds as a batch touches it.
+    /// journey folds its events before it; from then on each journey folds as a logical time touches it.
     pub(crate) fn settle(&mut self, settled: i64) {
         if settled <= self.settled {
             return;
@@ -202,12 +202,12 @@ impl Book {
         }
     }
 
-    /// Ends `batch`, returning every output change of its time: the rows of the journeys it
+    /// Ends `open`, returning every output change of its time: the rows of the journeys it
     /// changed (the old one leaves, the new one enters) and the net edge changes. The journeys
     /// it touched fold their events before the settled horizon.
-    pub(crate) fn close(&mut self, batch: Batch) -> Closed {
+    pub(crate) fn close(&mut self, open: OpenTime) -> Closed {
         let mut rows = Vec::new();
-        for (journey, before) in batch.touched {
+        for (journey, before) in open.touched {
             let Some((_, state)) = self.journeys.get_mut(&journey) else { continue };
             let after = state.row(journey, &self.params);
             if state.is_empty() {
@@ -220,7 +220,7 @@ impl Book {
                 rows.extend(after.map(|row| (row, 1)));
             }
         }
-        let (edges, channel_edges) = batch.deltas.into_graphs();
+        let (edges, channel_edges) = open.deltas.into_graphs();
         Closed { rows, edges: edges.into_iter().collect(), channel_edges: channel_edges.into_iter().collect() }
     }
 }
@@ -256,14 +256,14 @@ mod tests {
         let mut book = Book::new(Params { session: SessionRule::Gap(1_000), path_len: 3 });
         let mut seq = 0;
         // Ten customers, a hundred events each, before any horizon: all of them are kept.
-        let mut batch = book.open();
+        let mut open = book.open();
         for time in 0..100 {
             for customer in 0..10 {
                 seq += 1;
-                book.update(&mut batch, event(&symbols, customer, time * 100, seq), 1);
+                book.update(&mut open, event(&symbols, customer, time * 100, seq), 1);
             }
         }
-        book.close(batch);
+        book.close(open);
         assert_eq!(earliest_kept(&book), Some(0));
 
         // The first horizon folds every journey, touched or not.
@@ -274,10 +274,10 @@ mod tests {
         let first_kept = |book: &Book, c| book.journeys.get(&event(&symbols, c, 0, 0).journey)?.1.first_kept();
         let others_before: Vec<_> = (1..10).map(|c| first_kept(&book, c)).collect();
         book.settle(9_000);
-        let mut batch = book.open();
+        let mut open = book.open();
         seq += 1;
-        book.update(&mut batch, event(&symbols, 0, 9_500, seq), 1);
-        book.close(batch);
+        book.update(&mut open, event(&symbols, 0, 9_500, seq), 1);
+        book.close(open);
         assert_eq!(first_kept(&book, 0), Some(9_000));
         let others_after: Vec<_> = (1..10).map(|c| first_kept(&book, c)).collect();
         assert_eq!(others_after, others_before, "untouched journeys fold only when touched");

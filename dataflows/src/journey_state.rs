@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap;
 
 use crate::bag::SortedBag;
 use crate::event::{JourneyId, Params};
-use crate::journeys::JourneyRow;
+use crate::row::JourneyRow;
 use crate::steps::{Edge, Step, event_edges, exit_edge, pair_edges, start_edge};
 use crate::symbols::Sym;
 use crate::transitions::EdgeStats;

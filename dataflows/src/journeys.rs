@@ -15,69 +15,17 @@
 use std::collections::BTreeMap;
 
 use differential_dataflow::{AsCollection, VecCollection};
-use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
-use crate::event::{Clock, Event, Identity, JourneyId, Params};
-use crate::journey_book::{Batch, Book};
+use crate::event::{Clock, Event, Identity, Params};
+use crate::journey_book::{Book, OpenTime};
+use crate::row::JourneyRow;
 use crate::symbols::Sym;
 use crate::transitions::EdgeStats;
-
-/// The current context of one journey.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct JourneyRow {
-    /// The journey (customer and journey key).
-    pub journey: JourneyId,
-    /// Time of the first event (ms since the epoch).
-    pub first_time: i64,
-    /// Time of the last event.
-    pub last_time: i64,
-    /// Number of events.
-    pub events: u64,
-    /// Number of sessions.
-    pub sessions: u64,
-    /// Start time of the current (last) session.
-    pub session_start: i64,
-    /// Number of events in the current session.
-    pub session_events: u64,
-    /// The last `path_len` contact points, oldest first.
-    pub path: Vec<Sym>,
-    /// Events per channel, sorted by channel id (not name); events without a channel are not
-    /// counted.
-    pub channel_events: Vec<(Sym, u64)>,
-    /// Number of converting events.
-    pub conversions: u64,
-    /// Time of the last converting event.
-    pub last_conversion_time: Option<i64>,
-    /// Total value in micro-units.
-    pub value: i64,
-}
-
-impl JourneyRow {
-    /// Whether the journey converted at least once.
-    pub fn converted(&self) -> bool {
-        self.conversions > 0
-    }
-
-    /// The distinct channels, in id order.
-    pub fn channels(&self) -> impl Iterator<Item = Sym> + '_ {
-        self.channel_events.iter().map(|(c, _)| *c)
-    }
-
-    /// The last contact point (`None` only for a row without events, which the views never make).
-    pub fn last_contact_point(&self) -> Option<Sym> {
-        self.path.last().copied()
-    }
-
-    /// Duration of the current session in milliseconds.
-    pub fn session_duration(&self) -> i64 {
-        self.last_time - self.session_start
-    }
-}
 
 /// The outputs of the journeys operator.
 pub struct Journeys<'scope> {
@@ -111,7 +59,7 @@ struct Arrivals {
 /// The marks of logical `time`: the open time's if `time` is open, or else those of a pending
 /// time, which starts holding the capabilities `held` gives.
 fn marks_at<'a>(
-    open: &'a mut Option<(Capabilities, Batch, Marks)>,
+    open: &'a mut Option<(Capabilities, OpenTime, Marks)>,
     pending: &'a mut BTreeMap<u64, (Capabilities, Arrivals)>,
     time: u64,
     held: impl FnOnce() -> Capabilities,
@@ -159,7 +107,7 @@ pub fn journeys<'scope>(
         let mut book = Book::new(params);
         // The earliest incomplete time, once no earlier update can arrive: its event updates
         // are applied as they come, and its changes sent when the time completes.
-        let mut open: Option<(Capabilities, Batch, Marks)> = None;
+        let mut open: Option<(Capabilities, OpenTime, Marks)> = None;
         // What later times bring, until their time opens.
         let mut pending: BTreeMap<u64, (Capabilities, Arrivals)> = BTreeMap::new();
         move |frontiers| {
@@ -172,7 +120,7 @@ pub fn journeys<'scope>(
                         open = Some((held(time), book.open(), Marks::default()));
                     }
                     match &mut open {
-                        Some((caps, batch, _)) if *caps[0].time() == time => book.update(batch, event, diff),
+                        Some((caps, open_time, _)) if *caps[0].time() == time => book.update(open_time, event, diff),
                         _ => pending
                             .entry(time)
                             .or_insert_with(|| (held(time), Arrivals::default()))
@@ -209,14 +157,15 @@ pub fn journeys<'scope>(
                     if least.is_some_and(|least| least <= *caps[0].time()) {
                         break;
                     }
-                    let ([rows_cap, edges_cap, channels_cap], mut batch, marks) = open.take().expect("an open time");
+                    let ([rows_cap, edges_cap, channels_cap], mut open_time, marks) =
+                        open.take().expect("an open time");
                     let time = *rows_cap.time();
-                    book.erase(&mut batch, &marks.erased);
+                    book.erase(&mut open_time, &marks.erased);
                     if let Some(clock) = marks.clock {
-                        book.advance(&mut batch, clock.watermark);
+                        book.advance(&mut open_time, clock.watermark);
                         book.settle(clock.settled);
                     }
-                    let closed = book.close(batch);
+                    let closed = book.close(open_time);
                     let mut rows = rows_output.activate();
                     rows.session(&rows_cap).give_iterator(closed.rows.into_iter().map(|(row, diff)| (row, time, diff)));
                     let mut edges = edges_output.activate();
@@ -234,11 +183,11 @@ pub fn journeys<'scope>(
                     break;
                 }
                 let (caps, arrivals) = entry.remove();
-                let mut batch = book.open();
+                let mut open_time = book.open();
                 for (event, diff) in arrivals.updates {
-                    book.update(&mut batch, event, diff);
+                    book.update(&mut open_time, event, diff);
                 }
-                open = Some((caps, batch, arrivals.marks));
+                open = Some((caps, open_time, arrivals.marks));
                 if !complete {
                     break;
                 }

@@ -4,15 +4,16 @@
 //! Nothing here does IO. The `stepstone` crate reads sources, feeds [`event::Event`]s into
 //! [`views::build`], and writes what comes out. Each view can be built and tested alone.
 
-pub mod bag;
+mod bag;
 pub mod event;
 pub mod identity;
 mod journey_book;
-pub mod journey_state;
+mod journey_state;
 pub mod journeys;
+pub mod row;
 pub mod rules;
 pub mod segments;
-pub mod steps;
+mod steps;
 pub mod symbols;
 pub mod transitions;
 pub mod views;

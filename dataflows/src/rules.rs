@@ -29,7 +29,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::event::micros_to_value;
-use crate::journeys::JourneyRow;
+use crate::row::JourneyRow;
 use crate::symbols::{Sym, Symbols};
 
 /// A parsed segment rule: a boolean expression over the fields of a [`JourneyRow`].

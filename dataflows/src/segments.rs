@@ -13,7 +13,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
 use crate::event::JourneyId;
-use crate::journeys::JourneyRow;
+use crate::row::JourneyRow;
 use crate::rules::{BoundRule, Rule};
 use crate::symbols::{Sym, Symbols};
 

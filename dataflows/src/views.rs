@@ -4,7 +4,8 @@ use differential_dataflow::VecCollection;
 
 use crate::event::{Clock, Event, Identity, Params};
 use crate::identity::{Link, profiles, stitch};
-use crate::journeys::{JourneyRow, journeys};
+use crate::journeys::journeys;
+use crate::row::JourneyRow;
 use crate::segments::{BoundSegment, Segments, segments};
 use crate::transitions::{Transitions, transitions};
 

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use stepstone_dataflows::event::JourneyId;
-use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::row::JourneyRow;
 use stepstone_dataflows::rules::{Rule, RuleError};
 use stepstone_dataflows::symbols::{Sym, Symbols};
 

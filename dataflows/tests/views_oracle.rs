@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 
 use stepstone_dataflows::event::{Clock, END_OF_INPUT, Event, Identity, JourneyId, NO_WATERMARK, Params, SessionRule};
 use stepstone_dataflows::identity::{Link, Node};
-use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::row::JourneyRow;
 use stepstone_dataflows::rules::Rule;
 use stepstone_dataflows::segments::{BoundSegment, SegmentDef};
 use stepstone_dataflows::symbols::{CONVERSION, EXIT, NO_CHANNEL, START, Sym, Symbols};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use super::handle::Frontier;
+use super::frontier::Frontier;
 use super::worker::Completed;
 use crate::sink::update::Update;
 use crate::sink::{Changes, DeltaWriter, SnapshotInfo, SnapshotWriter, Tables};
@@ -35,7 +35,7 @@ pub struct Collected {
     /// The final snapshot.
     pub snapshot: SnapshotInfo,
     /// Logical times applied.
-    pub epochs: u64,
+    pub times: u64,
     /// Snapshots written, the final one included.
     pub snapshots: u64,
 }
@@ -85,7 +85,7 @@ impl Collector {
         // Per time: the workers that completed it, their watermark, and each one's updates.
         let mut pending: BTreeMap<u64, (usize, i64, Vec<Vec<Update>>)> = BTreeMap::new();
         let mut last_snapshot = Instant::now();
-        let mut epochs = 0;
+        let mut times = 0;
         let mut snapshots = 0;
         for Completed { time, watermark, updates } in completed {
             let entry = pending.entry(time).or_insert((0, watermark, Vec::new()));
@@ -110,7 +110,7 @@ impl Collector {
                         deltas.flush()?;
                     }
                 }
-                epochs += 1;
+                times += 1;
                 if self.interval.is_some_and(|interval| last_snapshot.elapsed() >= interval) {
                     // A full disk or an unwritable directory must not stop the engine: the
                     // next interval tries again (the final snapshot's failure is an error).
@@ -132,7 +132,7 @@ impl Collector {
             anyhow::bail!("a worker stopped before completing logical time {}", pending.keys().next().unwrap_or(&0));
         }
         let snapshot = self.snapshot()?;
-        Ok(Collected { tables: self.tables, snapshot, epochs, snapshots: snapshots + 1 })
+        Ok(Collected { tables: self.tables, snapshot, times, snapshots: snapshots + 1 })
     }
 
     /// Writes a snapshot of the tables as they are now.

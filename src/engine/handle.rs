@@ -2,158 +2,26 @@
 //! logical time at a time, and the collector thread applying their output to the sink tables.
 //! Both `stepstone run` and the benchmarks drive the dataflows through this handle.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use anyhow::Context;
 use crossbeam_channel::Sender;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 use stepstone_dataflows::event::{Clock, Event, Identity, NO_WATERMARK, Params};
-use stepstone_dataflows::identity::{Link, Node};
 use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::symbols::{Sym, Symbols};
 use timely::communication::WorkerGuards;
 
 use super::collector::{Collected, Collector, SharedTables};
-use super::reader::LinkChange;
+use super::frontier::Frontier;
+use super::links::LinkBook;
 use super::worker::{self, Feed};
+use crate::sink::ErasureRecord;
+use crate::source::LinkChange;
 
 /// Messages queued per worker before [`Engine::send`] blocks.
 const FEED_QUEUE: usize = 16;
-
-/// The latest logical time the collector has applied, for callers that wait on it.
-#[derive(Default)]
-pub struct Frontier {
-    /// `(latest applied time, whether the collector has stopped)`.
-    state: Mutex<(Option<u64>, bool)>,
-    /// Signalled on every change of `state`.
-    changed: Condvar,
-}
-
-impl Frontier {
-    /// Records that `time` has been applied.
-    pub fn advance(&self, time: u64) {
-        self.state.lock().expect("frontier lock").0 = Some(time);
-        self.changed.notify_all();
-    }
-
-    /// Records that no further time will be applied.
-    pub fn close(&self) {
-        self.state.lock().expect("frontier lock").1 = true;
-        self.changed.notify_all();
-    }
-
-    /// The latest applied time, if any.
-    pub fn applied(&self) -> Option<u64> {
-        self.state.lock().expect("frontier lock").0
-    }
-
-    /// Blocks until `time` has been applied, the collector has stopped or `deadline` has
-    /// passed, whichever comes first; returns the latest applied time.
-    pub fn wait_until(&self, time: u64, deadline: Instant) -> Option<u64> {
-        self.wait(time, Some(deadline))
-    }
-
-    /// Blocks until `time` has been applied; `false` if the collector stopped before that.
-    pub fn wait_for(&self, time: u64) -> bool {
-        self.wait(time, None).is_some_and(|applied| applied >= time)
-    }
-
-    /// Blocks until `time` has been applied, the collector has stopped or `deadline`, if any,
-    /// has passed; returns the latest applied time.
-    fn wait(&self, time: u64, deadline: Option<Instant>) -> Option<u64> {
-        let mut state = self.state.lock().expect("frontier lock");
-        loop {
-            if state.0.is_some_and(|applied| applied >= time) || state.1 {
-                return state.0;
-            }
-            state = match deadline {
-                None => self.changed.wait(state).expect("frontier lock"),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return state.0;
-                    }
-                    self.changed.wait_timeout(state, deadline - now).expect("frontier lock").0
-                }
-            };
-        }
-    }
-}
-
-/// The links between identities the engine has stated, so that each link enters the dataflow
-/// once and leaves when it is retracted.
-struct LinkBook {
-    /// The names of the identities.
-    symbols: Arc<Symbols>,
-    /// The links present, each as its two identities in order.
-    present: FxHashSet<(Identity, Identity)>,
-}
-
-impl LinkBook {
-    /// The dataflow updates of `changes`: a new link enters, a retracted present link leaves;
-    /// links that name an `erased` identity are ignored.
-    fn updates(&mut self, changes: &[LinkChange], erased: &FxHashSet<Identity>) -> Vec<(Link, isize)> {
-        let mut updates = Vec::new();
-        for change in changes {
-            if erased.contains(&change.customer) || erased.contains(&change.other) {
-                continue;
-            }
-            let pair = (change.customer.min(change.other), change.customer.max(change.other));
-            let diff = match change.unlink {
-                false if self.present.insert(pair) => 1,
-                true if self.present.remove(&pair) => -1,
-                _ => continue,
-            };
-            updates.push((self.link(pair), diff));
-        }
-        updates
-    }
-
-    /// The dataflow link of a present `pair`.
-    fn link(&self, (a, b): (Identity, Identity)) -> Link {
-        let node = |identity: Identity| Node {
-            device: identity.device,
-            name: self.symbols.name(identity.id).to_string(),
-            sym: identity.id,
-        };
-        (node(a), node(b))
-    }
-
-    /// Every identity connected to `identity` by present links, `identity` first.
-    fn component(&self, identity: Identity) -> Vec<Identity> {
-        let mut neighbours: FxHashMap<Identity, Vec<Identity>> = FxHashMap::default();
-        for &(a, b) in &self.present {
-            neighbours.entry(a).or_default().push(b);
-            neighbours.entry(b).or_default().push(a);
-        }
-        let mut component = vec![identity];
-        let mut seen: FxHashSet<Identity> = component.iter().copied().collect();
-        let mut next = 0;
-        while let Some(&at) = component.get(next) {
-            next += 1;
-            for &other in neighbours.get(&at).into_iter().flatten() {
-                if seen.insert(other) {
-                    component.push(other);
-                }
-            }
-        }
-        component
-    }
-
-    /// Retracts every present link of the `erased` identities: the dataflow updates.
-    fn erase(&mut self, erased: &FxHashSet<Identity>) -> Vec<(Link, isize)> {
-        let gone: Vec<(Identity, Identity)> =
-            self.present.iter().filter(|(a, b)| erased.contains(a) || erased.contains(b)).copied().collect();
-        gone.into_iter()
-            .map(|pair| {
-                self.present.remove(&pair);
-                (self.link(pair), -1)
-            })
-            .collect()
-    }
-}
 
 /// What one erasure did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,6 +35,18 @@ pub struct Erasure {
     pub events: u64,
     /// The links between identities removed.
     pub links: usize,
+}
+
+impl Erasure {
+    /// What the erasure log records of it: how much was erased, not whom.
+    pub fn record(&self) -> ErasureRecord {
+        ErasureRecord {
+            logical_time: self.time,
+            identities: self.identities.len(),
+            events: self.events,
+            links: self.links,
+        }
+    }
 }
 
 /// A running engine.
@@ -232,7 +112,7 @@ impl Engine {
         })
         .map_err(anyhow::Error::msg)
         .context("starting the timely workers")?;
-        let links = stitching.map(|symbols| LinkBook { symbols, present: FxHashSet::default() });
+        let links = stitching.map(LinkBook::new);
         Ok(Engine {
             workers: senders,
             links,
@@ -398,41 +278,5 @@ impl Engine {
             result.map_err(anyhow::Error::msg).context("a timely worker failed")?;
         }
         collected
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-    use std::time::{Duration, Instant};
-
-    use super::Frontier;
-
-    #[test]
-    fn wait_until_returns_at_the_deadline_when_the_time_is_not_applied() {
-        let frontier = Frontier::default();
-        frontier.advance(3);
-        let deadline = Instant::now() + Duration::from_millis(20);
-        assert_eq!(frontier.wait_until(4, deadline), Some(3));
-        assert!(Instant::now() >= deadline);
-    }
-
-    #[test]
-    fn wait_until_wakes_when_the_time_is_applied_or_the_collector_stops() {
-        let frontier = Arc::new(Frontier::default());
-        let far = Instant::now() + Duration::from_secs(60);
-        let advancing = frontier.clone();
-        let advancer = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(10));
-            advancing.advance(1);
-            std::thread::sleep(Duration::from_millis(10));
-            advancing.advance(2);
-            std::thread::sleep(Duration::from_millis(10));
-            advancing.close();
-        });
-        assert_eq!(frontier.wait_until(2, far), Some(2));
-        assert_eq!(frontier.wait_until(5, far), Some(2));
-        assert!(Instant::now() < far);
-        advancer.join().expect("advancer");
     }
 }

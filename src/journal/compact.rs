@@ -3,7 +3,7 @@
 //! replaces. It runs on a thread of its own while the engine driver appends to the next segment.
 //!
 //! A checkpoint holds, in this order: the identities ever erased ([`Entry::Erased`]), the
-//! events of everyone else in arrival order and the links present ([`Entry::Batch`] chunks),
+//! events of everyone else in arrival order and the links present ([`Entry::Records`] chunks),
 //! the most recent idempotency keys ([`Entry::Keys`]) and where ingest stood ([`Entry::End`]).
 //! Replaying it gives the same views as replaying everything it replaces: the views are
 //! functions of the input collections, and an erasure leaves them as if the person's records
@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 use crossbeam_channel::{Receiver, Sender};
 
-use super::entry::{self, Batch, Entry, LoggedIdentity, Resume};
+use super::entry::{self, Entry, LoggedIdentity, LoggedRecords, Resume};
 use super::keys::RecentKeys;
 use super::{files, frame, read_checkpoint, read_segment};
 
@@ -115,7 +115,7 @@ pub fn compact(dir: &Path, boundary: u64) -> anyhow::Result<Option<PathBuf>> {
                     }
                 }
             }
-            Entry::Batch(batch) => {
+            Entry::Records(batch) => {
                 resume.advance(batch.resume());
                 for link in batch.links {
                     let pair = if link.customer <= link.other {
@@ -150,16 +150,20 @@ pub fn compact(dir: &Path, boundary: u64) -> anyhow::Result<Option<PathBuf>> {
     let written = (|| {
         let mut out = Writer::create(&unfinished)?;
         out.put(&Entry::Erased(erased_order))?;
-        let template = Batch { clock_latest: resume.clock_latest, watermark: resume.watermark, ..Batch::default() };
+        let template = LoggedRecords {
+            clock_latest: resume.clock_latest,
+            watermark: resume.watermark,
+            ..LoggedRecords::default()
+        };
         let mut chunk = template.clone();
         inputs.each(&mut |entry| {
-            if let Entry::Batch(batch) = entry {
+            if let Entry::Records(batch) = entry {
                 for event in batch.events {
                     if !erased.contains(&event.identity()) {
                         chunk.events.push(event);
                     }
                     if chunk.events.len() == CHUNK {
-                        out.put(&Entry::Batch(std::mem::replace(&mut chunk, template.clone())))?;
+                        out.put(&Entry::Records(std::mem::replace(&mut chunk, template.clone())))?;
                     }
                 }
             }
@@ -167,7 +171,7 @@ pub fn compact(dir: &Path, boundary: u64) -> anyhow::Result<Option<PathBuf>> {
         })?;
         chunk.links =
             links.into_iter().map(|(customer, other)| entry::LoggedLink { customer, other, unlink: false }).collect();
-        out.put(&Entry::Batch(chunk))?;
+        out.put(&Entry::Records(chunk))?;
         out.put(&Entry::Keys(keys.to_entries()))?;
         out.put(&Entry::End(resume))?;
         out.finish()

@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use stepstone_dataflows::event::{Event, Identity, JourneyId, NO_WATERMARK};
 use stepstone_dataflows::symbols::{Interner, Names};
 
-use crate::engine::LinkChange;
+use crate::source::LinkChange;
 
 /// One entry of a log segment or checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Entry {
     /// The accepted records of one ingest request (or a chunk of a checkpoint's events).
-    Batch(Batch),
+    Records(LoggedRecords),
     /// Identities erased: a person's whole component at the time of the erasure. Their earlier
     /// events and links are gone; their later ones are dropped as they come.
     Erased(Vec<LoggedIdentity>),
@@ -53,7 +53,7 @@ impl Resume {
 
 /// The accepted records of one ingest request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Batch {
+pub struct LoggedRecords {
     /// The request's idempotency key, if it gave one.
     pub key: Option<String>,
     /// How many records the request had accepted (its answer, for a retry of the same key).
@@ -186,10 +186,10 @@ impl LoggedLink {
     }
 }
 
-impl Default for Batch {
+impl Default for LoggedRecords {
     /// No records, before any event time.
     fn default() -> Self {
-        Batch {
+        LoggedRecords {
             key: None,
             accepted: 0,
             events: Vec::new(),
@@ -200,7 +200,7 @@ impl Default for Batch {
     }
 }
 
-impl Batch {
+impl LoggedRecords {
     /// Where ingest stood after this batch.
     pub fn resume(&self) -> Resume {
         Resume {
@@ -254,7 +254,7 @@ mod tests {
             other: LoggedIdentity { device: true, name: "d9".into() },
             unlink: false,
         };
-        let entry = Entry::Batch(Batch {
+        let entry = Entry::Records(LoggedRecords {
             key: Some("k".into()),
             accepted: 2,
             events: vec![event.clone()],

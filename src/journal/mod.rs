@@ -2,7 +2,7 @@
 //! before it is acknowledged, and a restarted service replays it to reach the state it had.
 //!
 //! In the data path it sits between decoding and the dataflows: the engine driver appends a
-//! request's accepted records ([`Entry::Batch`]), makes them durable by the [`Fsync`] policy,
+//! request's accepted records ([`Entry::Records`]), makes them durable by the [`Fsync`] policy,
 //! acknowledges them, and only then feeds them to the engine. Erasures are logged as the
 //! identities they removed ([`Entry::Erased`]).
 //!
@@ -20,7 +20,6 @@ pub mod entry;
 pub mod files;
 pub mod frame;
 pub mod keys;
-pub mod replay;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};

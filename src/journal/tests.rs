@@ -8,7 +8,7 @@ use std::path::Path;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::entry::{Batch, LoggedEvent, LoggedIdentity, LoggedLink, Resume};
+use super::entry::{LoggedEvent, LoggedIdentity, LoggedLink, LoggedRecords, Resume};
 use super::*;
 
 /// The input collections a sequence of entries amounts to: what replay must restore.
@@ -33,7 +33,7 @@ impl State {
         let mut resume = Resume::default();
         for entry in entries {
             match entry {
-                Entry::Batch(batch) => {
+                Entry::Records(batch) => {
                     resume.advance(batch.resume());
                     // Nothing of an erased identity may follow its erasure (the driver drops it
                     // before logging; a checkpoint must not bring it back).
@@ -95,10 +95,10 @@ fn workload(rng: &mut StdRng, requests: usize) -> Vec<Entry> {
             entries.push(Entry::Erased(who.into_iter().collect()));
             continue;
         }
-        let mut batch = Batch {
+        let mut batch = LoggedRecords {
             key: rng.random_bool(0.7).then(|| format!("request-{request}")),
             watermark: latest - 600_000,
-            ..Batch::default()
+            ..LoggedRecords::default()
         };
         for _ in 0..rng.random_range(0..6) {
             let who = identity(rng);
@@ -129,7 +129,7 @@ fn workload(rng: &mut StdRng, requests: usize) -> Vec<Entry> {
         }
         batch.accepted = (batch.events.len() + batch.links.len()) as u64;
         batch.clock_latest = Some(latest);
-        entries.push(Entry::Batch(batch));
+        entries.push(Entry::Records(batch));
     }
     entries
 }
@@ -211,7 +211,12 @@ fn an_erased_identity_leaves_the_files_once_compacted() {
         value: 0,
     };
     for (seq, customer) in ["keep-me", "forget-me-please", "keep-me"].into_iter().enumerate() {
-        journal.append(&Entry::Batch(Batch { events: vec![event(customer, seq as u64)], ..Batch::default() })).unwrap();
+        journal
+            .append(&Entry::Records(LoggedRecords {
+                events: vec![event(customer, seq as u64)],
+                ..LoggedRecords::default()
+            }))
+            .unwrap();
     }
     journal.sync().unwrap();
     let forgotten = LoggedIdentity { device: false, name: "forget-me-please".into() };
@@ -237,7 +242,7 @@ fn an_erased_identity_leaves_the_files_once_compacted() {
 #[test]
 fn a_torn_tail_is_cut_at_the_last_whole_entry_and_appending_goes_on_after_it() {
     let mut rng = StdRng::seed_from_u64(7);
-    let entries: Vec<Entry> = workload(&mut rng, 60).into_iter().filter(|e| matches!(e, Entry::Batch(_))).collect();
+    let entries: Vec<Entry> = workload(&mut rng, 60).into_iter().filter(|e| matches!(e, Entry::Records(_))).collect();
     let dir = tempfile::tempdir().unwrap();
     let settings = settings(dir.path(), u64::MAX, u64::MAX);
     let (mut journal, _, _) = reopen(&settings);
@@ -280,7 +285,7 @@ fn damage_before_the_last_segment_and_a_second_opener_are_refused() {
     let (mut journal, _, _) = reopen(&settings);
     let second = Journal::open(settings.clone(), |_| Ok(()));
     assert!(format!("{:#}", second.err().unwrap()).contains("in use by another running stepstone serve"));
-    for entry in workload(&mut rng, 40).iter().filter(|e| matches!(e, Entry::Batch(_))) {
+    for entry in workload(&mut rng, 40).iter().filter(|e| matches!(e, Entry::Records(_))) {
         journal.append(entry).unwrap();
         journal.sync().unwrap();
     }
@@ -306,7 +311,7 @@ fn compactions_wait_for_a_quarter_of_the_history_so_rewriting_it_stays_proportio
     let entries = workload(&mut rng, 400);
     let (mut journal, _, _) = reopen(&settings);
     let mut appended = 0;
-    for entry in entries.iter().filter(|entry| matches!(entry, Entry::Batch(_))) {
+    for entry in entries.iter().filter(|entry| matches!(entry, Entry::Records(_))) {
         journal.append(entry).unwrap();
         journal.sync().unwrap();
         appended += 1;
@@ -319,6 +324,6 @@ fn compactions_wait_for_a_quarter_of_the_history_so_rewriting_it_stays_proportio
     let compactions = *segments.last().unwrap();
     assert!(appended > 300 && compactions < 40, "{compactions} compactions for {appended} requests");
     let (_, _, replayed) = reopen(&settings);
-    let batches: Vec<Entry> = entries.into_iter().filter(|entry| matches!(entry, Entry::Batch(_))).collect();
+    let batches: Vec<Entry> = entries.into_iter().filter(|entry| matches!(entry, Entry::Records(_))).collect();
     assert_eq!(State::of(&replayed), State::of(&batches));
 }

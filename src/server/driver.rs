@@ -18,89 +18,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use stepstone_dataflows::event::{Clock, Event, NO_WATERMARK};
-use stepstone_dataflows::symbols::Sym;
 use tokio::sync::oneshot;
 
 use super::live::Live;
-use crate::engine::{Collected, Engine, Erasure, LinkChange};
+use super::submission::{Ack, EraseRequest, Submission};
+use crate::engine::{Collected, Engine};
 use crate::journal::entry::{self, LoggedEvent, LoggedIdentity, LoggedLink, Resume};
 use crate::journal::keys::RecentKeys;
 use crate::journal::{Entry, Fsync, Journal};
-use crate::source::{DeadLetterWriter, ReasonKind, Rejection};
+use crate::source::{DeadLetterWriter, LinkChange, ReasonKind, Rejection};
 
 /// Logical times sealed but not yet complete before the driver waits for the engine (and the
 /// ingest queue fills, so that ingest answers 429).
 const MAX_IN_FLIGHT: u64 = 64;
-
-/// A request to erase a person, with where to send what the erasure did.
-#[derive(Debug)]
-pub struct EraseRequest {
-    /// A customer id (or else device id) of the person.
-    pub id: Sym,
-    /// Who asks, for the erasure log.
-    pub by: String,
-    /// Where the outcome goes: what was erased (`None`: nobody has the id), or why the erasure,
-    /// applied to the views, could not be logged.
-    pub reply: oneshot::Sender<Result<Option<Erasure>, String>>,
-}
-
-/// How an HTTP ingest request ends.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Ack {
-    /// Its records are in the log (durable by the fsync policy) and fed to the engine.
-    Logged,
-    /// A request with the same idempotency key was acknowledged before, having accepted this
-    /// many records; nothing was applied again.
-    Duplicate(u64),
-    /// Its records could not be logged and were not applied: why.
-    Failed(String),
-}
-
-/// What the engine driver receives.
-#[derive(Debug)]
-pub struct Batch {
-    /// Decoded events, in arrival order; the driver numbers them.
-    pub events: Vec<Event>,
-    /// Links between identities stated or retracted, in arrival order.
-    pub links: Vec<LinkChange>,
-    /// Records that could not be decoded, or were late.
-    pub rejections: Vec<Rejection>,
-    /// The watermark of the batch's source after it ([`NO_WATERMARK`] for a bounded source).
-    pub watermark: i64,
-    /// Late events among `events`, accepted by `late = "accept"`.
-    pub late_accepted: u64,
-    /// Records withheld for want of analytics consent.
-    pub withheld: u64,
-    /// A person to erase once the batch's events are in.
-    pub erasure: Option<EraseRequest>,
-    /// The HTTP request's idempotency key, if it gave one.
-    pub key: Option<String>,
-    /// Records the HTTP request accepted (its answer).
-    pub accepted: u64,
-    /// The greatest event time HTTP ingest had admitted after the request.
-    pub clock_latest: Option<i64>,
-    /// Where an HTTP ingest request is acknowledged; such batches are logged. The configured
-    /// sources' batches have none: their files are read again after a restart.
-    pub ack: Option<oneshot::Sender<Ack>>,
-}
-
-impl Default for Batch {
-    fn default() -> Self {
-        Batch {
-            events: Vec::new(),
-            links: Vec::new(),
-            rejections: Vec::new(),
-            watermark: NO_WATERMARK,
-            late_accepted: 0,
-            withheld: 0,
-            erasure: None,
-            key: None,
-            accepted: 0,
-            clock_latest: None,
-            ack: None,
-        }
-    }
-}
 
 /// How often the driver checks `stop` while no batch arrives.
 const STOP_POLL: Duration = Duration::from_millis(50);
@@ -127,7 +57,7 @@ pub struct Start {
 pub fn spawn(
     engine: Engine,
     dead_letters: DeadLetterWriter,
-    batches: Receiver<Batch>,
+    batches: Receiver<Submission>,
     live: Arc<Live>,
     epoch_interval: Duration,
     stop: Arc<AtomicBool>,
@@ -195,12 +125,17 @@ struct Driver {
 
 impl Driver {
     /// The driver's loop.
-    fn drive(&mut self, batches: &Receiver<Batch>, epoch_interval: Duration, stop: &AtomicBool) -> anyhow::Result<()> {
+    fn drive(
+        &mut self,
+        batches: &Receiver<Submission>,
+        epoch_interval: Duration,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<()> {
         let frontier = self.engine.frontier();
         // The latest sealed time.
         let mut sealed: Option<u64> = None;
         // A batch taken after the open time's interval ran out: the first of the next time.
-        let mut carried: Option<Batch> = None;
+        let mut carried: Option<Submission> = None;
         loop {
             self.sync_if_due();
             let wait = self.journal.as_ref().and_then(Journal::sync_due).map_or(STOP_POLL, |due| due.min(STOP_POLL));
@@ -233,7 +168,7 @@ impl Driver {
                     Err(TryRecvError::Empty) if busy && !remaining.is_zero() => {
                         batches.recv_timeout(remaining.min(BUSY_POLL)).ok().or_else(|| {
                             // Keep the time open while the engine is still busy.
-                            (frontier.applied() < sealed && opened.elapsed() < epoch_interval).then(Batch::default)
+                            (frontier.applied() < sealed && opened.elapsed() < epoch_interval).then(Submission::default)
                         })
                     }
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
@@ -254,8 +189,8 @@ impl Driver {
     /// Takes one batch into the open time: a request seen before is answered as before; the
     /// rest is numbered, logged if it came over HTTP (held until the time's forced write with
     /// the `batch` policy), and fed.
-    fn take(&mut self, batch: Batch) -> anyhow::Result<()> {
-        let Batch {
+    fn take(&mut self, batch: Submission) -> anyhow::Result<()> {
+        let Submission {
             mut events,
             mut links,
             rejections,
@@ -295,7 +230,7 @@ impl Driver {
         let logged = ack.is_some() && (accepted > 0 || key.is_some());
         if let (Some(journal), true) = (&mut self.journal, logged) {
             let names = self.live.symbols.names();
-            let entry = Entry::Batch(entry::Batch {
+            let entry = Entry::Records(entry::LoggedRecords {
                 key: key.clone(),
                 accepted,
                 events: events.iter().map(|event| LoggedEvent::of(event, &names)).collect(),
@@ -431,7 +366,7 @@ impl Driver {
             return Ok(None);
         };
         let live = &self.live;
-        if let Err(error) = live.erasure_log.record(&erasure, &request.by) {
+        if let Err(error) = live.erasure_log.record(erasure.record(), &request.by) {
             tracing::error!("erasure at logical time {} applied but not logged: {error:#}", erasure.time);
         }
         live.metrics.erasures.inc();

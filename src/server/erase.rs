@@ -11,9 +11,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::driver::{Batch, EraseRequest};
 use super::ingest::error;
 use super::live::{Live, Refused};
+use super::submission::{EraseRequest, Submission};
 
 /// The request header that names who asks for an erasure, for the erasure log.
 pub const ACTOR_HEADER: &str = "stepstone-actor";
@@ -26,7 +26,7 @@ pub async fn erase(State(live): State<Arc<Live>>, Path(id): Path<String>, header
     let not_found = || error(StatusCode::NOT_FOUND, format!("no customer or device {id:?}"));
     let Some(sym) = live.symbols.get(&id) else { return not_found() };
     let (reply, outcome) = tokio::sync::oneshot::channel();
-    let batch = Batch { erasure: Some(EraseRequest { id: sym, by, reply }), ..Batch::default() };
+    let batch = Submission { erasure: Some(EraseRequest { id: sym, by, reply }), ..Submission::default() };
     match live.submit(batch) {
         Ok(()) => {}
         Err(Refused::Busy) => {

@@ -15,11 +15,11 @@ use stepstone_dataflows::symbols::Interner;
 
 use tokio::sync::oneshot;
 
-use super::driver::{Ack, Batch};
 use super::live::{Live, Refused};
-use crate::engine::{Input, to_input};
+use super::submission::{Ack, Submission};
 use crate::source::Rejection;
 use crate::source::lateness::{Arrival, SourceClock};
+use crate::source::{Input, to_input};
 
 /// How rejections of ingested records name their source.
 const SOURCE: &str = "POST /v1/events";
@@ -59,7 +59,7 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// A decoded record of a request: its event time and input, or why it was rejected.
-type Decoded = Result<(i64, Input), Rejection>;
+type DecodedRecord = Result<(i64, Input), Rejection>;
 
 /// The request header whose value makes a retried request safe: a request repeating the key
 /// of one acknowledged before is answered as before and not applied again.
@@ -148,7 +148,7 @@ impl ClockMove {
 fn queue(live: &Live, key: Option<String>, body: &[u8]) -> Result<Queued, Box<Response>> {
     let texts = records(body).map_err(|message| Box::new(error(StatusCode::BAD_REQUEST, message)))?;
     let mut interner = Interner::new(live.symbols.clone());
-    let decoded: Vec<(usize, Decoded)> = texts
+    let decoded: Vec<(usize, DecodedRecord)> = texts
         .iter()
         .enumerate()
         .map(|(index, text)| {
@@ -166,7 +166,7 @@ fn queue(live: &Live, key: Option<String>, body: &[u8]) -> Result<Queued, Box<Re
     // the clock; it moves only if the batch is queued (and back if the log refuses it).
     let mut clock = live.http_clock.lock().expect("ingest clock lock");
     let mut tentative = *clock;
-    let mut batch = Batch::default();
+    let mut batch = Submission::default();
     let mut accepted = 0;
     let mut rejected = Vec::new();
     for (index, decoded) in decoded {

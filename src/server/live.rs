@@ -11,8 +11,8 @@ use stepstone_dataflows::event::SessionRule;
 use stepstone_dataflows::symbols::Symbols;
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
 
-use super::driver::Batch;
 use super::metrics::Metrics;
+use super::submission::Submission;
 use crate::config::{Pipeline, ServerSettings};
 use crate::engine::{Observer, SharedTables};
 use crate::sink::deltas::delta_lines;
@@ -59,7 +59,7 @@ pub struct Live {
     /// Where erasures are logged.
     pub erasure_log: ErasureLog,
     /// The queue to the engine driver; `None` once ingest has stopped.
-    ingest: Mutex<Option<Sender<Batch>>>,
+    ingest: Mutex<Option<Sender<Submission>>>,
     /// Turns true when the service shuts down; subscriptions end on it.
     shutdown: watch::Sender<bool>,
     /// One permit per subscriber place (`max-subscribers`).
@@ -111,7 +111,7 @@ impl Connections {
 impl Live {
     /// The shared state of a service of `pipeline` over `tables`, whose names are in
     /// `symbols`, queueing ingest batches on `ingest`.
-    pub fn new(tables: SharedTables, symbols: Arc<Symbols>, pipeline: &Pipeline, ingest: Sender<Batch>) -> Live {
+    pub fn new(tables: SharedTables, symbols: Arc<Symbols>, pipeline: &Pipeline, ingest: Sender<Submission>) -> Live {
         let settings = pipeline.server.clone();
         let (deltas, _) = broadcast::channel(settings.subscriber_buffer);
         let settings_places = settings.max_subscribers;
@@ -133,7 +133,7 @@ impl Live {
     }
 
     /// Queues `batch` for the engine without waiting.
-    pub fn submit(&self, batch: Batch) -> Result<(), Refused> {
+    pub fn submit(&self, batch: Submission) -> Result<(), Refused> {
         let sender = self.ingest.lock().expect("ingest lock").clone().ok_or(Refused::Closed)?;
         sender.try_send(batch).map_err(|error| match error {
             TrySendError::Full(_) => Refused::Busy,

@@ -22,6 +22,8 @@ mod ingest;
 mod live;
 mod lookup;
 mod metrics;
+mod recover;
+mod submission;
 mod subscribe;
 
 use std::net::SocketAddr;
@@ -44,12 +46,15 @@ use stepstone_dataflows::symbols::Symbols;
 use tokio::net::TcpListener;
 
 use crate::config::Pipeline;
-use crate::engine::{Chunk, Decoded, DecoderSpec, Engine, Input, Setup, spawn_decoder};
-use crate::journal::{self, entry::Resume, keys::RecentKeys};
+use crate::engine::Engine;
+use crate::journal::{entry::Resume, keys::RecentKeys};
+use crate::run::Setup;
 use crate::source::lateness::{LatePolicy, SourceClock};
-use driver::{Batch, Start};
+use crate::source::{Chunk, DecoderMessage, DecoderSpec, Input, spawn_decoder};
+use driver::Start;
 pub use erase::erase_remote;
 use live::{Live, Publisher};
+use submission::Submission;
 
 /// The most records of the configured sources the driver gets in one batch.
 const SOURCE_BATCH: usize = 4096;
@@ -72,7 +77,7 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
     let settings = pipeline.server.clone();
     let Setup { dead_letters, symbols, segments, collector } = Setup::new(pipeline)?;
     let keep_sessions = pipeline.params.session == SessionRule::ById;
-    let (batches, queue) = crossbeam_channel::bounded::<Batch>(settings.ingest_queue);
+    let (batches, queue) = crossbeam_channel::bounded::<Submission>(settings.ingest_queue);
     let live = Arc::new(Live::new(collector.tables(), symbols.clone(), pipeline, batches.clone()));
     let collector = collector.with_observer(Box::new(Publisher { live: live.clone() }));
     let stitching = pipeline.decode.mapping.stitches().then(|| symbols.clone());
@@ -83,7 +88,7 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
     let start = match pipeline.log.clone() {
         Some(log) => {
             let restored = tokio::task::block_in_place(|| {
-                journal::replay::recover(&mut engine, symbols.clone(), log, pipeline.epoch_events)
+                recover::recover(&mut engine, symbols.clone(), log, pipeline.events_per_time)
             })?;
             *live.http_clock.lock().expect("ingest clock lock") =
                 SourceClock::resuming(pipeline.event_time, restored.resume.clock_latest);
@@ -237,7 +242,7 @@ fn start_sources(
     symbols: &Arc<Symbols>,
     keep_sessions: bool,
     stop: &Arc<AtomicBool>,
-    batches: crossbeam_channel::Sender<Batch>,
+    batches: crossbeam_channel::Sender<Submission>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let mut options = pipeline.decode.clone();
     if pipeline.follow {
@@ -257,12 +262,12 @@ fn start_sources(
             // Every message ready now goes into one batch (a followed file's records come one
             // by one), up to a bound.
             while let Ok(first) = decoded.recv() {
-                let mut batch = Batch::default();
+                let mut batch = Submission::default();
                 let mut message = Some(first);
                 while let Some(next) = message.take() {
                     let Chunk { items, watermark, late_accepted } = match next {
-                        Decoded::Items(chunk) => chunk,
-                        Decoded::Failed(error) => {
+                        DecoderMessage::Items(chunk) => chunk,
+                        DecoderMessage::Failed(error) => {
                             tracing::error!("input failed: {error:#}");
                             let _ = batches.send(batch);
                             return;

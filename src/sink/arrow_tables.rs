@@ -17,7 +17,7 @@ use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, SecondsFormat};
 use stepstone_dataflows::event::{END_OF_INPUT, NO_WATERMARK, micros_to_value};
-use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::row::JourneyRow;
 use stepstone_dataflows::segments::SegmentStats;
 use stepstone_dataflows::symbols::{Names, Sym, Symbols};
 use stepstone_dataflows::transitions::EdgeStats;

@@ -10,7 +10,7 @@ use anyhow::Context;
 use chrono::{DateTime, SecondsFormat};
 use serde::{Serialize, Serializer};
 use stepstone_dataflows::event::{Identity, micros_to_value};
-use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::row::JourneyRow;
 use stepstone_dataflows::symbols::{Names, Symbols};
 
 use super::tables::{Changes, MembershipKey};

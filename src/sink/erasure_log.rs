@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::engine::Erasure;
-
 /// Appends erasures to the log file of an output directory.
 #[derive(Clone, Debug)]
 pub struct ErasureLog {
@@ -16,9 +14,22 @@ pub struct ErasureLog {
     path: PathBuf,
 }
 
+/// What the log records of one erasure: how much was erased, never whom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErasureRecord {
+    /// The logical time from which no view holds the person.
+    pub logical_time: u64,
+    /// Identities erased (the id named and every identity linked to it).
+    pub identities: usize,
+    /// Events removed.
+    pub events: u64,
+    /// Links between identities removed.
+    pub links: usize,
+}
+
 /// One line of the log.
 #[derive(Serialize)]
-struct Entry<'a> {
+struct Line<'a> {
     /// When the erasure was applied (RFC 3339, UTC).
     at: String,
     /// Who asked for it, as they named themselves.
@@ -45,16 +56,17 @@ impl ErasureLog {
     }
 
     /// Appends `erasure`, asked for by `by`, and syncs the file.
-    pub fn record(&self, erasure: &Erasure, by: &str) -> anyhow::Result<()> {
-        let entry = Entry {
+    pub fn record(&self, erasure: ErasureRecord, by: &str) -> anyhow::Result<()> {
+        let ErasureRecord { logical_time, identities, events, links } = erasure;
+        let line = Line {
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             by,
-            logical_time: erasure.time,
-            identities: erasure.identities.len(),
-            events: erasure.events,
-            links: erasure.links,
+            logical_time,
+            identities,
+            events,
+            links,
         };
-        let line = serde_json::to_string(&entry).context("serializing an erasure log entry")? + "\n";
+        let line = serde_json::to_string(&line).context("serializing an erasure log line")? + "\n";
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -63,14 +75,7 @@ impl ErasureLog {
         file.write_all(line.as_bytes())
             .and_then(|()| file.sync_data())
             .with_context(|| format!("writing the erasure log {}", self.path.display()))?;
-        tracing::info!(
-            by,
-            logical_time = erasure.time,
-            identities = erasure.identities.len(),
-            events = erasure.events,
-            links = erasure.links,
-            "erased a person"
-        );
+        tracing::info!(by, logical_time, identities, events, links, "erased a person");
         Ok(())
     }
 }

@@ -9,6 +9,6 @@ pub mod tables;
 pub mod update;
 
 pub use deltas::{DeltaLine, DeltaWriter};
-pub use erasure_log::ErasureLog;
+pub use erasure_log::{ErasureLog, ErasureRecord};
 pub use snapshot::{SnapshotInfo, SnapshotWriter};
 pub use tables::{Changes, Tables};

@@ -13,7 +13,7 @@ use differential_dataflow::consolidation::consolidate;
 use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 
 use stepstone_dataflows::event::{Identity, JourneyId, NO_WATERMARK};
-use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::row::JourneyRow;
 use stepstone_dataflows::segments::SegmentStats;
 use stepstone_dataflows::symbols::Sym;
 use stepstone_dataflows::transitions::EdgeStats;
@@ -512,7 +512,7 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
     use stepstone_dataflows::event::JourneyId;
-    use stepstone_dataflows::journeys::JourneyRow;
+    use stepstone_dataflows::row::JourneyRow;
     use stepstone_dataflows::symbols::Symbols;
 
     use super::{consolidate, consolidate_rows};

@@ -1,7 +1,7 @@
 //! The changes the dataflows hand to the sinks, one logical time at a time.
 
 use stepstone_dataflows::event::{Identity, JourneyId};
-use stepstone_dataflows::journeys::JourneyRow;
+use stepstone_dataflows::row::JourneyRow;
 use stepstone_dataflows::segments::SegmentStats;
 use stepstone_dataflows::symbols::Sym;
 use stepstone_dataflows::transitions::EdgeStats;

@@ -6,14 +6,21 @@
 //! Inputs are streamed (line by line, CSV row by row, record batch by record batch), column
 //! names are resolved to indices once per file, and a missing required column is an error from
 //! [`open`] rather than a rejection per row.
+//!
+//! A run reads its inputs on a decoder thread ([`spawn_decoder`]) that turns every good record
+//! into an interned [`Input`] (an event and/or a [`LinkChange`]) numbered in arrival order, and
+//! the [`TimeCutter`] groups them into logical times for the engine.
 
 mod columnar;
+mod cutter;
 pub mod dead_letter;
 mod decode;
 mod delimited;
 mod input;
+mod interned;
 mod jsonl;
 pub mod lateness;
+mod reader;
 mod spec;
 mod time;
 
@@ -24,7 +31,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+pub use cutter::{Cut, TimeCutter};
 pub use dead_letter::DeadLetterWriter;
+pub use interned::{Input, LinkChange, to_event, to_input};
+pub use reader::{Chunk, DecoderMessage, DecoderSpec, spawn_decoder};
 pub use spec::{Conversion, ConversionField, Field, Mapping, SpecError};
 pub use time::TimeFormat;
 

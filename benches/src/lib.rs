@@ -1,22 +1,28 @@
-//! `stepstone bench`: a reproducible benchmark of the engine on a generated workload, or on
-//! given files of one stream (`--input`, e.g. a real log).
+//! `stepstone-bench`: a reproducible benchmark of the engine on a generated workload, or on
+//! given files of one stream (`--input`, e.g. a real log). Tooling beside the product, as
+//! differential dataflow keeps its `experiments/`: it links the `stepstone` library for the
+//! in-process measurements and runs the `stepstone` binary for the live ones.
+//!
+//! ```sh
+//! cargo build --release && cargo run --release -p stepstone-bench -- --events 1000000
+//! ```
 //!
 //! One invocation measures, in the same run so that the figures are ratios on the same (shared,
 //! noisy) machine:
 //!
 //! 1. **Decode only**: opening the Arrow and the CSV copy of the workload (or each given file) with
-//!    [`source::open`](crate::source::open) and iterating every item, the baseline of each format.
-//! 2. **Bulk runs**: [`engine::run`](crate::engine::run) over each format for each worker count,
-//!    `reps` times, each in a fresh child process (this executable, re-invoked with the hidden
-//!    `--child-input`), which reports its own elapsed time and peak RSS (`VmHWM` of
+//!    [`source::open`](stepstone::source::open) and iterating every item, the baseline of each format.
+//! 2. **Bulk runs**: [`stepstone::run::run`] over each format for each worker count,
+//!    `reps` times, each in a fresh child process (the bench executable, re-invoked with the
+//!    hidden `--child-input`), which reports its own elapsed time and peak RSS (`VmHWM` of
 //!    `/proc/self/status` after the run, exact and per configuration because the process did
 //!    nothing else). Repetitions are interleaved over the configurations so that drift of the
 //!    machine affects all of them alike.
-//! 3. **Incremental updates**: per worker count, an [`Engine`](crate::engine::Engine) loaded
+//! 3. **Incremental updates**: per worker count, an [`Engine`](stepstone::engine::Engine) loaded
 //!    with the whole workload as one logical time, then fed batches of 1, 100 and 10,000 further
 //!    events at a fixed rate; the latency of a batch runs from its scheduled send time to the
 //!    moment its logical time is applied ([`incremental`]).
-//! 4. **Live latency**: `stepstone serve` in a child process, events posted over HTTP at fixed
+//! 4. **Live latency**: `stepstone serve` (the binary of `--stepstone`) in a child process, events posted over HTTP at fixed
 //!    rates, the time until each event's delta reaches a WebSocket subscriber ([`live`]).
 //!
 //! With `--soak DURATION` it measures none of these but soaks the live service instead:
@@ -39,8 +45,8 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 
-use crate::config::{ConfigFile, Pipeline, SegmentSection};
 pub use report::Report;
+use stepstone::config::{ConfigFile, Pipeline, SegmentSection};
 
 /// Which events convert in every measured pipeline.
 const CONVERSION: &str = "kind=purchase|signup";
@@ -52,9 +58,13 @@ const SEGMENTS: [(&str, &str); 3] = [
     ("cart_abandoners", "last_contact_point == \"cart\" and not converted"),
 ];
 
-/// Options of `stepstone bench`.
+/// Options of `stepstone-bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
+    /// The `stepstone` binary whose `serve` the live and soak measurements run [default: the
+    /// `stepstone` beside this executable, as `cargo build --release` puts it].
+    #[arg(long, value_name = "FILE")]
+    pub stepstone: Option<PathBuf>,
     /// Number of (well-formed) events in the workload.
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
@@ -132,8 +142,9 @@ pub struct BenchOptions {
     pub child_out: Option<PathBuf>,
 }
 
-/// Runs `stepstone bench` as described by `options`: prints the table and writes the JSON
-/// report. `exe` is the `stepstone` executable the bulk runs are started from.
+/// Runs the bench as described by `options`: prints the table and writes the JSON report.
+/// `exe` is the bench executable the bulk runs are started from (re-invoked with
+/// `--child-input`).
 pub fn execute(options: &BenchOptions, exe: &Path) -> anyhow::Result<()> {
     if let (Some(input), Some(out)) = (&options.child_input, &options.child_out) {
         let [workers] = options.workers[..] else {
@@ -143,7 +154,7 @@ pub fn execute(options: &BenchOptions, exe: &Path) -> anyhow::Result<()> {
     }
     if let Some(duration) = options.soak {
         let scratch = Scratch::create()?;
-        let report = soak::run(options, duration, exe, &scratch.0)?;
+        let report = soak::run(options, duration, &stepstone_exe(options, exe)?, &scratch.0)?;
         println!("{report}");
         if let Some(path) = &options.out {
             write_json(path, &report)?;
@@ -169,7 +180,20 @@ fn write_json(path: &Path, report: &impl serde::Serialize) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Measures everything `options` asks for and returns the results.
+/// The `stepstone` binary the live measurements serve with: `--stepstone`, or else the one
+/// beside the bench executable `exe`.
+fn stepstone_exe(options: &BenchOptions, exe: &Path) -> anyhow::Result<PathBuf> {
+    let path = options.stepstone.clone().unwrap_or_else(|| exe.with_file_name("stepstone"));
+    ensure!(
+        path.is_file(),
+        "the stepstone binary {} is not there: build it (cargo build --release) or give --stepstone FILE",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// Measures everything `options` asks for and returns the results; `exe` is the bench
+/// executable the bulk runs are started from.
 pub fn run(options: &BenchOptions, exe: &Path) -> anyhow::Result<Report> {
     ensure!(options.reps >= 1, "--reps must be at least 1");
     ensure!(!options.workers.is_empty() && options.workers.iter().all(|&w| w >= 1), "--workers must be at least 1");
@@ -183,7 +207,8 @@ pub fn run(options: &BenchOptions, exe: &Path) -> anyhow::Result<Report> {
     let live = if rates.is_empty() {
         Vec::new()
     } else {
-        live::measure(exe, &rates, options.live_returning, &options.live_log, workers, &scratch.0)?
+        let stepstone = stepstone_exe(options, exe)?;
+        live::measure(&stepstone, &rates, options.live_returning, &options.live_log, workers, &scratch.0)?
     };
     Ok(Report::new(options, measured, incremental, live))
 }

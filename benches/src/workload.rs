@@ -8,10 +8,30 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use serde::Serialize;
 
 use super::BenchOptions;
-use super::bulk::Format;
-use crate::generate::{GenerateOptions, generate};
+use stepstone::generate::{GenerateOptions, generate};
+
+/// How the workload's stream is written: the formats the bench measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// Arrow IPC file.
+    Arrow,
+    /// CSV with a header.
+    Csv,
+}
+
+impl Encoding {
+    /// The lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Arrow => "arrow",
+            Encoding::Csv => "csv",
+        }
+    }
+}
 
 /// The start time of the workload (`stepstone generate`'s default).
 const START: &str = "2026-01-01T00:00:00Z";
@@ -24,7 +44,7 @@ const MALFORMED: f64 = 0.001;
 pub struct Workload {
     /// The stream in each format measured: a generated one as Arrow IPC and as CSV, or the
     /// `--input` files.
-    pub files: Vec<(Format, PathBuf)>,
+    pub files: Vec<(Encoding, PathBuf)>,
     /// The name of the stream, which names its continuations.
     stem: String,
     /// Where further streams are kept.
@@ -61,7 +81,7 @@ impl Workload {
         let stem = format!("events-{}-{}-{}", options.events, options.customers, options.seed);
         let arrow = ensure_file(&generate_options, &dir.join(format!("{stem}.arrow")))?;
         let csv = ensure_file(&generate_options, &dir.join(format!("{stem}.csv")))?;
-        let files = vec![(Format::Arrow, arrow), (Format::Csv, csv)];
+        let files = vec![(Encoding::Arrow, arrow), (Encoding::Csv, csv)];
         Ok(Workload { files, stem, data_dir: dir.clone(), options: generate_options })
     }
 
@@ -90,10 +110,10 @@ impl Workload {
 }
 
 /// The format of an `--input` file, from its extension (`.arrow` or `.csv`).
-fn input_format(path: &Path) -> anyhow::Result<Format> {
+fn input_format(path: &Path) -> anyhow::Result<Encoding> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("arrow") => Ok(Format::Arrow),
-        Some("csv") => Ok(Format::Csv),
+        Some("arrow") => Ok(Encoding::Arrow),
+        Some("csv") => Ok(Encoding::Csv),
         _ => anyhow::bail!("--input {}: the bench reads .arrow or .csv files", path.display()),
     }
 }

@@ -1,41 +1,43 @@
-//! Replay of the durable event log into a starting engine: the checkpoint's and the tail's
-//! events and links are fed as logical times of up to an epoch of events, erasures are applied
-//! where they were, and where ingest stood is restored.
+//! Recovery of the live service at start: opens the durable event log ([`crate::journal`]) and
+//! replays it into the starting engine — the checkpoint's and the tail's events and links are
+//! fed as logical times of up to `epoch-events` events each, erasures are applied where they
+//! were, and where ingest stood is restored — before the service takes new requests.
 
 use std::sync::Arc;
 
 use stepstone_dataflows::event::Clock;
 use stepstone_dataflows::symbols::{Interner, Symbols};
 
-use super::entry::{Entry, Resume};
-use super::keys::RecentKeys;
 use crate::engine::Engine;
+use crate::journal::entry::{Entry, Resume};
+use crate::journal::keys::RecentKeys;
+use crate::journal::{Journal, Settings};
 
 /// Feeds replayed entries to an engine.
-pub struct Replayer<'a> {
+struct Replayer<'a> {
     engine: &'a mut Engine,
     interner: Interner,
     /// Events fed since the last seal.
     unsealed: usize,
     /// Events per logical time.
-    epoch_events: usize,
+    events_per_time: usize,
     /// Where ingest stood after the entries so far.
-    pub resume: Resume,
+    resume: Resume,
     /// The idempotency keys of the requests so far.
-    pub keys: RecentKeys,
+    keys: RecentKeys,
     /// Events replayed.
-    pub events: u64,
+    events: u64,
 }
 
 impl<'a> Replayer<'a> {
     /// A replayer into `engine`, interning names in `symbols`, sealing a time every
-    /// `epoch_events` events.
-    pub fn new(engine: &'a mut Engine, symbols: Arc<Symbols>, epoch_events: usize) -> Self {
+    /// `events_per_time` events.
+    fn new(engine: &'a mut Engine, symbols: Arc<Symbols>, events_per_time: usize) -> Self {
         Replayer {
             engine,
             interner: Interner::new(symbols),
             unsealed: 0,
-            epoch_events: epoch_events.max(1),
+            events_per_time: events_per_time.max(1),
             resume: Resume::default(),
             keys: RecentKeys::default(),
             events: 0,
@@ -43,9 +45,9 @@ impl<'a> Replayer<'a> {
     }
 
     /// Applies one entry.
-    pub fn apply(&mut self, entry: Entry) -> anyhow::Result<()> {
+    fn apply(&mut self, entry: Entry) -> anyhow::Result<()> {
         match entry {
-            Entry::Batch(batch) => {
+            Entry::Records(batch) => {
                 self.resume.advance(batch.resume());
                 if let Some(key) = batch.key {
                     self.keys.insert(key, batch.accepted);
@@ -56,7 +58,7 @@ impl<'a> Replayer<'a> {
                 self.unsealed += events.len();
                 self.engine.send(events)?;
                 self.engine.link(&links)?;
-                if self.unsealed >= self.epoch_events {
+                if self.unsealed >= self.events_per_time {
                     self.seal()?;
                 }
             }
@@ -77,7 +79,7 @@ impl<'a> Replayer<'a> {
     }
 
     /// Seals what was fed since the last seal, with the replayed watermark.
-    pub fn seal(&mut self) -> anyhow::Result<()> {
+    fn seal(&mut self) -> anyhow::Result<()> {
         self.engine.seal(Clock::watermark(self.resume.watermark))?;
         self.unsealed = 0;
         Ok(())
@@ -87,7 +89,7 @@ impl<'a> Replayer<'a> {
 /// What [`recover`] restored.
 pub struct Restored {
     /// The log, ready to append.
-    pub journal: super::Journal,
+    pub journal: Journal,
     /// Where ingest stood.
     pub resume: Resume,
     /// The idempotency keys acknowledged before.
@@ -95,17 +97,17 @@ pub struct Restored {
 }
 
 /// Opens the log of `settings` and replays it into `engine` (whose names are in `symbols`),
-/// in logical times of up to `epoch_events` events; returns once the engine has applied all of
+/// in logical times of up to `events_per_time` events; returns once the engine has applied all of
 /// it. Reports what it found on stderr.
 pub fn recover(
     engine: &mut Engine,
     symbols: Arc<Symbols>,
-    settings: super::Settings,
-    epoch_events: usize,
+    settings: Settings,
+    events_per_time: usize,
 ) -> anyhow::Result<Restored> {
     let started = std::time::Instant::now();
-    let mut replayer = Replayer::new(engine, symbols, epoch_events);
-    let (journal, recovered) = super::Journal::open(settings, |entry| replayer.apply(entry))?;
+    let mut replayer = Replayer::new(engine, symbols, events_per_time);
+    let (journal, recovered) = Journal::open(settings, |entry| replayer.apply(entry))?;
     if let Some((segment, offset, dropped, reason)) = &recovered.truncated {
         eprintln!(
             "log: cut a torn tail off {} at byte {offset} ({dropped} bytes: {reason}); every entry before it is kept",

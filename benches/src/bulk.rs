@@ -1,5 +1,5 @@
 //! Throughput: decode-only passes over each format of the workload (the baseline), and whole
-//! [`engine::run`] runs per format and worker count, each in a fresh child process that reports
+//! [`run::run`] runs per format and worker count, each in a fresh child process that reports
 //! its own elapsed time and peak RSS.
 
 use std::fs::File;
@@ -11,37 +11,17 @@ use anyhow::{Context, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use super::BenchOptions;
-use super::workload::Workload;
-use crate::engine;
-use crate::source::{self, DecodeOptions};
+use super::workload::{Encoding, Workload};
+use stepstone::run;
+use stepstone::source::{self, DecodeOptions};
 
 /// A measured run that takes longer than this is killed and the bench fails.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// A format of the workload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// Arrow IPC file.
-    Arrow,
-    /// CSV with a header.
-    Csv,
-}
-
-impl Format {
-    /// The lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Arrow => "arrow",
-            Format::Csv => "csv",
-        }
-    }
-}
-
 /// The decode-only passes over one format.
 pub struct DecodeRuns {
     /// The format.
-    pub format: Format,
+    pub format: Encoding,
     /// The file decoded.
     pub path: PathBuf,
     /// The file's size in bytes.
@@ -57,7 +37,7 @@ pub struct DecodeRuns {
 /// The bulk runs of one format on one worker count.
 pub struct BulkRuns {
     /// The format.
-    pub format: Format,
+    pub format: Encoding,
     /// The file run.
     pub path: PathBuf,
     /// Timely workers.
@@ -87,7 +67,7 @@ struct ChildReport {
     events: u64,
     /// Customers with at least one event.
     customers: u64,
-    /// Seconds of `engine::run`, from its start to the final snapshot.
+    /// Seconds of `run::run`, from its start to the final snapshot.
     seconds: f64,
     /// `VmHWM` of the child after the run, in bytes.
     peak_rss_bytes: u64,
@@ -192,7 +172,6 @@ fn spawn_run(exe: &Path, input: &Path, run_dir: &Path, workers: usize) -> anyhow
     let (stdout_path, stdout) = log("stdout.txt")?;
     let (stderr_path, stderr) = log("stderr.txt")?;
     let mut child = Command::new(exe)
-        .arg("bench")
         .arg("--child-input")
         .arg(input)
         .arg("--child-out")
@@ -232,7 +211,7 @@ fn spawn_run(exe: &Path, input: &Path, run_dir: &Path, workers: usize) -> anyhow
 /// The body of a child process: runs `input` on `workers` workers into `out` and prints its
 /// [`ChildReport`] as one JSON line.
 pub fn child(input: &Path, out: &Path, workers: usize) -> anyhow::Result<()> {
-    let summary = engine::run(&super::pipeline(input, out, workers)?)?;
+    let summary = run::run(&super::pipeline(input, out, workers)?)?;
     let report = ChildReport {
         events: summary.events,
         customers: summary.customers as u64,

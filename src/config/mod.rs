@@ -298,7 +298,7 @@ pub struct Pipeline {
     /// Whether the first bad record stops the run.
     pub strict: bool,
     /// Events per logical time.
-    pub epoch_events: usize,
+    pub events_per_time: usize,
     /// Whether input files are followed as they grow (serve mode).
     pub follow: bool,
     /// The watermark settings of unbounded inputs.
@@ -447,11 +447,11 @@ impl Pipeline {
         if workers == 0 {
             bail!("workers must be at least 1");
         }
-        let epoch_events = run.epoch_events.unwrap_or(match snapshot_interval {
+        let events_per_time = run.epoch_events.unwrap_or(match snapshot_interval {
             Some(_) => DEFAULT_EPOCH_EVENTS,
             None => usize::MAX,
         });
-        if epoch_events == 0 {
+        if events_per_time == 0 {
             bail!("epoch-events must be at least 1");
         }
         let allowed_lateness_ms = match input.allowed_lateness.as_deref() {
@@ -498,7 +498,7 @@ impl Pipeline {
             parquet: output.parquet.unwrap_or(false),
             workers,
             strict: run.strict.unwrap_or(false),
-            epoch_events,
+            events_per_time,
             follow: input.follow.unwrap_or(false),
             event_time,
             server: ServerSettings::from_section(server, std::env::var("STEPSTONE_TOKEN").ok())?,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use stepstone_dataflows::symbols::{Sym, Symbols};
 
-use super::collector::Collected;
+use crate::engine::Collected;
 use crate::source::DeadLetterWriter;
 
 /// What one run did.
@@ -60,7 +60,7 @@ impl RunSummary {
         symbols: &Symbols,
         elapsed: Duration,
     ) -> Self {
-        let Collected { tables, snapshot, epochs, snapshots } = collected;
+        let Collected { tables, snapshot, times, snapshots } = collected;
         let tables = tables.read().expect("tables lock");
         let customers: BTreeSet<Sym> = tables.journeys().keys().map(|j| j.customer).collect();
         let names = symbols.names();
@@ -81,7 +81,7 @@ impl RunSummary {
                 .into_iter()
                 .map(|(name, stats)| (names.get(name).to_owned(), stats.0))
                 .collect(),
-            epochs: *epochs,
+            epochs: *times,
             snapshots: *snapshots,
             logical_time: snapshot.time,
             elapsed_seconds,

@@ -14,7 +14,7 @@
 //! latency counts from when it was due, so queueing behind a slow batch is measured rather than
 //! hidden. One thread submits each batch when it is due (submitting blocks while the workers are
 //! two logical times behind, which then counts in the latency) and, between submissions, waits
-//! on the engine's [`Frontier`](crate::engine::Frontier) to record when each batch's time is
+//! on the engine's [`Frontier`](stepstone::engine::Frontier) to record when each batch's time is
 //! applied.
 
 use std::collections::VecDeque;
@@ -32,9 +32,9 @@ use stepstone_dataflows::symbols::{Interner, Symbols};
 use super::BenchOptions;
 use super::bulk::peak_rss_bytes;
 use super::workload::Workload;
-use crate::engine::{Collector, Engine, to_event};
-use crate::sink::{SnapshotWriter, Tables};
-use crate::source::{self, DecodeOptions};
+use stepstone::engine::{Collector, Engine};
+use stepstone::sink::{SnapshotWriter, Tables};
+use stepstone::source::{self, DecodeOptions, to_event};
 
 /// The batch sizes, in the order they are measured, with the interval between their batches.
 const PHASES: [(usize, Duration); 3] =

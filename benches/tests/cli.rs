@@ -1,43 +1,39 @@
-//! `stepstone bench --input`: the benchmark measures given files instead of a generated workload,
+//! `stepstone-bench --input`: the benchmark measures given files instead of a generated workload,
 //! each format it is given and no other, and reports the stream's own events and customers.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
+use clap::Parser;
 use serde_json::Value;
+use stepstone::generate::{GenerateOptions, generate};
 
-fn stepstone(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stepstone")).args(args).current_dir(dir).output().expect("running stepstone")
+/// `stepstone generate`'s options, parsed from its flags.
+#[derive(Parser)]
+struct Generate {
+    #[command(flatten)]
+    options: GenerateOptions,
 }
 
-/// `stepstone bench --input input` in `dir`, one repetition, without the incremental and live
+/// `stepstone-bench --input input` in `dir`, one repetition, without the incremental and live
 /// measurements, with `extra` flags.
 fn bench(input: &str, extra: &[&str], dir: &Path) -> Output {
     let common = ["--reps", "1", "--batches", "0", "--live-rates", "0", "--data-dir", "data"];
-    let args: Vec<&str> = ["bench", "--input", input].into_iter().chain(common).chain(extra.iter().copied()).collect();
-    stepstone(&args, dir)
+    let args: Vec<&str> = ["--input", input].into_iter().chain(common).chain(extra.iter().copied()).collect();
+    Command::new(env!("CARGO_BIN_EXE_stepstone-bench"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running stepstone-bench")
 }
 
 #[test]
 fn bench_measures_a_given_csv_and_reports_its_events_and_customers() {
     let dir = tempfile::tempdir().unwrap();
-    let generated = stepstone(
-        &[
-            "generate",
-            "--events",
-            "3000",
-            "--customers",
-            "150",
-            "--seed",
-            "5",
-            "--malformed",
-            "0",
-            "--out",
-            "given.csv",
-        ],
-        dir.path(),
-    );
-    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let given = dir.path().join("given.csv");
+    let flags = ["generate", "--events", "3000", "--customers", "150", "--seed", "5", "--malformed", "0", "--out"];
+    let options = Generate::parse_from(flags.into_iter().chain([given.to_str().unwrap()])).options;
+    generate(&options).expect("generating the given stream");
     let customers: std::collections::HashSet<String> = std::fs::read_to_string(dir.path().join("given.csv"))
         .unwrap()
         .lines()

@@ -1,4 +1,4 @@
-//! `stepstone bench --soak DURATION`: sustained ingest into the live service at a fixed rate for
+//! `stepstone-bench --soak DURATION`: sustained ingest into the live service at a fixed rate for
 //! a bounded time with subscribers attached, to see whether the server's memory stays flat once
 //! the set of customers stops growing, and how latency and the durable log behave over time.
 //!

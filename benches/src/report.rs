@@ -6,10 +6,11 @@ use std::fmt;
 use serde::Serialize;
 
 use super::BenchOptions;
-use super::bulk::{BulkRuns, DecodeRuns, Format, MIB, Measured};
+use super::bulk::{BulkRuns, DecodeRuns, MIB, Measured};
 use super::incremental::{IncrementalRun, Phase};
 use super::live::LiveRun;
 use super::stats::{Spread, percentile};
+use super::workload::Encoding;
 
 /// Everything one bench run measured.
 #[derive(Debug, Serialize)]
@@ -74,7 +75,7 @@ pub struct Settings {
 #[derive(Debug, Serialize)]
 pub struct DecodeResult {
     /// The format.
-    pub format: Format,
+    pub format: Encoding,
     /// The workload file.
     pub path: String,
     /// Its size in bytes.
@@ -91,7 +92,7 @@ pub struct DecodeResult {
 #[derive(Debug, Serialize)]
 pub struct BulkResult {
     /// The format.
-    pub format: Format,
+    pub format: Encoding,
     /// Timely workers.
     pub workers: usize,
     /// Events per second over the repetitions.
