@@ -10,7 +10,7 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 mkdir -p fuzz/corpus/decode_jsonl fuzz/corpus/decode_csv fuzz/corpus/config
 cp tests/corpus/*.jsonl data/examples/*.jsonl fuzz/corpus/decode_jsonl/
 cp tests/corpus/*.csv fuzz/corpus/decode_csv/
-cp data/pipelines/*.toml tests/corpus/*.toml fuzz/corpus/config/
+cp data/pipelines/*.toml src/config/defaults.toml fuzz/corpus/config/
 for target in decode_jsonl decode_csv config; do
   echo "== fuzzing $target for ${seconds}s"
   cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=2048

@@ -46,7 +46,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 
 pub use report::Report;
-use stepstone::config::{ConfigFile, Pipeline, SegmentSection};
+use stepstone::config::{Layers, Pipeline};
 
 /// Which events convert in every measured pipeline.
 const CONVERSION: &str = "kind=purchase|signup";
@@ -216,14 +216,17 @@ pub fn run(options: &BenchOptions, exe: &Path) -> anyhow::Result<Report> {
 /// The pipeline every measurement runs: `input` into `out` on `workers` workers, converting on
 /// purchases and sign-ups, with the [`SEGMENTS`].
 fn pipeline(input: &Path, out: &Path, workers: usize) -> anyhow::Result<Pipeline> {
-    let mut config = ConfigFile::default();
-    config.input.paths = vec![input.to_owned()];
-    config.journeys.conversion = Some(CONVERSION.to_owned());
-    config.output.dir = Some(out.to_owned());
-    config.run.workers = Some(workers);
-    config.segments =
-        SEGMENTS.iter().map(|(name, rule)| SegmentSection { name: (*name).into(), rule: (*rule).into() }).collect();
-    Pipeline::try_from(config).context("building the bench pipeline")
+    let segments: Vec<_> =
+        SEGMENTS.iter().map(|(name, rule)| serde_json::json!({ "name": name, "rule": rule })).collect();
+    let settings = serde_json::json!({
+        "input": { "paths": [input] },
+        "journeys": { "conversion": CONVERSION },
+        "output": { "dir": out },
+        "run": { "workers": workers },
+        "segments": segments,
+    });
+    let settings = Layers::defaults().merge("the bench", &settings).settings()?;
+    Pipeline::running(settings).context("building the bench pipeline")
 }
 
 /// A temporary directory for the snapshots of the measured runs, removed on drop.

@@ -3,10 +3,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stepstone::config::{ConfigFile, Pipeline};
+use stepstone::config::{Layers, Pipeline};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(config) = toml::from_str::<ConfigFile>(text) else { return };
-    let _ = Pipeline::serving(config);
+    let Ok(table) = toml::from_str::<toml::Table>(text) else { return };
+    let Ok(settings) = Layers::defaults().merge("the fuzz input", &table).settings() else { return };
+    let _ = Pipeline::serving(settings);
 });

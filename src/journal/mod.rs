@@ -43,17 +43,22 @@ pub enum Fsync {
     Every(Duration),
 }
 
-impl Fsync {
+impl std::str::FromStr for Fsync {
+    type Err = InvalidFsync;
+
     /// `batch`, or a duration (`100ms`).
-    pub fn parse(text: &str) -> anyhow::Result<Fsync> {
+    fn from_str(text: &str) -> Result<Fsync, InvalidFsync> {
         if text == "batch" {
             return Ok(Fsync::Batch);
         }
-        let interval = humantime::parse_duration(text)
-            .with_context(|| format!("log fsync {text:?}: expected \"batch\" or a duration such as \"100ms\""))?;
-        Ok(Fsync::Every(interval))
+        humantime::parse_duration(text).map(Fsync::Every).map_err(|_| InvalidFsync(text.to_owned()))
     }
 }
+
+/// A fsync policy that is neither `batch` nor a duration.
+#[derive(Debug, thiserror::Error)]
+#[error("log fsync {0:?}: expected \"batch\" or a duration such as \"100ms\"")]
+pub struct InvalidFsync(pub String);
 
 /// The checked settings of the log.
 #[derive(Clone, Debug, PartialEq, Eq)]

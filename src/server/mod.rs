@@ -187,7 +187,7 @@ async fn run(pipeline: &Pipeline) -> anyhow::Result<()> {
 
 /// The HTTP routes: `/v1/*` behind the bearer token (if any), `/metrics` and `/healthz` open.
 fn router(live: Arc<Live>) -> Router {
-    let max_body = live.settings.max_body_bytes;
+    let max_body = usize::try_from(live.settings.max_body_bytes.as_u64()).unwrap_or(usize::MAX);
     let v1 = Router::new()
         .route("/v1/events", post(ingest::ingest).layer(DefaultBodyLimit::max(max_body)))
         .route("/v1/subscribe", get(subscribe::websocket))

@@ -12,12 +12,13 @@
 //! all of it is read, so its row order never matters, as in the batch modes of Beam and Flink.
 
 use std::fmt;
+use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat};
 use stepstone_dataflows::event::NO_WATERMARK;
 
-use super::ReasonKind;
 use super::decode::Fault;
+use super::{ReasonKind, SpecError};
 
 /// What becomes of late events.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,13 +30,19 @@ pub enum LatePolicy {
     Accept,
 }
 
-impl LatePolicy {
+impl FromStr for LatePolicy {
+    type Err = SpecError;
+
     /// The policy named `name` (`reject` or `accept`; `drop` is accepted for `reject`).
-    pub fn parse(name: &str) -> Option<LatePolicy> {
+    fn from_str(name: &str) -> Result<LatePolicy, SpecError> {
         match name {
-            "reject" | "drop" => Some(LatePolicy::Reject),
-            "accept" => Some(LatePolicy::Accept),
-            _ => None,
+            "reject" | "drop" => Ok(LatePolicy::Reject),
+            "accept" => Ok(LatePolicy::Accept),
+            other => Err(SpecError::UnknownChoice {
+                what: "late policy",
+                given: other.to_owned(),
+                expected: "reject, accept",
+            }),
         }
     }
 }

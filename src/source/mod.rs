@@ -314,7 +314,7 @@ impl Format {
 }
 
 impl FromStr for Format {
-    type Err = String;
+    type Err = SpecError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
@@ -322,7 +322,11 @@ impl FromStr for Format {
             "csv" => Ok(Format::Csv),
             "parquet" | "pq" => Ok(Format::Parquet),
             "arrow" | "arrows" | "ipc" | "feather" => Ok(Format::Arrow),
-            other => Err(format!("unknown input format {other:?}; expected one of jsonl, csv, parquet, arrow")),
+            other => Err(SpecError::UnknownChoice {
+                what: "input format",
+                given: other.to_owned(),
+                expected: "jsonl, csv, parquet, arrow",
+            }),
         }
     }
 }

@@ -6,7 +6,8 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
-/// A typed error in a `--map` or `--conversion` specification.
+/// A typed error in a user-facing specification: `--map`, `--conversion`, or a named choice
+/// such as the input format or the time format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
     /// An item of the spec has no `=`.
@@ -37,6 +38,16 @@ pub enum SpecError {
         spec: &'static str,
         /// The offending item.
         item: String,
+    },
+    /// A name that is none of the choices of a setting.
+    #[error("unknown {what} {given:?}; expected one of {expected}")]
+    UnknownChoice {
+        /// What was named (`input format`, `time format`, `late policy`).
+        what: &'static str,
+        /// The name given.
+        given: String,
+        /// The accepted names.
+        expected: &'static str,
     },
 }
 

@@ -3,11 +3,10 @@
 
 use std::str::FromStr;
 
-use serde::Deserialize;
+use super::SpecError;
 
 /// How the time column of an input is interpreted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TimeFormat {
     /// Numbers (and numeric strings) are epoch seconds if below 1e11 in magnitude, else epoch
     /// milliseconds; other strings are parsed as dates (RFC 3339 and the usual export forms).
@@ -22,7 +21,7 @@ pub enum TimeFormat {
 }
 
 impl FromStr for TimeFormat {
-    type Err = String;
+    type Err = SpecError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
@@ -30,7 +29,11 @@ impl FromStr for TimeFormat {
             "rfc3339" => Ok(TimeFormat::Rfc3339),
             "epoch_s" => Ok(TimeFormat::EpochS),
             "epoch_ms" => Ok(TimeFormat::EpochMs),
-            other => Err(format!("unknown time format {other:?}; expected one of auto, rfc3339, epoch_s, epoch_ms")),
+            other => Err(SpecError::UnknownChoice {
+                what: "time format",
+                given: other.to_owned(),
+                expected: "auto, rfc3339, epoch_s, epoch_ms",
+            }),
         }
     }
 }
