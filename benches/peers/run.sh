@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The DuckDB peer of Stepstone's views (see BENCHMARKS.md, "DuckDB peer").
+# The DuckDB peer of Stepstone's views (see BENCHMARKS.md, "How to rerun").
 #
 #   benches/peers/run.sh                              # 1M events, 100k customers, seed 42, 3 reps
 #   benches/peers/run.sh --events 50000 --customers 5000
