@@ -1,4 +1,5 @@
-//! End-to-end checks on real public event logs nobody on the team wrote (`../shared/data`):
+//! End-to-end checks on real public event logs nobody on the team wrote (the shared data
+//! directory: `$STEPSTONE_SHARED_DATA`, or else `../shared/data` beside the checkout):
 //! the transition graph with `--session-gap none` must be the published directly-follows graph
 //! of the running example, and on the larger logs Stepstone's graph and journeys must equal an
 //! independent sequential recomputation, with and without session splits and conversions, on
@@ -87,7 +88,7 @@ fn read_dfg(path: &Path) -> BTreeMap<(String, String), i64> {
 #[test]
 fn running_example_is_the_published_directly_follows_graph() {
     let Some(logs) = eventlogs() else {
-        eprintln!("note: ../shared/data/eventlogs not found; skipping");
+        eprintln!("note: no eventlogs/ in the shared data ($STEPSTONE_SHARED_DATA or ../shared/data); skipping");
         return;
     };
     let out = run(&logs.join("running-example.csv"), &["--session-gap", "none"]);
@@ -99,7 +100,7 @@ fn running_example_is_the_published_directly_follows_graph() {
 /// Compares stepstone with the oracle on `file` for several settings.
 fn check_log(file: &str, conversion: &str, extra_epochs: &str) {
     let Some(logs) = eventlogs() else {
-        eprintln!("note: ../shared/data/eventlogs not found; skipping");
+        eprintln!("note: no eventlogs/ in the shared data ($STEPSTONE_SHARED_DATA or ../shared/data); skipping");
         return;
     };
     let path = logs.join(file);

@@ -4,6 +4,8 @@
 //! required columns; every accepted time form and value form; journey keys and conversion rules;
 //! and the public event logs beside the repository decode completely.
 
+mod common;
+
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
@@ -943,16 +945,12 @@ fn conversion_by_kind_and_by_contact_point() {
     assert_eq!(converting(None), [false; 6]);
 }
 
-/// The public event logs beside the repository (`../shared/data/eventlogs`), if present.
-fn eventlogs() -> Option<PathBuf> {
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/eventlogs");
-    [beside, PathBuf::from("/work/shared/data/eventlogs")].into_iter().find(|dir| dir.is_dir())
-}
-
 #[test]
 fn public_event_logs_decode_completely() {
-    let Some(dir) = eventlogs() else {
-        println!("note: no shared/data/eventlogs beside the repository; public event log check skipped");
+    let Some(dir) = common::eventlogs() else {
+        println!(
+            "note: no eventlogs/ in the shared data ($STEPSTONE_SHARED_DATA or ../shared/data); public event log check skipped"
+        );
         return;
     };
     let xes = "customer=case:concept:name,time=time:timestamp,contact_point=concept:name";

@@ -21,11 +21,18 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The shared real event logs, if present beside the checkout (or at /work/shared).
+/// The shared data directory: the environment variable `STEPSTONE_SHARED_DATA` if it is set (a
+/// relative path is taken from the workspace root), else `../shared/data` beside the checkout.
+pub fn shared_data() -> PathBuf {
+    match std::env::var_os("STEPSTONE_SHARED_DATA") {
+        Some(dir) => root().join(dir),
+        None => root().join("../shared/data"),
+    }
+}
+
+/// The shared real event logs (`eventlogs/` of [`shared_data`]), if present.
 pub fn eventlogs() -> Option<PathBuf> {
-    [root().join("../shared/data/eventlogs"), PathBuf::from("/work/shared/data/eventlogs")]
-        .into_iter()
-        .find(|p| p.join("running-example.csv").exists())
+    Some(shared_data().join("eventlogs")).filter(|p| p.join("running-example.csv").exists())
 }
 
 /// Runs `stepstone` with `args` from the workspace root.
