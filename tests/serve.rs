@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat};
+use common::oracle::{SegmentRule, recompute};
 use common::server::{Server, Subscriber, WAIT, bounded, encode, journey_line, replay, rfc3339};
 use common::{Edges, FullEvent, FullJourney, full_journeys, oracle_at, read_table};
 use futures::StreamExt;
@@ -326,7 +327,7 @@ fn http_clock(events: &[FullEvent]) -> (i64, usize) {
     (latest.map_or(i64::MIN, |l| l - LATENESS_MS), late)
 }
 
-/// The segments of the test configs and their rules, evaluated on an oracle row.
+/// The segments of the test configs.
 const SEGMENTS: &str = r#"
 [[segments]]
 name = "buyers"
@@ -339,18 +340,17 @@ name = "emailed"
 rule = 'channels contains "email"'
 "#;
 
-/// The segments `journey` is in, by the rules of [`SEGMENTS`].
+/// The rules of [`SEGMENTS`], by hand.
+const SEGMENT_RULES: [SegmentRule; 3] = [
+    ("buyers", |j| j.converted()),
+    ("engaged", |j| j.events >= 2),
+    ("emailed", |j| j.channel_events.contains_key("email")),
+];
+
+/// The segments `journey` is in, by the rules of [`SEGMENTS`], sorted.
 fn segments_of(journey: &FullJourney) -> Vec<&'static str> {
-    let mut segments = Vec::new();
-    if journey.converted() {
-        segments.push("buyers");
-    }
-    if journey.events >= 2 {
-        segments.push("engaged");
-    }
-    if journey.channel_events.contains_key("email") {
-        segments.push("emailed");
-    }
+    let mut segments: Vec<&str> =
+        SEGMENT_RULES.iter().filter(|(_, rule)| rule(journey)).map(|(name, _)| *name).collect();
     segments.sort_unstable();
     segments
 }
@@ -361,6 +361,10 @@ struct Expected {
     edges: Edges,
     /// `(segment, customer)`.
     memberships: BTreeSet<(String, String)>,
+    /// The segments' aggregates `(members, value_micros, converted)`, of those with members.
+    segments: BTreeMap<String, (i64, i64, i64)>,
+    /// The members of each segment per channel.
+    segment_channels: BTreeMap<(String, String), i64>,
     /// The watermark of the HTTP source after the events.
     watermark: i64,
 }
@@ -368,24 +372,36 @@ struct Expected {
 impl Expected {
     /// What the service holds once it has taken `events` over HTTP (late ones accepted).
     fn of(events: &[FullEvent]) -> Expected {
-        let journeys = full_journeys(events, Some(GAP_MS), PATH_LEN);
-        let oracle_events: Vec<_> = events.iter().map(FullEvent::to_oracle).collect();
         let (watermark, _) = http_clock(events);
+        let views = recompute(events, Some(GAP_MS), PATH_LEN, Some(watermark), &SEGMENT_RULES);
+        let oracle_events: Vec<_> = events.iter().map(FullEvent::to_oracle).collect();
         let (edges, simple) = oracle_at(&oracle_events, Some(GAP_MS), PATH_LEN, Some(watermark));
-        // The two recomputations agree with each other.
-        assert_eq!(simple.len(), journeys.len());
+        // The oracle's two adapters (full rows and segments; the fields of the batch tests)
+        // agree with each other.
+        assert_eq!(edges, views.edges);
+        assert_eq!(simple.len(), views.journeys.len());
         for (customer, j) in &simple {
-            let full = &journeys[customer];
+            let full = &views.journeys[customer];
             assert_eq!(
                 (j.events, j.sessions, j.first_time, j.last_time, &j.path, j.conversions),
                 (full.events, full.sessions, full.first_time, full.last_time, &full.path, full.conversions)
             );
         }
-        let memberships = journeys
+        // Its memberships are those of the rules.
+        let memberships: BTreeSet<(String, String)> = views
+            .journeys
             .iter()
             .flat_map(|(customer, j)| segments_of(j).into_iter().map(|s| (s.to_owned(), customer.clone())))
             .collect();
-        Expected { journeys, edges, memberships, watermark }
+        assert_eq!(memberships, views.memberships);
+        Expected {
+            journeys: views.journeys,
+            edges: views.edges,
+            memberships: views.memberships,
+            segments: views.segments,
+            segment_channels: views.segment_channels,
+            watermark,
+        }
     }
 
     /// The journey line fields (without `time` and `diff`) the oracle expects for `customer`.
@@ -408,20 +424,13 @@ impl Expected {
         ["buyers", "emailed", "engaged"]
             .into_iter()
             .map(|segment| {
-                let members: Vec<&FullJourney> = self
-                    .memberships
-                    .iter()
-                    .filter(|(s, _)| s == segment)
-                    .map(|(_, customer)| &self.journeys[customer])
-                    .collect();
-                let converted = members.iter().filter(|j| j.converted()).count() as i64;
-                let value: i64 = members.iter().map(|j| j.value_micros).sum();
+                let (members, value, converted) = self.segments.get(segment).copied().unwrap_or_default();
                 json!({
                     "segment": segment,
-                    "members": members.len(),
+                    "members": members,
                     "value": value as f64 / 1e6,
                     "converted_members": converted,
-                    "conversion_rate": if members.is_empty() { 0.0 } else { converted as f64 / members.len() as f64 },
+                    "conversion_rate": if members == 0 { 0.0 } else { converted as f64 / members as f64 },
                 })
             })
             .collect()
@@ -429,13 +438,11 @@ impl Expected {
 
     /// The members of `segment` per channel (channels with members only).
     fn segment_channels(&self, segment: &str) -> Vec<Value> {
-        let mut channels: BTreeMap<&str, i64> = BTreeMap::new();
-        for (_, customer) in self.memberships.iter().filter(|(s, _)| s == segment) {
-            for channel in self.journeys[customer].channel_events.keys() {
-                *channels.entry(channel).or_default() += 1;
-            }
-        }
-        channels.into_iter().map(|(channel, members)| json!({"channel": channel, "members": members})).collect()
+        self.segment_channels
+            .iter()
+            .filter(|((s, _), _)| s == segment)
+            .map(|((_, channel), members)| json!({"channel": channel, "members": members}))
+            .collect()
     }
 
     /// The `/v1/transitions` rows the oracle expects, sorted by (from, to); only those out of

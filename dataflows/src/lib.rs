@@ -10,6 +10,8 @@ pub mod identity;
 mod journey_book;
 mod journey_state;
 pub mod journeys;
+#[cfg(feature = "oracle")]
+pub mod oracle;
 pub mod row;
 pub mod rules;
 pub mod segments;

@@ -5,9 +5,10 @@
 //! then (ending sessions), sometimes to the end of the input; with identity stitching, links
 //! between customer and device ids come and go, merging and splitting profiles. With a settled
 //! horizon, later rounds bring no update before it, and the journeys fold their history. After
-//! every round the accumulated
-//! outputs must equal what the sequential oracle below computes from the events present then.
-//! The oracle follows the journey semantics literally and shares no code with the dataflows.
+//! every round the accumulated outputs must equal what the sequential oracle
+//! (`stepstone_dataflows::oracle`, the `oracle` feature) computes from the events present then.
+//! The oracle follows the journey semantics of `docs/semantics.md` literally and shares no code
+//! with the dataflows; the end-to-end tests of the `stepstone` crate use the same one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -18,10 +19,11 @@ use rand::{Rng, SeedableRng};
 
 use stepstone_dataflows::event::{Clock, END_OF_INPUT, Event, Identity, JourneyId, NO_WATERMARK, Params, SessionRule};
 use stepstone_dataflows::identity::{Link, Node};
+use stepstone_dataflows::oracle;
 use stepstone_dataflows::row::JourneyRow;
 use stepstone_dataflows::rules::Rule;
 use stepstone_dataflows::segments::{BoundSegment, SegmentDef};
-use stepstone_dataflows::symbols::{CONVERSION, EXIT, NO_CHANNEL, START, Sym, Symbols};
+use stepstone_dataflows::symbols::{Sym, Symbols};
 use stepstone_dataflows::views;
 
 const MINUTE: i64 = 60_000;
@@ -55,143 +57,22 @@ fn add1<K: Ord + Clone>(map: &mut BTreeMap<K, i64>, key: K, diff: i64) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The oracle.
+// The oracle's views in the shape of the outputs.
 
-/// `events` with each event's journey moved to its identity's profile under the links present:
-/// the least identity (customers first, then by name) of its connected component.
-fn stitched(events: &BTreeMap<Event, i64>, links: &BTreeMap<Link, i64>) -> BTreeMap<Event, i64> {
-    // Union-find over the identities of the links present.
-    let mut parent: BTreeMap<Node, Node> = BTreeMap::new();
-    fn find(parent: &mut BTreeMap<Node, Node>, node: &Node) -> Node {
-        let up = parent.entry(node.clone()).or_insert_with(|| node.clone()).clone();
-        if &up == node {
-            return up;
-        }
-        let root = find(parent, &up);
-        parent.insert(node.clone(), root.clone());
-        root
-    }
-    for ((a, b), count) in links {
-        if *count > 0 {
-            let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
-            // The root of a component is its least identity: customers first, then by name.
-            let rank = |n: &Node| (n.device, n.name.clone());
-            if rank(&ra) < rank(&rb) {
-                parent.insert(rb, ra);
-            } else if rank(&rb) < rank(&ra) {
-                parent.insert(ra, rb);
-            }
-        }
-    }
-    let nodes: Vec<Node> = parent.keys().cloned().collect();
-    let profile: BTreeMap<Identity, Identity> =
-        nodes.iter().map(|n| (n.identity(), find(&mut parent, n).identity())).collect();
-    let mut out = BTreeMap::new();
-    for (event, count) in events {
-        let mut event = *event;
-        if let Some(p) = profile.get(&event.journey.identity()) {
-            event.journey.customer = p.id;
-            event.journey.anonymous = p.device;
-        }
-        add1(&mut out, event, *count);
-    }
-    out
-}
-
-/// The views of `events` when the watermark is `watermark`: a journey's last session is over
-/// (its `(exit)` edge present) once the watermark is past its last event plus the session gap,
-/// or at the end of the input for sessions that no gap ends.
+/// What the oracle (`stepstone_dataflows::oracle`) expects of `events` (with multiplicities;
+/// an event of negative multiplicity is absent) at `watermark`, as accumulated outputs.
 fn oracle(events: &BTreeMap<Event, i64>, watermark: i64, params: &Params, defs: &[BoundSegment]) -> Outputs {
-    let mut out = Outputs::default();
-    let mut by_journey: BTreeMap<JourneyId, Vec<Event>> = BTreeMap::new();
-    for (event, count) in events {
-        for _ in 0..*count {
-            by_journey.entry(event.journey).or_default().push(*event);
-        }
+    let present = events.iter().flat_map(|(event, count)| std::iter::repeat_n(*event, (*count).max(0) as usize));
+    let segments: Vec<_> = defs.iter().map(|def| (def.name, |row: &JourneyRow| def.rule.matches(row))).collect();
+    let views = oracle::recompute(present, watermark, params, &segments);
+    Outputs {
+        journeys: views.journeys.into_values().map(|row| (row, 1)).collect(),
+        transitions: views.transitions,
+        channel_transitions: views.channel_transitions,
+        memberships: views.memberships.into_iter().map(|m| (m, 1)).collect(),
+        segments: views.segments,
+        segment_channels: views.segment_channels,
     }
-    for (journey, mut list) in by_journey {
-        list.sort_by_key(|e| (e.time, e.seq));
-        let breaks = |a: &Event, b: &Event| match params.session {
-            SessionRule::Gap(gap) => b.time - a.time > gap,
-            SessionRule::Never => false,
-            SessionRule::ById => a.session != b.session,
-        };
-        let channel = |e: &Event| e.channel.unwrap_or(NO_CHANNEL);
-        let mut edge = |from: Sym, from_ch: Sym, to: Sym, to_ch: Sym, dwell: i64| {
-            add2(&mut out.transitions, (from, to), (1, dwell));
-            add2(&mut out.channel_transitions, (from_ch, to_ch), (1, dwell));
-        };
-
-        let mut sessions = 0;
-        let mut session_start = 0;
-        let mut session_events = 0;
-        for (i, e) in list.iter().enumerate() {
-            let new_session = i == 0 || breaks(&list[i - 1], e);
-            if new_session {
-                if i > 0 && !list[i - 1].converting {
-                    let p = &list[i - 1];
-                    edge(p.contact_point, channel(p), EXIT, EXIT, 0);
-                }
-                edge(START, START, e.contact_point, channel(e), 0);
-                sessions += 1;
-                session_start = e.time;
-                session_events = 0;
-            } else {
-                let p = &list[i - 1];
-                if p.converting {
-                    edge(START, START, e.contact_point, channel(e), 0);
-                } else {
-                    edge(p.contact_point, channel(p), e.contact_point, channel(e), e.time - p.time);
-                }
-            }
-            session_events += 1;
-            if e.converting {
-                edge(e.contact_point, channel(e), CONVERSION, CONVERSION, 0);
-            }
-        }
-        let last = list.last().unwrap();
-        let over = watermark == END_OF_INPUT
-            || matches!(params.session, SessionRule::Gap(gap) if watermark > last.time.saturating_add(gap));
-        if over && !last.converting {
-            edge(last.contact_point, channel(last), EXIT, EXIT, 0);
-        }
-
-        let mut channel_events: BTreeMap<Sym, u64> = BTreeMap::new();
-        for e in &list {
-            if let Some(c) = e.channel {
-                *channel_events.entry(c).or_default() += 1;
-            }
-        }
-        let skip = list.len().saturating_sub(params.path_len);
-        let row = JourneyRow {
-            journey,
-            first_time: list[0].time,
-            last_time: last.time,
-            events: list.len() as u64,
-            sessions,
-            session_start,
-            session_events,
-            path: list[skip..].iter().map(|e| e.contact_point).collect(),
-            channel_events: channel_events.into_iter().collect(),
-            conversions: list.iter().filter(|e| e.converting).count() as u64,
-            last_conversion_time: list.iter().filter(|e| e.converting).map(|e| e.time).next_back(),
-            value: list.iter().map(|e| e.value).sum(),
-        };
-        for def in defs {
-            if def.rule.matches(&row) {
-                add1(&mut out.memberships, (def.name, journey), 1);
-                let stats = out.segments.entry(def.name).or_default();
-                stats.0 += 1;
-                stats.1 += row.value;
-                stats.2 += i64::from(row.conversions > 0);
-                for (c, _) in &row.channel_events {
-                    add1(&mut out.segment_channels, (def.name, *c), 1);
-                }
-            }
-        }
-        add1(&mut out.journeys, row, 1);
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,14 +396,8 @@ fn check(seed: u64, shape: Shape, params: Params, workers: usize) {
         }
         erased.extend(erasures);
         // Recomputed from scratch without any event or link of an erased identity.
-        let kept_events: BTreeMap<Event, i64> =
-            events.iter().filter(|(e, _)| !erased.contains(&e.journey.identity())).map(|(e, c)| (*e, *c)).collect();
-        let kept_links: BTreeMap<Link, i64> = links
-            .iter()
-            .filter(|((a, b), _)| !erased.contains(&a.identity()) && !erased.contains(&b.identity()))
-            .map(|(l, c)| (l.clone(), *c))
-            .collect();
-        let expected = oracle(&stitched(&kept_events, &kept_links), clock.watermark, &params, &defs);
+        let (kept_events, kept_links) = oracle::erase(&events, &links, &erased);
+        let expected = oracle(&oracle::stitch(&kept_events, &kept_links), clock.watermark, &params, &defs);
         let actual = &states[round];
         assert_eq!(expected.journeys, actual.journeys, "journeys, seed {seed}, round {round}");
         assert_eq!(expected.transitions, actual.transitions, "transitions, seed {seed}, round {round}");

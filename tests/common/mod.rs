@@ -1,10 +1,12 @@
 //! Helpers shared by the end-to-end tests: running the `stepstone` binary, reading its Arrow
-//! snapshots back, and an independent, sequential recomputation of the journey semantics
-//! (`../shared/SEMANTICS.md`) to compare them with. The harness of the `stepstone serve` tests
-//! is in [`server`].
+//! snapshots back, and the events and rows of the test oracle, the independent sequential
+//! recomputation of the journey semantics (`docs/semantics.md`) to compare them with. The
+//! oracle is the dataflows crate's (`stepstone_dataflows::oracle`), reached through
+//! [`oracle`]; the harness of the `stepstone serve` tests is in [`server`].
 
 #![allow(dead_code)]
 
+pub mod oracle;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -138,7 +140,22 @@ pub struct OracleEvent {
     pub converting: bool,
 }
 
-/// What the oracle expects for one customer.
+impl OracleEvent {
+    /// The event as [`oracle::recompute`] takes it: without a channel or a value.
+    pub fn to_full(&self) -> FullEvent {
+        FullEvent {
+            customer: self.customer.clone(),
+            time: self.time,
+            row: self.row,
+            contact_point: self.contact_point.clone(),
+            channel: None,
+            converting: self.converting,
+            value: 0.0,
+        }
+    }
+}
+
+/// What the oracle expects for one customer, of the fields a journey row always has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OracleJourney {
     /// Number of events.
@@ -155,9 +172,10 @@ pub struct OracleJourney {
     pub conversions: i64,
 }
 
-/// The expected transition graph and journeys at the end of the input, computed sequentially:
-/// events sorted per customer by (time, input position), sessions split where the gap is strictly
-/// greater than `gap` (never when `None`), paths restarted after a converting event.
+/// The expected transition graph and journeys at the end of the input, by the oracle
+/// ([`oracle::recompute`]): events sorted per customer by (time, input position), sessions split
+/// where the gap is strictly greater than `gap` (never when `None`), paths restarted after a
+/// converting event.
 pub fn oracle(events: &[OracleEvent], gap: Option<i64>, path_len: usize) -> (Edges, BTreeMap<String, OracleJourney>) {
     oracle_at(events, gap, path_len, None)
 }
@@ -170,67 +188,10 @@ pub fn oracle_at(
     path_len: usize,
     watermark: Option<i64>,
 ) -> (Edges, BTreeMap<String, OracleJourney>) {
-    let mut per_customer: BTreeMap<&str, Vec<&OracleEvent>> = BTreeMap::new();
-    for e in events {
-        per_customer.entry(&e.customer).or_default().push(e);
-    }
-    let mut edges: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
-    let mut add = |from: &str, to: &str, dwell: i64| {
-        let entry = edges.entry((from.to_owned(), to.to_owned())).or_default();
-        entry.0 += 1;
-        entry.1 += dwell;
-    };
-    let mut journeys = BTreeMap::new();
-    for (customer, mut list) in per_customer {
-        list.sort_by_key(|e| (e.time, e.row));
-        let mut sessions = 0;
-        let mut previous: Option<&OracleEvent> = None;
-        for e in &list {
-            let new_session = match previous {
-                None => true,
-                Some(p) => gap.is_some_and(|gap| e.time - p.time > gap),
-            };
-            match previous {
-                Some(p) if !new_session && !p.converting => add(&p.contact_point, &e.contact_point, e.time - p.time),
-                Some(p) => {
-                    if new_session && !p.converting {
-                        add(&p.contact_point, "(exit)", 0);
-                    }
-                    add("(start)", &e.contact_point, 0);
-                }
-                None => add("(start)", &e.contact_point, 0),
-            }
-            if new_session {
-                sessions += 1;
-            }
-            if e.converting {
-                add(&e.contact_point, "(conversion)", 0);
-            }
-            previous = Some(e);
-        }
-        let last = list.last().expect("a customer has events");
-        let over = match (watermark, gap) {
-            (None, _) => true,
-            (Some(watermark), Some(gap)) => watermark > last.time + gap,
-            (Some(_), None) => false,
-        };
-        if over && !last.converting {
-            add(&last.contact_point, "(exit)", 0);
-        }
-        let skip = list.len().saturating_sub(path_len);
-        journeys.insert(
-            customer.to_owned(),
-            OracleJourney {
-                events: list.len() as i64,
-                sessions,
-                first_time: list[0].time,
-                last_time: last.time,
-                path: list[skip..].iter().map(|e| e.contact_point.clone()).collect(),
-                conversions: list.iter().filter(|e| e.converting).count() as i64,
-            },
-        );
-    }
-    (edges, journeys)
+    let events: Vec<FullEvent> = events.iter().map(OracleEvent::to_full).collect();
+    let views = oracle::recompute(&events, gap, path_len, watermark, &[]);
+    let journeys = views.journeys.iter().map(|(customer, j)| (customer.clone(), j.to_oracle())).collect();
+    (views.edges, journeys)
 }
 
 /// The journeys of a snapshot in the oracle's shape, by customer.
@@ -328,54 +289,23 @@ impl FullJourney {
     pub fn value(&self) -> f64 {
         self.value_micros as f64 / 1e6
     }
+
+    /// The fields of [`OracleJourney`].
+    pub fn to_oracle(&self) -> OracleJourney {
+        OracleJourney {
+            events: self.events,
+            sessions: self.sessions,
+            first_time: self.first_time,
+            last_time: self.last_time,
+            path: self.path.clone(),
+            conversions: self.conversions,
+        }
+    }
 }
 
-/// Every customer's full journey row, computed sequentially like [`oracle`]: events sorted per
+/// Every customer's full journey row, by the oracle like [`oracle`]: events sorted per
 /// customer by (time, arrival position), sessions split where the gap is strictly greater than
 /// `gap` (never when `None`).
 pub fn full_journeys(events: &[FullEvent], gap: Option<i64>, path_len: usize) -> BTreeMap<String, FullJourney> {
-    let mut per_customer: BTreeMap<&str, Vec<&FullEvent>> = BTreeMap::new();
-    for e in events {
-        per_customer.entry(&e.customer).or_default().push(e);
-    }
-    let mut journeys = BTreeMap::new();
-    for (customer, mut list) in per_customer {
-        list.sort_by_key(|e| (e.time, e.row));
-        let mut sessions = 0;
-        let mut session_start = list[0].time;
-        let mut session_events = 0;
-        for (i, e) in list.iter().enumerate() {
-            let new_session = i == 0 || gap.is_some_and(|gap| e.time - list[i - 1].time > gap);
-            if new_session {
-                sessions += 1;
-                session_start = e.time;
-                session_events = 0;
-            }
-            session_events += 1;
-        }
-        let mut channel_events = BTreeMap::new();
-        for e in &list {
-            if let Some(channel) = &e.channel {
-                *channel_events.entry(channel.clone()).or_default() += 1;
-            }
-        }
-        let skip = list.len().saturating_sub(path_len);
-        journeys.insert(
-            customer.to_owned(),
-            FullJourney {
-                first_time: list[0].time,
-                last_time: list[list.len() - 1].time,
-                events: list.len() as i64,
-                sessions,
-                session_start,
-                session_events,
-                path: list[skip..].iter().map(|e| e.contact_point.clone()).collect(),
-                channel_events,
-                conversions: list.iter().filter(|e| e.converting).count() as i64,
-                last_conversion_time: list.iter().filter(|e| e.converting).map(|e| e.time).next_back(),
-                value_micros: list.iter().map(|e| (e.value * 1e6).round() as i64).sum(),
-            },
-        );
-    }
-    journeys
+    oracle::recompute(events, gap, path_len, None, &[]).journeys
 }
