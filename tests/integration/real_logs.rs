@@ -5,13 +5,12 @@
 //! independent sequential recomputation, with and without session splits and conversions, on
 //! one and two workers and in many small epochs. Skipped with a note when the logs are absent.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use common::{OracleEvent, eventlogs, oracle, read_table, stepstone_ok};
+use crate::common;
+use crate::common::{OracleEvent, eventlogs, oracle, read_table, stepstone_ok};
 
 const MAPPING: &str = "customer=case:concept:name,time=time:timestamp,contact_point=concept:name";
 

@@ -2,12 +2,14 @@
 //! snapshots back, and the events and rows of the test oracle, the independent sequential
 //! recomputation of the journey semantics (`docs/semantics.md`) to compare them with. The
 //! oracle is the dataflows crate's (`stepstone_dataflows::oracle`), reached through
-//! [`oracle`]; the harness of the `stepstone serve` tests is in [`server`].
+//! [`oracle`]; the harness of the `stepstone serve` tests is in [`server`] and
+//! [`subscriber`].
 
 #![allow(dead_code)]
 
 pub mod oracle;
 pub mod server;
+pub mod subscriber;
 
 use std::collections::BTreeMap;
 use std::fs::File;

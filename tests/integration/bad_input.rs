@@ -2,13 +2,11 @@
 //! oversized ones each give a clear per-record dead letter while the run goes on, and a
 //! gigabyte line is read through without being held in memory.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{root, stepstone, stepstone_ok};
+use crate::common::{root, stepstone, stepstone_ok};
 
 /// One expected dead letter: line, reason kind, field at fault.
 type Letter = (u64, &'static str, Option<&'static str>);
