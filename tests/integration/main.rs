@@ -11,6 +11,7 @@ mod common;
 
 mod bad_input;
 mod cli_run;
+mod config_layers;
 mod durability;
 mod generate;
 mod real_logs;
