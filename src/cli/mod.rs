@@ -81,10 +81,31 @@ pub fn main() -> ExitCode {
     match execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", report(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `error` and its causes on one line, as `{:#}` shows them, without repeating a cause whose
+/// message the error before it already ends with: the error types of the library layers
+/// include their cause's message in their own (so that one of them alone tells the whole
+/// story) and also give the cause as their source.
+fn report(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut shown = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if shown.ends_with(&message) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&message);
+        shown = message;
+    }
+    line
 }
 
 /// Executes one subcommand.
@@ -141,4 +162,20 @@ fn erase(args: &EraseArgs) -> anyhow::Result<()> {
         eprintln!("snapshots in     {}", pipeline.out_dir.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cause_whose_message_the_error_shows_is_not_repeated() {
+        let io = std::io::Error::other("No space left on device");
+        let typed = crate::sink::Error::Io { action: "writing the deltas to", path: "deltas.jsonl".into(), source: io };
+        let error = anyhow::Error::from(typed).context("running the pipeline");
+        assert_eq!(
+            super::report(&error),
+            "running the pipeline: writing the deltas to deltas.jsonl: No space left on device"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(super::report(&plain), "outer: inner");
+    }
 }

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use super::Error;
 use super::frontier::Frontier;
 use super::worker::Completed;
 use crate::sink::update::Update;
-use crate::sink::{Changes, DeltaWriter, SnapshotInfo, SnapshotWriter, Tables};
+use crate::sink::{self, Changes, DeltaWriter, SnapshotInfo, SnapshotWriter, Tables};
 
 /// The sink tables, shared between the collector (the only writer) and readers such as the
 /// live service's lookups.
@@ -81,7 +82,7 @@ impl Collector {
 
     /// Runs until every worker has hung up, then writes the final snapshot.
     /// Each applied time is announced on `frontier`.
-    pub fn run(mut self, completed: Receiver<Completed>, frontier: &Frontier) -> anyhow::Result<Collected> {
+    pub fn run(mut self, completed: Receiver<Completed>, frontier: &Frontier) -> Result<Collected, Error> {
         // Per time: the workers that completed it, their watermark, and each one's updates.
         let mut pending: BTreeMap<u64, (usize, i64, Vec<Vec<Update>>)> = BTreeMap::new();
         let mut last_snapshot = Instant::now();
@@ -117,7 +118,7 @@ impl Collector {
                     match self.snapshot() {
                         Ok(_) => snapshots += 1,
                         Err(error) => {
-                            tracing::error!("a periodic snapshot failed; the next interval tries again: {error:#}");
+                            tracing::error!("a periodic snapshot failed; the next interval tries again: {error}");
                             if let Some(observer) = &mut self.observer {
                                 observer.snapshot_failed();
                             }
@@ -128,15 +129,15 @@ impl Collector {
                 frontier.advance(time);
             }
         }
-        if !pending.is_empty() {
-            anyhow::bail!("a worker stopped before completing logical time {}", pending.keys().next().unwrap_or(&0));
+        if let Some(&time) = pending.keys().next() {
+            return Err(Error::Incomplete { time });
         }
         let snapshot = self.snapshot()?;
         Ok(Collected { tables: self.tables, snapshot, times, snapshots: snapshots + 1 })
     }
 
     /// Writes a snapshot of the tables as they are now.
-    fn snapshot(&mut self) -> anyhow::Result<SnapshotInfo> {
+    fn snapshot(&mut self) -> Result<SnapshotInfo, sink::Error> {
         let info = self.snapshots.write(&self.tables.read().expect("tables lock"))?;
         if let Some(observer) = &mut self.observer {
             observer.snapshot_written(&info);

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use anyhow::Context;
 use crossbeam_channel::Sender;
 use rustc_hash::FxHashSet;
 use stepstone_dataflows::event::{Clock, Event, Identity, NO_WATERMARK, Params};
@@ -13,6 +12,7 @@ use stepstone_dataflows::segments::BoundSegment;
 use stepstone_dataflows::symbols::{Sym, Symbols};
 use timely::communication::WorkerGuards;
 
+use super::Error;
 use super::collector::{Collected, Collector, SharedTables};
 use super::frontier::Frontier;
 use super::links::LinkBook;
@@ -66,7 +66,7 @@ pub struct Engine {
     /// The timely workers.
     guards: WorkerGuards<()>,
     /// The collector thread.
-    collector: JoinHandle<anyhow::Result<Collected>>,
+    collector: JoinHandle<Result<Collected, Error>>,
     /// What the collector has applied.
     frontier: Arc<Frontier>,
     /// The logical time events are sent at now.
@@ -83,7 +83,7 @@ impl Engine {
         stitching: Option<Arc<Symbols>>,
         workers: usize,
         collector: Collector,
-    ) -> anyhow::Result<Engine> {
+    ) -> Result<Engine, Error> {
         let frontier = Arc::new(Frontier::default());
         let tables = collector.tables();
         let (completed_tx, completed_rx) = crossbeam_channel::unbounded();
@@ -95,7 +95,7 @@ impl Engine {
                 collector_frontier.close();
                 result
             })
-            .context("spawning the collector thread")?;
+            .map_err(Error::Spawn)?;
 
         let mut senders = Vec::with_capacity(workers);
         let mut receivers = Vec::with_capacity(workers);
@@ -110,8 +110,7 @@ impl Engine {
             let feed = receivers.lock().expect("feed receivers")[w.index()].take().expect("one feed per worker");
             worker::run(w, params, segments.clone(), stitch, feed, completed_tx.clone());
         })
-        .map_err(anyhow::Error::msg)
-        .context("starting the timely workers")?;
+        .map_err(Error::Start)?;
         let links = stitching.map(LinkBook::new);
         Ok(Engine {
             workers: senders,
@@ -131,7 +130,7 @@ impl Engine {
     /// (so the dataflow's exchange keeps them local). Blocks while the workers are
     /// [`FEED_QUEUE`] messages behind. Events of erased identities are dropped and counted
     /// ([`Engine::suppressed`]).
-    pub fn send(&mut self, mut events: Vec<Event>) -> anyhow::Result<()> {
+    pub fn send(&mut self, mut events: Vec<Event>) -> Result<(), Error> {
         if !self.erased.is_empty() {
             let before = events.len();
             events.retain(|event| !self.erased.contains(&event.journey.identity()));
@@ -156,7 +155,7 @@ impl Engine {
 
     /// States or retracts links between identities at the current logical time. Without
     /// stitching there are none: records state links only when identity fields are mapped.
-    pub fn link(&mut self, changes: &[LinkChange]) -> anyhow::Result<()> {
+    pub fn link(&mut self, changes: &[LinkChange]) -> Result<(), Error> {
         let Some(book) = &mut self.links else { return Ok(()) };
         let updates = book.updates(changes, &self.erased);
         if updates.is_empty() {
@@ -173,7 +172,7 @@ impl Engine {
     /// A settled horizon promises that no later event is before it: the caller admits only
     /// events at or after it from then on. With identity stitching it is ignored, since a link
     /// moves a device's earlier events into another journey.
-    pub fn seal(&mut self, clock: Clock) -> anyhow::Result<u64> {
+    pub fn seal(&mut self, clock: Clock) -> Result<u64, Error> {
         self.clock.watermark = self.clock.watermark.max(clock.watermark);
         if self.links.is_none() {
             self.clock.settled = self.clock.settled.max(clock.settled);
@@ -187,7 +186,7 @@ impl Engine {
 
     /// Sends `events` as one logical time of their own and seals it with `clock`; returns
     /// that time.
-    pub fn submit(&mut self, events: Vec<Event>, clock: Clock) -> anyhow::Result<u64> {
+    pub fn submit(&mut self, events: Vec<Event>, clock: Clock) -> Result<u64, Error> {
         self.send(events)?;
         self.seal(clock)
     }
@@ -197,7 +196,7 @@ impl Engine {
     /// of its own, as if they had never been; their later events and links are dropped as they
     /// come. Events sent before are erased too: every earlier time is applied first. Returns
     /// once the erasure is applied; `None` (and nothing done) when no view knows `id`.
-    pub fn erase(&mut self, id: Sym) -> anyhow::Result<Option<Erasure>> {
+    pub fn erase(&mut self, id: Sym) -> Result<Option<Erasure>, Error> {
         let before = self.seal(self.clock)?;
         self.wait_for(before)?;
         let tables = self.tables.read().expect("tables lock");
@@ -216,7 +215,7 @@ impl Engine {
     /// replayed log names it): their events and links leave every view at a logical time of its
     /// own, applied when this returns, and their later events and links are dropped as they
     /// come. Returns that time and the number of links removed.
-    pub fn forget(&mut self, component: &[Identity]) -> anyhow::Result<(u64, usize)> {
+    pub fn forget(&mut self, component: &[Identity]) -> Result<(u64, usize), Error> {
         self.erased.extend(component.iter().copied());
         let links = match &mut self.links {
             Some(book) => book.erase(&self.erased),
@@ -253,8 +252,8 @@ impl Engine {
     }
 
     /// Hands `message` to `worker`.
-    fn feed(&self, worker: usize, message: Feed) -> anyhow::Result<()> {
-        self.workers[worker].send(message).map_err(|_| anyhow::anyhow!("a timely worker stopped early"))
+    fn feed(&self, worker: usize, message: Feed) -> Result<(), Error> {
+        self.workers[worker].send(message).map_err(|_| Error::WorkerStopped)
     }
 
     /// What the collector has applied, to wait on from another thread.
@@ -263,19 +262,21 @@ impl Engine {
     }
 
     /// Blocks until `time` is reflected in the collector's tables (and deltas).
-    pub fn wait_for(&self, time: u64) -> anyhow::Result<()> {
-        anyhow::ensure!(self.frontier.wait_for(time), "the engine stopped before logical time {time} completed");
+    pub fn wait_for(&self, time: u64) -> Result<(), Error> {
+        if !self.frontier.wait_for(time) {
+            return Err(Error::StoppedBefore { time });
+        }
         Ok(())
     }
 
     /// Closes the input, waits for every submitted time to be applied and the final snapshot
     /// to be written, and returns what the collector ends with.
-    pub fn finish(self) -> anyhow::Result<Collected> {
+    pub fn finish(self) -> Result<Collected, Error> {
         drop(self.workers);
         let worker_results = self.guards.join();
-        let collected = self.collector.join().map_err(|_| anyhow::anyhow!("the collector thread panicked"))?;
+        let collected = self.collector.join().map_err(|_| Error::CollectorPanicked)?;
         for result in worker_results {
-            result.map_err(anyhow::Error::msg).context("a timely worker failed")?;
+            result.map_err(Error::WorkerFailed)?;
         }
         collected
     }

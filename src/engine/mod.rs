@@ -10,11 +10,13 @@
 //! service) decodes the inputs and sets up the sinks.
 
 mod collector;
+mod error;
 mod frontier;
 mod handle;
 mod links;
 mod worker;
 
 pub use collector::{Collected, Collector, Observer, SharedTables};
+pub use error::Error;
 pub use frontier::Frontier;
 pub use handle::{Engine, Erasure};

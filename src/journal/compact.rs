@@ -15,12 +15,11 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-use anyhow::Context;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::entry::{self, Entry, LoggedIdentity, LoggedRecords, Resume};
 use super::keys::RecentKeys;
-use super::{files, frame, read_checkpoint, read_segment};
+use super::{Error, LogFile, files, frame, read_checkpoint, read_segment};
 
 /// Events per batch entry of a checkpoint.
 const CHUNK: usize = 16_384;
@@ -40,12 +39,13 @@ pub struct Compactor {
 
 impl Compactor {
     /// Starts the thread compacting the log in `dir`.
-    pub fn start(dir: PathBuf) -> anyhow::Result<Compactor> {
+    pub fn start(dir: PathBuf) -> Result<Compactor, Error> {
         let (requests, received) = crossbeam_channel::unbounded();
+        let path = dir.clone();
         let thread = std::thread::Builder::new()
             .name("stepstone-compactor".into())
             .spawn(move || run(&dir, &received))
-            .context("spawning the log compactor")?;
+            .map_err(Error::io("spawning the compactor of the log in", &path))?;
         Ok(Compactor { requests: Some(requests), thread: Some(thread) })
     }
 
@@ -82,14 +82,14 @@ fn run(dir: &Path, requests: &Receiver<u64>) {
         match compact(dir, boundary) {
             Ok(Some(path)) => tracing::info!("log compacted into {}", path.display()),
             Ok(None) => {}
-            Err(error) => tracing::error!("log compaction failed (the log stays as it was): {error:#}"),
+            Err(error) => tracing::error!("log compaction failed (the log stays as it was): {error}"),
         }
     }
 }
 
 /// Folds the newest checkpoint and the segments before `boundary` into checkpoint `boundary`
 /// and removes them; `None` when there is nothing to fold.
-pub fn compact(dir: &Path, boundary: u64) -> anyhow::Result<Option<PathBuf>> {
+pub fn compact(dir: &Path, boundary: u64) -> Result<Option<PathBuf>, Error> {
     let (segments, checkpoints) = files::list(dir)?;
     let base = checkpoints.iter().copied().filter(|&n| n <= boundary).max();
     if base == Some(boundary) {
@@ -181,15 +181,15 @@ pub fn compact(dir: &Path, boundary: u64) -> anyhow::Result<Option<PathBuf>> {
         let _ = fs::remove_file(&unfinished);
         return Err(error);
     }
-    fs::rename(&unfinished, &path).with_context(|| format!("renaming the new checkpoint to {}", path.display()))?;
-    files::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
+    fs::rename(&unfinished, &path).map_err(Error::io("renaming the new checkpoint to", &path))?;
+    files::sync_dir(dir).map_err(Error::io("syncing", dir))?;
     if let Some(base) = base {
         super::remove(&files::checkpoint(dir, base))?;
     }
     for number in folded {
         super::remove(&files::segment(dir, number))?;
     }
-    files::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
+    files::sync_dir(dir).map_err(Error::io("syncing", dir))?;
     Ok(Some(path))
 }
 
@@ -203,14 +203,14 @@ struct Inputs<'a> {
 impl Inputs<'_> {
     /// Hands every entry to `each`, the base checkpoint's first. A damaged closed segment
     /// stops the compaction.
-    fn each(&self, each: &mut impl FnMut(Entry) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    fn each(&self, each: &mut impl FnMut(Entry) -> Result<(), Error>) -> Result<(), Error> {
         if let Some(base) = self.base {
             read_checkpoint(&files::checkpoint(self.dir, base), each)?;
         }
         for &number in self.segments {
             let path = files::segment(self.dir, number);
             if let (_, Some((offset, reason))) = read_segment(&path, each)? {
-                anyhow::bail!("closed log segment {} is damaged at byte {offset}: {reason}", path.display());
+                return Err(Error::Corrupt { file: LogFile::Segment(path), offset, reason });
             }
         }
         Ok(())
@@ -226,32 +226,28 @@ struct Writer {
 }
 
 impl Writer {
-    fn create(path: &Path) -> anyhow::Result<Writer> {
-        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    fn create(path: &Path) -> Result<Writer, Error> {
+        let file = File::create(path).map_err(Error::io("creating", path))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.write_all(files::CHECKPOINT_MAGIC).with_context(|| format!("writing {}", path.display()))?;
+        out.write_all(files::CHECKPOINT_MAGIC).map_err(Error::io("writing", path))?;
         Ok(Writer { path: path.to_owned(), out, unsynced: 0 })
     }
 
     /// Appends `entry`, forcing the file to disk once [`SYNC_SLICE`] bytes are pending.
-    fn put(&mut self, entry: &Entry) -> anyhow::Result<()> {
+    fn put(&mut self, entry: &Entry) -> Result<(), Error> {
         let frame = frame::encode(&entry::encode(entry));
-        self.out.write_all(&frame).with_context(|| format!("writing {}", self.path.display()))?;
+        self.out.write_all(&frame).map_err(Error::io("writing", &self.path))?;
         self.unsynced += frame.len() as u64;
         if self.unsynced >= SYNC_SLICE {
-            self.out.flush().with_context(|| format!("writing {}", self.path.display()))?;
-            self.out.get_ref().sync_data().with_context(|| format!("syncing {}", self.path.display()))?;
+            self.out.flush().map_err(Error::io("writing", &self.path))?;
+            self.out.get_ref().sync_data().map_err(Error::io("syncing", &self.path))?;
             self.unsynced = 0;
         }
         Ok(())
     }
 
-    fn finish(self) -> anyhow::Result<()> {
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("writing {}", self.path.display()))?;
-        file.sync_all().with_context(|| format!("syncing {}", self.path.display()))
+    fn finish(self) -> Result<(), Error> {
+        let file = self.out.into_inner().map_err(|e| Error::io("writing", &self.path)(e.into_error()))?;
+        file.sync_all().map_err(Error::io("syncing", &self.path))
     }
 }

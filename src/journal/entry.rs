@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use stepstone_dataflows::event::{Event, Identity, JourneyId, NO_WATERMARK};
 use stepstone_dataflows::symbols::{Interner, Names};
 
+use super::frame::Damage;
 use crate::source::LinkChange;
 
 /// One entry of a log segment or checkpoint.
@@ -217,11 +218,11 @@ pub fn encode(entry: &Entry) -> Vec<u8> {
 }
 
 /// The entry of `bytes`, or why they are not one.
-pub fn decode(bytes: &[u8]) -> Result<Entry, String> {
+pub fn decode(bytes: &[u8]) -> Result<Entry, Damage> {
     match bincode::serde::decode_from_slice(bytes, bincode::config::standard()) {
         Ok((entry, used)) if used == bytes.len() => Ok(entry),
-        Ok((_, used)) => Err(format!("an entry of {used} bytes followed by {} more", bytes.len() - used)),
-        Err(error) => Err(format!("not a log entry: {error}")),
+        Ok((_, used)) => Err(Damage::TrailingBytes { used, extra: bytes.len() - used }),
+        Err(error) => Err(Damage::Undecodable(error)),
     }
 }
 
@@ -262,7 +263,7 @@ mod tests {
             clock_latest: Some(7),
             watermark: 3,
         });
-        assert_eq!(decode(&encode(&entry)), Ok(entry));
+        assert_eq!(decode(&encode(&entry)).unwrap(), entry);
 
         let interned = event.to_event(&mut interner);
         let after = Arc::new(Symbols::new());
@@ -279,7 +280,7 @@ mod tests {
         let mut bytes = encode(&Entry::End(Resume::default()));
         assert!(decode(&bytes).is_ok());
         bytes.push(0);
-        assert!(decode(&bytes).is_err());
-        assert!(decode(&[0xff, 0xff, 0xff]).is_err());
+        assert!(matches!(decode(&bytes), Err(Damage::TrailingBytes { extra: 1, .. })));
+        assert!(matches!(decode(&[0xff, 0xff, 0xff]), Err(Damage::Undecodable(_))));
     }
 }

@@ -5,7 +5,8 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use super::Error;
+use super::frame::Damage;
 
 /// The first bytes of a log segment.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"STEPLOG1";
@@ -25,11 +26,11 @@ pub fn checkpoint(dir: &Path, number: u64) -> PathBuf {
 
 /// The numbers of the segments and of the checkpoints in `dir`, each ascending; unfinished
 /// checkpoints (`.tmp`, left by a crash) are removed.
-pub fn list(dir: &Path) -> anyhow::Result<(Vec<u64>, Vec<u64>)> {
+pub fn list(dir: &Path) -> Result<(Vec<u64>, Vec<u64>), Error> {
     let mut segments = Vec::new();
     let mut checkpoints = Vec::new();
-    for item in fs::read_dir(dir).with_context(|| format!("listing the log directory {}", dir.display()))? {
-        let item = item.with_context(|| format!("listing the log directory {}", dir.display()))?;
+    for item in fs::read_dir(dir).map_err(Error::io("listing the log directory", dir))? {
+        let item = item.map_err(Error::io("listing the log directory", dir))?;
         let name = item.file_name();
         let Some(name) = name.to_str() else { continue };
         let number = |prefix: &str, suffix: &str| {
@@ -40,8 +41,7 @@ pub fn list(dir: &Path) -> anyhow::Result<(Vec<u64>, Vec<u64>)> {
         } else if let Some(n) = number("checkpoint-", ".ckpt") {
             checkpoints.push(n);
         } else if number("checkpoint-", ".ckpt.tmp").is_some() {
-            fs::remove_file(item.path())
-                .with_context(|| format!("removing the unfinished checkpoint {}", item.path().display()))?;
+            fs::remove_file(item.path()).map_err(Error::io("removing the unfinished checkpoint", &item.path()))?;
         }
     }
     segments.sort_unstable();
@@ -49,28 +49,24 @@ pub fn list(dir: &Path) -> anyhow::Result<(Vec<u64>, Vec<u64>)> {
     Ok((segments, checkpoints))
 }
 
-/// Opens `path` for reading and checks that it starts with `magic`; `Ok(None)` when the file
-/// is shorter than the magic (created, then cut off by a crash).
-pub fn open_checked(path: &Path, magic: &[u8; 8]) -> anyhow::Result<Option<File>> {
-    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+/// Opens `path` for reading and checks that it starts with `magic`; `Ok(Err(`[`Damage::HeaderCutShort`]`))`
+/// when the file is shorter than the magic (created, then cut off by a crash).
+pub fn open_checked(path: &Path, magic: &[u8; 8]) -> Result<Result<File, Damage>, Error> {
+    let mut file = File::open(path).map_err(Error::io("opening", path))?;
     let mut start = [0u8; 8];
     let mut filled = 0;
     while filled < start.len() {
         match file.read(&mut start[filled..]) {
-            Ok(0) => return Ok(None),
+            Ok(0) => return Ok(Err(Damage::HeaderCutShort)),
             Ok(n) => filled += n,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+            Err(error) => return Err(Error::io("reading", path)(error)),
         }
     }
-    anyhow::ensure!(
-        &start == magic,
-        "{} is not a Stepstone log file of this version (it starts with {:?}, expected {:?})",
-        path.display(),
-        String::from_utf8_lossy(&start),
-        String::from_utf8_lossy(magic)
-    );
-    Ok(Some(file))
+    if &start != magic {
+        return Err(Error::Foreign { path: path.to_owned(), found: start, expected: *magic });
+    }
+    Ok(Ok(file))
 }
 
 /// Makes the entries of `dir` (new, renamed or removed files) durable.

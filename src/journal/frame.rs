@@ -4,6 +4,8 @@
 //!
 //! A file starts with an 8-byte magic naming its kind (a log segment or a checkpoint) and
 //! format version. A frame is `length: u32 LE`, `crc32: u32 LE` (of the payload), `payload`.
+//! What can be wrong with a file's bytes, in its frames or in the entries they hold, is a
+//! [`Damage`].
 
 use std::io::{self, Read};
 
@@ -22,15 +24,63 @@ pub fn encode(payload: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// What is wrong with the bytes of a log file at some offset.
+#[derive(Debug, thiserror::Error)]
+pub enum Damage {
+    /// The file is shorter than its magic (created, then cut off by a crash).
+    #[error("the file is shorter than its 8-byte header")]
+    HeaderCutShort,
+    /// A frame's header is cut short.
+    #[error("a frame header cut short after {got} of {HEADER} bytes")]
+    FrameHeaderCutShort {
+        /// The bytes of it that are there.
+        got: usize,
+    },
+    /// A frame's header gives a length over [`MAX_PAYLOAD`].
+    #[error("a frame length of {length} bytes, over the limit of {MAX_PAYLOAD}")]
+    FrameTooLong {
+        /// The length in the header.
+        length: usize,
+    },
+    /// A frame's payload is cut short.
+    #[error("a frame of {length} bytes cut short after {got}")]
+    FrameCutShort {
+        /// The length in the header.
+        length: usize,
+        /// The bytes of the payload that are there.
+        got: usize,
+    },
+    /// A frame's payload does not have the checksum of its header.
+    #[error("a frame of {length} bytes whose checksum does not match")]
+    ChecksumMismatch {
+        /// The payload's length.
+        length: usize,
+    },
+    /// A frame holds an entry and more bytes after it.
+    #[error("an entry of {used} bytes followed by {extra} more")]
+    TrailingBytes {
+        /// The bytes of the entry.
+        used: usize,
+        /// The bytes after it.
+        extra: usize,
+    },
+    /// A frame's payload does not decode as an entry.
+    #[error("not a log entry: {0}")]
+    Undecodable(#[source] bincode::error::DecodeError),
+    /// A checkpoint ends (after whole frames) before its last entry.
+    #[error("the file ends before the checkpoint's last entry")]
+    MissingEnd,
+}
+
 /// What reading the next frame found.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Next {
     /// A whole frame whose checksum matches: its payload.
     Frame(Vec<u8>),
     /// The end of the file, exactly after the previous frame.
     End,
-    /// A frame that is cut short or whose checksum does not match: why.
-    Damaged(String),
+    /// A frame that is cut short or whose checksum does not match: how.
+    Damaged(Damage),
 }
 
 /// Reads frames from a reader positioned after the file's magic.
@@ -59,20 +109,20 @@ impl<R: Read> FrameReader<R> {
             return Ok(Next::End);
         }
         if got < HEADER {
-            return Ok(Next::Damaged(format!("a frame header cut short after {got} of {HEADER} bytes")));
+            return Ok(Next::Damaged(Damage::FrameHeaderCutShort { got }));
         }
         let length = u32::from_le_bytes(header[..4].try_into().expect("four bytes")) as usize;
         let checksum = u32::from_le_bytes(header[4..].try_into().expect("four bytes"));
         if length > MAX_PAYLOAD {
-            return Ok(Next::Damaged(format!("a frame length of {length} bytes, over the limit of {MAX_PAYLOAD}")));
+            return Ok(Next::Damaged(Damage::FrameTooLong { length }));
         }
         let mut payload = vec![0u8; length];
         let got = read_full(&mut self.reader, &mut payload)?;
         if got < length {
-            return Ok(Next::Damaged(format!("a frame of {length} bytes cut short after {got}")));
+            return Ok(Next::Damaged(Damage::FrameCutShort { length, got }));
         }
         if crc32fast::hash(&payload) != checksum {
-            return Ok(Next::Damaged(format!("a frame of {length} bytes whose checksum does not match")));
+            return Ok(Next::Damaged(Damage::ChecksumMismatch { length }));
         }
         self.offset += (HEADER + length) as u64;
         Ok(Next::Frame(payload))
@@ -102,10 +152,9 @@ mod tests {
         let mut found = Vec::new();
         loop {
             let next = reader.next_frame().unwrap();
-            let last = next != Next::End && !matches!(next, Next::Frame(_));
-            let end = next == Next::End;
+            let last = !matches!(next, Next::Frame(_));
             found.push(next);
-            if last || end {
+            if last {
                 return found;
             }
         }
@@ -116,10 +165,15 @@ mod tests {
         let mut bytes = encode(b"first");
         bytes.extend(encode(b""));
         bytes.extend(encode(b"third entry"));
-        assert_eq!(
-            frames(&bytes),
-            [Next::Frame(b"first".to_vec()), Next::Frame(Vec::new()), Next::Frame(b"third entry".to_vec()), Next::End]
-        );
+        let payloads: Vec<Option<Vec<u8>>> = frames(&bytes)
+            .into_iter()
+            .map(|next| match next {
+                Next::Frame(payload) => Some(payload),
+                Next::End => None,
+                Next::Damaged(damage) => panic!("{damage}"),
+            })
+            .collect();
+        assert_eq!(payloads, [Some(b"first".to_vec()), Some(Vec::new()), Some(b"third entry".to_vec()), None]);
         let whole = bytes.len() - encode(b"third entry").len();
         for cut in whole + 1..bytes.len() {
             let found = frames(&bytes[..cut]);
@@ -139,8 +193,8 @@ mod tests {
         let after_one = bytes.len() as u64;
         bytes.extend(&encode(b"two")[..5]);
         let mut reader = FrameReader::new(&bytes[..], 0);
-        assert_eq!(reader.next_frame().unwrap(), Next::Frame(b"one".to_vec()));
-        assert!(matches!(reader.next_frame().unwrap(), Next::Damaged(_)));
+        assert!(matches!(reader.next_frame().unwrap(), Next::Frame(payload) if payload == b"one"));
+        assert!(matches!(reader.next_frame().unwrap(), Next::Damaged(Damage::FrameHeaderCutShort { got: 5 })));
         assert_eq!(reader.offset(), after_one);
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod compact;
 pub mod entry;
+mod error;
 pub mod files;
 pub mod frame;
 pub mod keys;
@@ -26,8 +27,9 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
 pub use entry::Entry;
+pub use error::{Error, LogFile};
+pub use frame::Damage;
 
 use compact::Compactor;
 use frame::{FrameReader, Next};
@@ -81,7 +83,7 @@ pub struct Settings {
 pub const TAIL_SHARE: u64 = 4;
 
 /// What recovery found and did.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Recovered {
     /// The checkpoint it started from, if any.
     pub checkpoint: Option<PathBuf>,
@@ -89,9 +91,22 @@ pub struct Recovered {
     pub segments: usize,
     /// Entries replayed, the checkpoint's included.
     pub entries: u64,
-    /// A torn or garbled tail cut off: the segment, the offset it was cut at, the bytes
-    /// dropped and why.
-    pub truncated: Option<(PathBuf, u64, u64, String)>,
+    /// A torn or garbled tail cut off.
+    pub truncated: Option<Truncated>,
+}
+
+/// A torn or garbled tail that recovery cut off the last segment (a crash in the middle of a
+/// write).
+#[derive(Debug)]
+pub struct Truncated {
+    /// The segment.
+    pub segment: PathBuf,
+    /// The offset it was cut at: the end of its last whole entry.
+    pub offset: u64,
+    /// The bytes dropped.
+    pub dropped: u64,
+    /// What was wrong at `offset`.
+    pub reason: Damage,
 }
 
 /// The open log, appending to its newest segment.
@@ -121,13 +136,14 @@ pub struct Journal {
 impl Journal {
     /// Opens the log in `settings.dir` (creating it), hands every entry it holds to `replay`
     /// in order (the newest checkpoint's first), cuts off a torn tail, and returns the log ready
-    /// to append, with what recovery found.
-    pub fn open(
+    /// to append, with what recovery found. The caller's error type `E` takes the log's own
+    /// errors as well as those of `replay`, which stop the opening.
+    pub fn open<E: From<Error>>(
         settings: Settings,
-        mut replay: impl FnMut(Entry) -> anyhow::Result<()>,
-    ) -> anyhow::Result<(Journal, Recovered)> {
+        mut replay: impl FnMut(Entry) -> Result<(), E>,
+    ) -> Result<(Journal, Recovered), E> {
         let dir = settings.dir.clone();
-        fs::create_dir_all(&dir).with_context(|| format!("creating the log directory {}", dir.display()))?;
+        fs::create_dir_all(&dir).map_err(Error::io("creating the log directory", &dir))?;
         let lock = lock(&dir)?;
         let (segments, checkpoints) = files::list(&dir)?;
         let mut recovered = Recovered::default();
@@ -153,47 +169,39 @@ impl Journal {
             recovered.segments += 1;
             if let Some((offset, reason)) = damage {
                 if !last {
-                    bail!(
-                        "log segment {} is damaged at byte {offset} ({reason}), and later segments follow it; \
-                         move the damaged segment and those after it out of {} to start without them",
-                        path.display(),
-                        dir.display()
-                    );
+                    return Err(Error::Corrupt { file: LogFile::Segment(path), offset, reason }.into());
                 }
-                let length = fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len();
-                recovered.truncated = Some((path.clone(), offset, length.saturating_sub(offset), reason));
+                let length = length(&path)?;
+                let dropped = length.saturating_sub(offset);
+                recovered.truncated = Some(Truncated { segment: path, offset, dropped, reason });
             }
         }
         let mut history = match &recovered.checkpoint {
-            Some(path) => fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len(),
+            Some(path) => length(path)?,
             None => 0,
         };
         for &number in &tail {
-            let path = files::segment(&dir, number);
-            history += fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len();
+            history += length(&files::segment(&dir, number))?;
         }
         let compactor = Compactor::start(dir.clone())?;
         let (segment, number, written) = match tail.last() {
             Some(&number) => {
                 let path = files::segment(&dir, number);
                 let end = match &recovered.truncated {
-                    Some((_, offset, _, _)) => *offset,
-                    None => fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len(),
+                    Some(truncated) => truncated.offset,
+                    None => length(&path)?,
                 };
-                let mut file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&path)
-                    .with_context(|| format!("opening {}", path.display()))?;
+                let mut file =
+                    OpenOptions::new().read(true).write(true).open(&path).map_err(Error::io("opening", &path))?;
                 if end < SEGMENT_START {
-                    file.set_len(0).with_context(|| format!("truncating {}", path.display()))?;
-                    file.write_all(files::SEGMENT_MAGIC).with_context(|| format!("writing {}", path.display()))?;
+                    file.set_len(0).map_err(Error::io("truncating", &path))?;
+                    file.write_all(files::SEGMENT_MAGIC).map_err(Error::io("writing", &path))?;
                 } else {
-                    file.set_len(end).with_context(|| format!("truncating {}", path.display()))?;
+                    file.set_len(end).map_err(Error::io("truncating", &path))?;
                 }
-                file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
+                file.sync_all().map_err(Error::io("syncing", &path))?;
                 let written = end.max(SEGMENT_START);
-                file.seek(SeekFrom::Start(written)).with_context(|| format!("seeking in {}", path.display()))?;
+                file.seek(SeekFrom::Start(written)).map_err(Error::io("seeking in", &path))?;
                 (file, number, written)
             }
             None => (create_segment(&dir, start)?, start, SEGMENT_START),
@@ -220,11 +228,11 @@ impl Journal {
 
     /// Appends `entry` (written to the operating system, not yet forced to disk). On failure
     /// nothing of it stays in the log.
-    pub fn append(&mut self, entry: &Entry) -> anyhow::Result<()> {
+    pub fn append(&mut self, entry: &Entry) -> Result<(), Error> {
         let bytes = frame::encode(&entry::encode(entry));
         if let Err(error) = self.segment.write_all(&bytes) {
             self.cut_back(self.written);
-            return Err(error).with_context(|| format!("appending to the log in {}", self.settings.dir.display()));
+            return Err(Error::io("appending to the log in", &self.settings.dir)(error));
         }
         self.written += bytes.len() as u64;
         self.since_compaction += bytes.len() as u64;
@@ -247,7 +255,7 @@ impl Journal {
 
     /// Forces the appends to disk. On failure the appends since the last success are cut off
     /// (their requests must not be acknowledged), when the policy is [`Fsync::Batch`].
-    pub fn sync(&mut self) -> anyhow::Result<()> {
+    pub fn sync(&mut self) -> Result<(), Error> {
         if !self.dirty() {
             return Ok(());
         }
@@ -255,7 +263,7 @@ impl Journal {
             if self.settings.fsync == Fsync::Batch {
                 self.cut_back(self.synced);
             }
-            return Err(error).with_context(|| format!("forcing the log in {} to disk", self.settings.dir.display()));
+            return Err(Error::io(FORCING, &self.settings.dir)(error));
         }
         self.synced = self.written;
         self.last_sync = Instant::now();
@@ -270,9 +278,7 @@ impl Journal {
             Ok(())
         };
         if let Err(error) = next {
-            tracing::error!(
-                "the log could not begin its next segment; appending goes on in the current one: {error:#}"
-            );
+            tracing::error!("the log could not begin its next segment; appending goes on in the current one: {error}");
         }
         Ok(())
     }
@@ -280,11 +286,9 @@ impl Journal {
     /// Starts a compaction of everything appended so far (after an erasure, so that the erased
     /// people's records leave the disk). Forces the appends to disk first. On failure whatever
     /// was appended stays in the log, durable if the failure came after the forced write.
-    pub fn compact(&mut self) -> anyhow::Result<()> {
+    pub fn compact(&mut self) -> Result<(), Error> {
         if self.dirty() {
-            self.segment
-                .sync_data()
-                .with_context(|| format!("forcing the log in {} to disk", self.settings.dir.display()))?;
+            self.segment.sync_data().map_err(Error::io(FORCING, &self.settings.dir))?;
             self.synced = self.written;
         }
         self.rotate()?;
@@ -294,14 +298,14 @@ impl Journal {
     }
 
     /// Closes the log: forces it to disk and waits for a running compaction.
-    pub fn close(mut self) -> anyhow::Result<()> {
+    pub fn close(mut self) -> Result<(), Error> {
         let synced = self.sync();
         self.compactor.finish();
         synced
     }
 
     /// Closes the current (synced) segment and begins the next.
-    fn rotate(&mut self) -> anyhow::Result<()> {
+    fn rotate(&mut self) -> Result<(), Error> {
         let next = create_segment(&self.settings.dir, self.number + 1)?;
         self.segment = next;
         self.number += 1;
@@ -327,67 +331,68 @@ impl Journal {
 /// The length of a segment that holds no entry yet.
 const SEGMENT_START: u64 = files::SEGMENT_MAGIC.len() as u64;
 
-/// Takes the lock of the log directory `dir`.
-fn lock(dir: &Path) -> anyhow::Result<File> {
+/// The action of a failed forced write, before the log's directory.
+const FORCING: &str = "forcing the log to disk in";
+
+/// The length of the file at `path`.
+fn length(path: &Path) -> Result<u64, Error> {
+    Ok(fs::metadata(path).map_err(Error::io("reading", path))?.len())
+}
+
+/// Takes the lock of the log directory `dir`: [`Error::Locked`] while another process holds it.
+fn lock(dir: &Path) -> Result<File, Error> {
     let path = dir.join("LOCK");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let file =
+        OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(Error::io("opening", &path))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => {
-            bail!("the log directory {} is in use by another running stepstone serve", dir.display())
-        }
-        Err(fs::TryLockError::Error(error)) => Err(error).with_context(|| format!("locking {}", path.display())),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { dir: dir.to_owned() }),
+        Err(fs::TryLockError::Error(error)) => Err(Error::io("locking", &path)(error)),
     }
 }
 
 /// Creates segment `number` in `dir`, with its magic, durably.
-fn create_segment(dir: &Path, number: u64) -> anyhow::Result<File> {
+fn create_segment(dir: &Path, number: u64) -> Result<File, Error> {
     let path = files::segment(dir, number);
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
         .open(&path)
-        .with_context(|| format!("creating log segment {}", path.display()))?;
+        .map_err(Error::io("creating log segment", &path))?;
     file.write_all(files::SEGMENT_MAGIC)
         .and_then(|()| file.sync_all())
         .and_then(|()| files::sync_dir(dir))
-        .with_context(|| format!("creating log segment {}", path.display()))?;
+        .map_err(Error::io("creating log segment", &path))?;
     Ok(file)
 }
 
 /// Removes `path`, which an earlier compaction replaced.
-fn remove(path: &Path) -> anyhow::Result<()> {
+fn remove(path: &Path) -> Result<(), Error> {
     match fs::remove_file(path) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => {
-            Err(error).with_context(|| format!("removing {}, which a checkpoint replaced", path.display()))
+            Err(Error::io("removing the replaced log file", path)(error))
         }
         _ => Ok(()),
     }
 }
 
-/// Replays the whole checkpoint at `path`; damage there is an error. Returns its entry count.
-pub fn read_checkpoint(path: &Path, replay: &mut impl FnMut(Entry) -> anyhow::Result<()>) -> anyhow::Result<u64> {
-    let Some(file) = files::open_checked(path, files::CHECKPOINT_MAGIC)? else {
-        bail!("checkpoint {} is cut short", path.display());
-    };
+/// Replays the whole checkpoint at `path`; damage there is an error ([`Error::Corrupt`]).
+/// Returns its entry count. The caller's error type `E` takes the log's errors as well as
+/// those of `replay`.
+pub fn read_checkpoint<E: From<Error>>(path: &Path, replay: &mut impl FnMut(Entry) -> Result<(), E>) -> Result<u64, E> {
+    let corrupt = |offset, reason| Error::Corrupt { file: LogFile::Checkpoint(path.to_owned()), offset, reason };
+    let file = files::open_checked(path, files::CHECKPOINT_MAGIC)?.map_err(|reason| corrupt(0, reason))?;
     let mut frames = FrameReader::new(io::BufReader::with_capacity(1 << 20, file), SEGMENT_START);
     let mut entries = 0;
     loop {
-        let payload = match frames.next_frame().with_context(|| format!("reading {}", path.display()))? {
+        let offset = frames.offset();
+        let payload = match frames.next_frame().map_err(Error::io("reading", path))? {
             Next::Frame(payload) => payload,
-            Next::End => bail!("checkpoint {} ends before its last entry", path.display()),
-            Next::Damaged(reason) => {
-                bail!("checkpoint {} is damaged at byte {}: {reason}", path.display(), frames.offset())
-            }
+            Next::End => return Err(corrupt(offset, Damage::MissingEnd).into()),
+            Next::Damaged(reason) => return Err(corrupt(offset, reason).into()),
         };
-        let entry = entry::decode(&payload)
-            .map_err(|reason| anyhow::anyhow!("checkpoint {} at byte {}: {reason}", path.display(), frames.offset()))?;
+        let entry = entry::decode(&payload).map_err(|reason| corrupt(offset, reason))?;
         let end = matches!(entry, Entry::End(_));
         entries += 1;
         replay(entry)?;
@@ -398,19 +403,21 @@ pub fn read_checkpoint(path: &Path, replay: &mut impl FnMut(Entry) -> anyhow::Re
 }
 
 /// Replays the segment at `path` up to its end or its first damaged frame; returns the entries
-/// replayed and, if damaged, where and why.
-pub fn read_segment(
+/// replayed and, if damaged, where (the end of the last whole entry) and how. The caller's
+/// error type `E` takes the log's errors as well as those of `replay`.
+pub fn read_segment<E: From<Error>>(
     path: &Path,
-    replay: &mut impl FnMut(Entry) -> anyhow::Result<()>,
-) -> anyhow::Result<(u64, Option<(u64, String)>)> {
-    let Some(file) = files::open_checked(path, files::SEGMENT_MAGIC)? else {
-        return Ok((0, Some((0, "the segment's header is cut short".to_owned()))));
+    replay: &mut impl FnMut(Entry) -> Result<(), E>,
+) -> Result<(u64, Option<(u64, Damage)>), E> {
+    let file = match files::open_checked(path, files::SEGMENT_MAGIC)? {
+        Ok(file) => file,
+        Err(reason) => return Ok((0, Some((0, reason)))),
     };
     let mut frames = FrameReader::new(io::BufReader::with_capacity(1 << 20, file), SEGMENT_START);
     let mut entries = 0;
     loop {
         let offset = frames.offset();
-        let payload = match frames.next_frame().with_context(|| format!("reading {}", path.display()))? {
+        let payload = match frames.next_frame().map_err(Error::io("reading", path))? {
             Next::Frame(payload) => payload,
             Next::End => return Ok((entries, None)),
             Next::Damaged(reason) => return Ok((entries, Some((offset, reason)))),

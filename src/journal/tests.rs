@@ -144,7 +144,7 @@ fn reopen(settings: &Settings) -> (Journal, Recovered, Vec<Entry>) {
     let mut replayed = Vec::new();
     let (journal, recovered) = Journal::open(settings.clone(), |entry| {
         replayed.push(entry);
-        Ok(())
+        Ok::<(), Error>(())
     })
     .expect("opening the log");
     (journal, recovered, replayed)
@@ -274,7 +274,9 @@ fn a_torn_tail_is_cut_at_the_last_whole_entry_and_appending_goes_on_after_it() {
     std::fs::write(&segment, &garbled).unwrap();
     let (_journal, recovered, replayed) = reopen(&settings);
     assert_eq!(replayed, entries[..entries.len() - 1]);
-    assert!(recovered.truncated.unwrap().3.contains("checksum"));
+    let truncated = recovered.truncated.unwrap();
+    assert!(matches!(truncated.reason, Damage::ChecksumMismatch { .. }), "{truncated:?}");
+    assert!(truncated.reason.to_string().contains("checksum"));
 }
 
 #[test]
@@ -283,8 +285,9 @@ fn damage_before_the_last_segment_and_a_second_opener_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let settings = settings(dir.path(), 300, u64::MAX);
     let (mut journal, _, _) = reopen(&settings);
-    let second = Journal::open(settings.clone(), |_| Ok(()));
-    assert!(format!("{:#}", second.err().unwrap()).contains("in use by another running stepstone serve"));
+    let second = Journal::open(settings.clone(), |_| Ok::<(), Error>(())).err().expect("a second opener is refused");
+    assert!(matches!(&second, Error::Locked { dir } if dir == &settings.dir), "{second:?}");
+    assert!(second.to_string().contains("in use by another running stepstone serve"));
     for entry in workload(&mut rng, 40).iter().filter(|e| matches!(e, Entry::Records(_))) {
         journal.append(entry).unwrap();
         journal.sync().unwrap();
@@ -297,8 +300,10 @@ fn damage_before_the_last_segment_and_a_second_opener_are_refused() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&first, bytes).unwrap();
-    let refused = Journal::open(settings, |_| Ok(()));
-    let message = format!("{:#}", refused.err().expect("a damaged closed segment stops the start"));
+    let refused = Journal::open(settings, |_| Ok::<(), Error>(()));
+    let refused = refused.err().expect("a damaged closed segment stops the start");
+    assert!(matches!(&refused, Error::Corrupt { file: LogFile::Segment(path), .. } if *path == first), "{refused:?}");
+    let message = refused.to_string();
     assert!(message.contains("is damaged at byte") && message.contains("later segments follow"), "{message}");
 }
 
@@ -326,4 +331,26 @@ fn compactions_wait_for_a_quarter_of_the_history_so_rewriting_it_stays_proportio
     let (_, _, replayed) = reopen(&settings);
     let batches: Vec<Entry> = entries.into_iter().filter(|entry| matches!(entry, Entry::Records(_))).collect();
     assert_eq!(State::of(&replayed), State::of(&batches));
+}
+
+#[test]
+fn a_foreign_file_and_a_cut_checkpoint_are_typed_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path(), u64::MAX, u64::MAX);
+    let open = || Journal::open(settings.clone(), |_| Ok::<(), Error>(())).err().expect("the start is refused");
+    let segment = files::segment(dir.path(), 0);
+    std::fs::write(&segment, b"STEPLOG0 and more").unwrap();
+    let foreign = open();
+    assert!(matches!(&foreign, Error::Foreign { path, found, .. } if *path == segment && found == b"STEPLOG0"));
+    assert!(foreign.to_string().contains("is not a Stepstone log file of this version"), "{foreign}");
+    std::fs::remove_file(&segment).unwrap();
+    let checkpoint = files::checkpoint(dir.path(), 3);
+    std::fs::write(&checkpoint, b"STEP").unwrap();
+    let cut = open();
+    assert!(
+        matches!(&cut, Error::Corrupt { file: LogFile::Checkpoint(path), offset: 0, reason: Damage::HeaderCutShort }
+            if *path == checkpoint),
+        "{cut:?}"
+    );
+    assert!(cut.to_string().starts_with(&format!("checkpoint {} is damaged at byte 0", checkpoint.display())), "{cut}");
 }

@@ -15,18 +15,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use stepstone_dataflows::event::{Clock, Event, NO_WATERMARK};
 use tokio::sync::oneshot;
 
 use super::live::Live;
 use super::submission::{Ack, EraseRequest, Submission};
-use crate::engine::{Collected, Engine};
+use crate::engine::{self, Collected, Engine};
 use crate::journal::entry::{self, LoggedEvent, LoggedIdentity, LoggedLink, Resume};
 use crate::journal::keys::RecentKeys;
-use crate::journal::{Entry, Fsync, Journal};
-use crate::source::{DeadLetterWriter, LinkChange, ReasonKind, Rejection};
+use crate::journal::{self, Entry, Fsync, Journal};
+use crate::source::{self, DeadLetterWriter, LinkChange, ReasonKind, Rejection};
 
 /// Logical times sealed but not yet complete before the driver waits for the engine (and the
 /// ingest queue fills, so that ingest answers 429).
@@ -37,6 +36,24 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// How often the driver checks whether the engine is done while it keeps a time open.
 const BUSY_POLL: Duration = Duration::from_micros(200);
+
+/// What stops the engine driver. A request the durable log cannot take is refused
+/// ([`Ack::NotLogged`]), not an error of the driver.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The driver thread could not be started.
+    #[error("spawning the engine driver: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// The engine failed (a worker stopped, a sink could not be written).
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+    /// The durable log could not be forced to disk as it was closed.
+    #[error(transparent)]
+    Log(#[from] journal::Error),
+    /// The dead letters still gathered could not be written at the end.
+    #[error(transparent)]
+    DeadLetters(#[from] source::Error),
+}
 
 /// Where the driver starts: the log to append to (none when it is off), where ingest stood,
 /// and the idempotency keys acknowledged so far.
@@ -62,7 +79,7 @@ pub fn spawn(
     epoch_interval: Duration,
     stop: Arc<AtomicBool>,
     start: Start,
-) -> anyhow::Result<JoinHandle<anyhow::Result<Collected>>> {
+) -> Result<JoinHandle<Result<Collected, Error>>, Error> {
     std::thread::Builder::new()
         .name("stepstone-driver".into())
         .spawn(move || {
@@ -84,9 +101,9 @@ pub fn spawn(
             dead_letters.flush()?;
             fed?;
             closed?;
-            collected
+            Ok(collected?)
         })
-        .context("spawning the engine driver")
+        .map_err(Error::Spawn)
 }
 
 /// A logged request waiting for its time's forced write before it is acknowledged and fed.
@@ -130,7 +147,7 @@ impl Driver {
         batches: &Receiver<Submission>,
         epoch_interval: Duration,
         stop: &AtomicBool,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), engine::Error> {
         let frontier = self.engine.frontier();
         // The latest sealed time.
         let mut sealed: Option<u64> = None;
@@ -189,7 +206,7 @@ impl Driver {
     /// Takes one batch into the open time: a request seen before is answered as before; the
     /// rest is numbered, logged if it came over HTTP (held until the time's forced write with
     /// the `batch` policy), and fed.
-    fn take(&mut self, batch: Submission) -> anyhow::Result<()> {
+    fn take(&mut self, batch: Submission) -> Result<(), engine::Error> {
         let Submission {
             mut events,
             mut links,
@@ -239,9 +256,9 @@ impl Driver {
                 watermark: self.watermark.max(watermark),
             });
             if let Err(error) = journal.append(&entry) {
-                tracing::error!("an ingest request was refused: {error:#}");
+                tracing::error!("an ingest request was refused: {error}");
                 self.live.metrics.log_failures.inc();
-                let _ = ack.map(|ack| ack.send(Ack::Failed(format!("{error:#}"))));
+                let _ = ack.map(|ack| ack.send(Ack::NotLogged(Arc::new(error))));
                 return Ok(());
             }
             self.live.metrics.log_appends.inc();
@@ -293,14 +310,14 @@ impl Driver {
             .try_for_each(|rejection| self.dead_letters.write(rejection))
             .and_then(|()| self.dead_letters.flush());
         if let Err(error) = written {
-            tracing::error!("{} dead letters may not be written: {error:#}", rejections.len());
+            tracing::error!("{} dead letters may not be written: {error}", rejections.len());
             self.live.metrics.dead_letter_failures.inc();
         }
     }
 
     /// Forces the open time's appends to disk, then acknowledges and feeds its requests; if
     /// that fails, they are refused and nothing of them is applied.
-    fn commit(&mut self) -> anyhow::Result<()> {
+    fn commit(&mut self) -> Result<(), engine::Error> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -317,15 +334,15 @@ impl Driver {
                 }
             }
             Err(error) => {
-                tracing::error!("{} ingest requests were refused: {error:#}", pending.len());
-                let reason = format!("{error:#}");
+                tracing::error!("{} ingest requests were refused: {error}", pending.len());
+                let reason = Arc::new(error);
                 for Pending { key, ack, repeats, .. } in pending {
                     if let Some(key) = key {
                         self.keys.remove(&key);
                     }
                     for ack in std::iter::once(ack).chain(repeats) {
                         self.live.metrics.log_failures.inc();
-                        let _ = ack.send(Ack::Failed(reason.clone()));
+                        let _ = ack.send(Ack::NotLogged(reason.clone()));
                     }
                 }
             }
@@ -339,13 +356,19 @@ impl Driver {
             && journal.sync_due().is_some_and(|due| due.is_zero())
             && let Err(error) = journal.sync()
         {
-            tracing::error!("{error:#}");
+            tracing::error!("{error}");
         }
     }
 
     /// Feeds events and links at the open time, of a batch after which its source's watermark
     /// is `watermark`; `arrived` events count as taken in (the suppressed ones included).
-    fn feed(&mut self, events: Vec<Event>, links: &[LinkChange], arrived: u64, watermark: i64) -> anyhow::Result<()> {
+    fn feed(
+        &mut self,
+        events: Vec<Event>,
+        links: &[LinkChange],
+        arrived: u64,
+        watermark: i64,
+    ) -> Result<(), engine::Error> {
         if let Some(settled) = &mut self.settled {
             *settled = (*settled).max(watermark);
         }
@@ -360,14 +383,14 @@ impl Driver {
     /// the disk) and answers it: every time before it completes first, and it is applied when
     /// this returns. Returns the erasure's time. An erasure log that cannot be written is
     /// reported, not fatal: the erasure stands.
-    fn erase(&mut self, request: EraseRequest) -> anyhow::Result<Option<u64>> {
+    fn erase(&mut self, request: EraseRequest) -> Result<Option<u64>, engine::Error> {
         let Some(erasure) = self.engine.erase(request.id)? else {
             let _ = request.reply.send(Ok(None));
             return Ok(None);
         };
         let live = &self.live;
         if let Err(error) = live.erasure_log.record(erasure.record(), &request.by) {
-            tracing::error!("erasure at logical time {} applied but not logged: {error:#}", erasure.time);
+            tracing::error!("erasure at logical time {} applied but not logged: {error}", erasure.time);
         }
         live.metrics.erasures.inc();
         live.metrics.events_erased.inc_by(erasure.events);
@@ -381,11 +404,11 @@ impl Driver {
                 {
                     tracing::error!(
                         "erasure at logical time {} logged, but the log could not be compacted, so the person's \
-                         earlier records stay in its files until the next compaction: {error:#}",
+                         earlier records stay in its files until the next compaction: {error}",
                         erasure.time
                     );
                 }
-                logged.map_err(|error| format!("{error:#}"))
+                logged
             }
             None => Ok(()),
         };

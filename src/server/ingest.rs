@@ -95,7 +95,7 @@ pub async fn ingest(State(live): State<Arc<Live>>, headers: HeaderMap, body: Byt
                     Answer { accepted: answered as usize, without_consent: 0, duplicate: true, rejected: Vec::new() };
                 return (StatusCode::OK, axum::Json(answer)).into_response();
             }
-            Ok(Ack::Failed(reason)) => {
+            Ok(Ack::NotLogged(reason)) => {
                 moved.undo(&live);
                 let mut response = error(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -8,10 +8,22 @@ use std::sync::Arc;
 use stepstone_dataflows::event::Clock;
 use stepstone_dataflows::symbols::{Interner, Symbols};
 
-use crate::engine::Engine;
+use crate::engine::{self, Engine};
 use crate::journal::entry::{Entry, Resume};
 use crate::journal::keys::RecentKeys;
-use crate::journal::{Journal, Settings};
+use crate::journal::{self, Journal, Settings, Truncated};
+
+/// What stops recovery.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The log could not be opened or read (damage it cannot cut off, another service holding
+    /// it, a file operation that failed).
+    #[error(transparent)]
+    Log(#[from] journal::Error),
+    /// The engine failed while the log was replayed into it.
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+}
 
 /// Feeds replayed entries to an engine.
 struct Replayer<'a> {
@@ -45,7 +57,7 @@ impl<'a> Replayer<'a> {
     }
 
     /// Applies one entry.
-    fn apply(&mut self, entry: Entry) -> anyhow::Result<()> {
+    fn apply(&mut self, entry: Entry) -> Result<(), Error> {
         match entry {
             Entry::Records(batch) => {
                 self.resume.advance(batch.resume());
@@ -79,7 +91,7 @@ impl<'a> Replayer<'a> {
     }
 
     /// Seals what was fed since the last seal, with the replayed watermark.
-    fn seal(&mut self) -> anyhow::Result<()> {
+    fn seal(&mut self) -> Result<(), engine::Error> {
         self.engine.seal(Clock::watermark(self.resume.watermark))?;
         self.unsealed = 0;
         Ok(())
@@ -104,11 +116,11 @@ pub fn recover(
     symbols: Arc<Symbols>,
     settings: Settings,
     events_per_time: usize,
-) -> anyhow::Result<Restored> {
+) -> Result<Restored, Error> {
     let started = std::time::Instant::now();
     let mut replayer = Replayer::new(engine, symbols, events_per_time);
     let (journal, recovered) = Journal::open(settings, |entry| replayer.apply(entry))?;
-    if let Some((segment, offset, dropped, reason)) = &recovered.truncated {
+    if let Some(Truncated { segment, offset, dropped, reason }) = &recovered.truncated {
         eprintln!(
             "log: cut a torn tail off {} at byte {offset} ({dropped} bytes: {reason}); every entry before it is kept",
             segment.display()

@@ -2,11 +2,14 @@
 //! an HTTP ingest request or of the configured sources, or an erasure; and how the driver
 //! answers an ingest request ([`Ack`]) and an erasure.
 
+use std::sync::Arc;
+
 use stepstone_dataflows::event::{Event, NO_WATERMARK};
 use stepstone_dataflows::symbols::Sym;
 use tokio::sync::oneshot;
 
 use crate::engine::Erasure;
+use crate::journal;
 use crate::source::{LinkChange, Rejection};
 
 /// A request to erase a person, with where to send what the erasure did.
@@ -18,19 +21,20 @@ pub struct EraseRequest {
     pub by: String,
     /// Where the outcome goes: what was erased (`None`: nobody has the id), or why the erasure,
     /// applied to the views, could not be logged.
-    pub reply: oneshot::Sender<Result<Option<Erasure>, String>>,
+    pub reply: oneshot::Sender<Result<Option<Erasure>, journal::Error>>,
 }
 
 /// How an HTTP ingest request ends.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Ack {
     /// Its records are in the log (durable by the fsync policy) and fed to the engine.
     Logged,
     /// A request with the same idempotency key was acknowledged before, having accepted this
     /// many records; nothing was applied again.
     Duplicate(u64),
-    /// Its records could not be logged and were not applied: why.
-    Failed(String),
+    /// Its records could not be logged and were not applied: why. One failed forced write
+    /// refuses every request of its logical time, so they share the error.
+    NotLogged(Arc<journal::Error>),
 }
 
 /// What the engine driver receives: one HTTP ingest request's records, a batch of the configured

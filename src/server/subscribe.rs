@@ -282,6 +282,6 @@ fn progress(time: u64) -> String {
 }
 
 /// An internal error, for an error response.
-fn internal(e: anyhow::Error) -> (StatusCode, String) {
-    (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+fn internal(e: impl std::fmt::Display) -> (StatusCode, String) {
+    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }

@@ -8,13 +8,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::Context;
 use arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
     TimestampMillisecondArray,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
 use chrono::{DateTime, SecondsFormat};
 use stepstone_dataflows::event::{END_OF_INPUT, NO_WATERMARK, micros_to_value};
 use stepstone_dataflows::row::JourneyRow;
@@ -22,6 +22,7 @@ use stepstone_dataflows::segments::SegmentStats;
 use stepstone_dataflows::symbols::{Names, Sym, Symbols};
 use stepstone_dataflows::transitions::EdgeStats;
 
+use super::Error;
 use super::tables::{EdgeKey, Tables};
 
 /// Schema metadata key: the logical time of the snapshot (decimal string).
@@ -54,18 +55,17 @@ impl SnapshotBatches {
     /// Builds all batches from `tables`, resolving names through `symbols`. Every schema carries
     /// [`LOGICAL_TIME_KEY`] (omitted while no time has been applied), [`WATERMARK_KEY`] and
     /// [`WALL_TIME_KEY`] = `wall_time`.
-    pub fn build(tables: &Tables, symbols: &Symbols, wall_time: &str) -> anyhow::Result<Self> {
+    pub fn build(tables: &Tables, symbols: &Symbols, wall_time: &str) -> Result<Self, Error> {
         let metadata = snapshot_metadata(tables, wall_time);
         let names = symbols.names();
-        let journeys = journeys_batch(tables, &names, &metadata).context("building the journeys batch")?;
-        let transitions =
-            edges_batch(tables.transitions(), &names, &metadata).context("building the transitions batch")?;
-        let channel_transitions = edges_batch(tables.channel_transitions(), &names, &metadata)
-            .context("building the channel_transitions batch")?;
-        let segments = segments_batch(tables, &names, &metadata).context("building the segments batch")?;
-        let segment_channels =
-            segment_channels_batch(tables, &names, &metadata).context("building the segment_channels batch")?;
-        Ok(SnapshotBatches { journeys, transitions, channel_transitions, segments, segment_channels })
+        let batch = |table| table_batch(tables, &names, &metadata, table).expect("a table of the snapshot");
+        Ok(SnapshotBatches {
+            journeys: batch("journeys")?,
+            transitions: batch("transitions")?,
+            channel_transitions: batch("channel_transitions")?,
+            segments: batch("segments")?,
+            segment_channels: batch("segment_channels")?,
+        })
     }
 
     /// The batch of the one table `name` (`journeys`, `transitions`, `channel_transitions`,
@@ -76,17 +76,8 @@ impl SnapshotBatches {
         symbols: &Symbols,
         wall_time: &str,
         name: &str,
-    ) -> Option<anyhow::Result<RecordBatch>> {
-        let metadata = snapshot_metadata(tables, wall_time);
-        let names = symbols.names();
-        Some(match name {
-            "journeys" => journeys_batch(tables, &names, &metadata),
-            "transitions" => edges_batch(tables.transitions(), &names, &metadata),
-            "channel_transitions" => edges_batch(tables.channel_transitions(), &names, &metadata),
-            "segments" => segments_batch(tables, &names, &metadata),
-            "segment_channels" => segment_channels_batch(tables, &names, &metadata),
-            _ => return None,
-        })
+    ) -> Option<Result<RecordBatch, Error>> {
+        table_batch(tables, &symbols.names(), &snapshot_metadata(tables, wall_time), name)
     }
 
     /// The batches with their table names, in a fixed order.
@@ -206,10 +197,50 @@ fn count(value: u64) -> i64 {
 fn string_lists<'a>(
     lengths: impl IntoIterator<Item = usize>,
     values: impl IntoIterator<Item = &'a str>,
-) -> anyhow::Result<ListArray> {
+) -> Result<ListArray, ArrowError> {
     let offsets = OffsetBuffer::from_lengths(lengths);
     let values = StringArray::from_iter_values(values);
-    Ok(ListArray::try_new(utf8_item(), offsets, Arc::new(values), None)?)
+    ListArray::try_new(utf8_item(), offsets, Arc::new(values), None)
+}
+
+/// The batch of the table `name` (`None` for another name), its names resolved through `names`,
+/// its schema carrying `metadata`.
+fn table_batch(
+    tables: &Tables,
+    names: &Names<'_>,
+    metadata: &HashMap<String, String>,
+    name: &str,
+) -> Option<Result<RecordBatch, Error>> {
+    let (table, built) = match name {
+        "journeys" => ("journeys", journeys_batch(tables, names, metadata)),
+        "transitions" => ("transitions", edges_batch(tables.transitions(), names, metadata).map_err(Failure::from)),
+        "channel_transitions" => {
+            ("channel_transitions", edges_batch(tables.channel_transitions(), names, metadata).map_err(Failure::from))
+        }
+        "segments" => ("segments", segments_batch(tables, names, metadata).map_err(Failure::from)),
+        "segment_channels" => {
+            ("segment_channels", segment_channels_batch(tables, names, metadata).map_err(Failure::from))
+        }
+        _ => return None,
+    };
+    Some(built.map_err(|failure| match failure {
+        Failure::Arrow(source) => Error::Batch { table, source },
+        Failure::Panicked => Error::BatchPanicked { table },
+    }))
+}
+
+/// Why a batch could not be built; [`table_batch`] names the table.
+enum Failure {
+    /// Arrow refused a column or the batch.
+    Arrow(ArrowError),
+    /// A thread building columns panicked.
+    Panicked,
+}
+
+impl From<ArrowError> for Failure {
+    fn from(error: ArrowError) -> Self {
+        Failure::Arrow(error)
+    }
 }
 
 /// A journey id resolved to names: customer or profile, anonymous, journey key.
@@ -233,7 +264,7 @@ fn journeys_batch(
     tables: &Tables,
     names: &Names<'_>,
     metadata: &HashMap<String, String>,
-) -> anyhow::Result<RecordBatch> {
+) -> Result<RecordBatch, Failure> {
     let mut sorted: Vec<(u128, JourneyName<'_>, &JourneyRow)> = tables
         .journeys()
         .values()
@@ -253,14 +284,14 @@ fn journeys_batch(
         let scalars = journey_scalar_columns(&ids, &rows);
         (lists.join(), scalars)
     });
-    let lists = lists.map_err(|_| anyhow::anyhow!("building the list columns of the journeys batch panicked"))??;
+    let lists = lists.map_err(|_| Failure::Panicked)??;
     let (head, tail) = scalars;
     let columns: Vec<ArrayRef> = head.into_iter().chain(lists).chain(tail).collect();
     Ok(RecordBatch::try_new(with_metadata(journeys_schema(), metadata), columns)?)
 }
 
 /// The `path`, `last_contact_point`, `channels` and `channel_events` columns of `rows`.
-fn journey_list_columns(rows: &[&JourneyRow], names: &Names<'_>) -> anyhow::Result<[ArrayRef; 4]> {
+fn journey_list_columns(rows: &[&JourneyRow], names: &Names<'_>) -> Result<[ArrayRef; 4], ArrowError> {
     // The channel events of all rows, each row's sorted by channel name.
     let mut channel_events: Vec<(&str, u64)> = Vec::new();
     for row in rows {
@@ -330,7 +361,7 @@ fn edges_batch(
     edges: &rustc_hash::FxHashMap<EdgeKey, EdgeStats>,
     names: &Names<'_>,
     metadata: &HashMap<String, String>,
-) -> anyhow::Result<RecordBatch> {
+) -> Result<RecordBatch, ArrowError> {
     let mut out_totals: HashMap<Sym, i64> = HashMap::new();
     for (&(from, _), &(n, _)) in edges {
         *out_totals.entry(from).or_default() += n;
@@ -349,7 +380,7 @@ fn edges_batch(
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, _, (n, dwell), _)| ratio(*dwell as f64, *n)))),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, _, (n, _), total)| ratio(*n as f64, *total)))),
     ];
-    Ok(RecordBatch::try_new(with_metadata(edges_schema(), metadata), columns)?)
+    RecordBatch::try_new(with_metadata(edges_schema(), metadata), columns)
 }
 
 /// The `segments` batch, sorted by segment name; declared segments appear even without members.
@@ -359,7 +390,7 @@ fn segments_batch(
     tables: &Tables,
     names: &Names<'_>,
     metadata: &HashMap<String, String>,
-) -> anyhow::Result<RecordBatch> {
+) -> Result<RecordBatch, ArrowError> {
     let mut rows: Vec<(&str, SegmentStats)> =
         tables.segments().into_iter().map(|(segment, stats)| (names.get(segment), stats)).collect();
     rows.sort_unstable_by_key(|(name, _)| *name);
@@ -372,7 +403,7 @@ fn segments_batch(
             if *members == 0 { 0.0 } else { *converted as f64 / *members as f64 }
         }))),
     ];
-    Ok(RecordBatch::try_new(with_metadata(segments_schema(), metadata), columns)?)
+    RecordBatch::try_new(with_metadata(segments_schema(), metadata), columns)
 }
 
 /// The `segment_channels` batch, sorted by segment name, then channel name.
@@ -380,7 +411,7 @@ fn segment_channels_batch(
     tables: &Tables,
     names: &Names<'_>,
     metadata: &HashMap<String, String>,
-) -> anyhow::Result<RecordBatch> {
+) -> Result<RecordBatch, ArrowError> {
     let mut rows: Vec<(&str, &str, i64)> = tables
         .segment_channels()
         .iter()
@@ -392,7 +423,7 @@ fn segment_channels_batch(
         Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, channel, _)| *channel))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, _, members)| *members))),
     ];
-    Ok(RecordBatch::try_new(with_metadata(segment_channels_schema(), metadata), columns)?)
+    RecordBatch::try_new(with_metadata(segment_channels_schema(), metadata), columns)
 }
 
 #[cfg(test)]

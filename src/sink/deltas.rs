@@ -6,13 +6,13 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use chrono::{DateTime, SecondsFormat};
 use serde::{Serialize, Serializer};
 use stepstone_dataflows::event::{Identity, micros_to_value};
 use stepstone_dataflows::row::JourneyRow;
 use stepstone_dataflows::symbols::{Names, Symbols};
 
+use super::Error;
 use super::tables::{Changes, MembershipKey};
 
 /// Writes [`Changes`] as JSON Lines, one line per changed journey row or membership.
@@ -159,11 +159,11 @@ type NamedMembership<'a> = (&'a str, &'a str, bool, Option<&'a str>);
 impl DeltaWriter {
     /// A writer to the file `path` (created or truncated), or to standard output for `-`,
     /// resolving names through `symbols`.
-    pub fn create(path: &Path, symbols: Arc<Symbols>) -> anyhow::Result<Self> {
+    pub fn create(path: &Path, symbols: Arc<Symbols>) -> Result<Self, Error> {
         let out: Box<dyn Write + Send> = if path == Path::new("-") {
             Box::new(io::stdout())
         } else {
-            Box::new(File::create(path).with_context(|| format!("creating the delta file {}", path.display()))?)
+            Box::new(File::create(path).map_err(Error::io("creating the delta file", path))?)
         };
         Ok(DeltaWriter { out: BufWriter::new(out), target: path.to_owned(), symbols })
     }
@@ -171,19 +171,19 @@ impl DeltaWriter {
     /// Writes the lines of `changes`: removals (journeys, then memberships), then insertions,
     /// each sorted by name (see [`DeltaWriter`]).
     ///
-    pub fn write(&mut self, changes: &Changes) -> anyhow::Result<()> {
+    pub fn write(&mut self, changes: &Changes) -> Result<(), Error> {
         let DeltaWriter { out, target, symbols } = self;
         for line in delta_lines(changes, &symbols.names())? {
             out.write_all(line.json.as_bytes())
                 .and_then(|()| out.write_all(b"\n"))
-                .with_context(|| format!("writing the deltas to {}", target.display()))?;
+                .map_err(Error::io("writing the deltas to", target))?;
         }
         Ok(())
     }
 
     /// Flushes the buffered lines to the destination.
-    pub fn flush(&mut self) -> anyhow::Result<()> {
-        self.out.flush().with_context(|| format!("flushing the deltas to {}", self.target.display()))
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.out.flush().map_err(Error::io("flushing the deltas to", &self.target))
     }
 }
 
@@ -200,7 +200,7 @@ pub struct DeltaLine {
 
 /// The lines of `changes` in the order [`DeltaWriter`] writes them, names resolved through
 /// `names`.
-pub fn delta_lines(changes: &Changes, names: &Names<'_>) -> anyhow::Result<Vec<DeltaLine>> {
+pub fn delta_lines(changes: &Changes, names: &Names<'_>) -> Result<Vec<DeltaLine>, Error> {
     let time = changes.time;
     let mut journeys: Vec<(i64, NamedRow)> =
         changes.journeys.iter().map(|(row, diff)| (*diff, NamedRow::new(row, names))).collect();
@@ -236,7 +236,7 @@ pub fn delta_lines(changes: &Changes, names: &Names<'_>) -> anyhow::Result<Vec<D
                 anonymous: profile.device,
                 diff: *diff,
             };
-            let json = serde_json::to_string(&line).context("serializing an identity delta")?;
+            let json = serde_json::to_string(&line).map_err(Error::json("an identity delta"))?;
             lines.push(DeltaLine { customer: Arc::from(*profile_name), segment: None, json });
         }
     }
@@ -244,7 +244,7 @@ pub fn delta_lines(changes: &Changes, names: &Names<'_>) -> anyhow::Result<Vec<D
 }
 
 /// The line of one journey row entering (`diff` 1) or leaving (-1) at `time`.
-pub fn journey_row_line(time: u64, row: &JourneyRow, diff: i64, names: &Names<'_>) -> anyhow::Result<DeltaLine> {
+pub fn journey_row_line(time: u64, row: &JourneyRow, diff: i64, names: &Names<'_>) -> Result<DeltaLine, Error> {
     journey_delta(time, &NamedRow::new(row, names), diff)
 }
 
@@ -254,15 +254,15 @@ pub fn membership_line(
     membership: &MembershipKey,
     diff: i64,
     names: &Names<'_>,
-) -> anyhow::Result<DeltaLine> {
+) -> Result<DeltaLine, Error> {
     membership_delta(time, &named_membership(membership, names), diff)
 }
 
 /// The current context of one journey as a JSON object: the fields of a journey line without
 /// `time`, `type` and `diff`.
-pub fn journey_object(row: &JourneyRow, names: &Names<'_>) -> anyhow::Result<serde_json::Value> {
+pub fn journey_object(row: &JourneyRow, names: &Names<'_>) -> Result<serde_json::Value, Error> {
     let named = NamedRow::new(row, names);
-    let mut object = serde_json::to_value(journey_line(0, &named, 1)?).context("serializing a journey row")?;
+    let mut object = serde_json::to_value(journey_line(0, &named, 1)?).map_err(Error::json("a journey row"))?;
     if let Some(fields) = object.as_object_mut() {
         for key in ["time", "type", "diff"] {
             fields.remove(key);
@@ -271,13 +271,13 @@ pub fn journey_object(row: &JourneyRow, names: &Names<'_>) -> anyhow::Result<ser
     Ok(object)
 }
 
-fn journey_delta(time: u64, row: &NamedRow<'_>, diff: i64) -> anyhow::Result<DeltaLine> {
-    let json = serde_json::to_string(&journey_line(time, row, diff)?).context("serializing a journey delta")?;
+fn journey_delta(time: u64, row: &NamedRow<'_>, diff: i64) -> Result<DeltaLine, Error> {
+    let json = serde_json::to_string(&journey_line(time, row, diff)?).map_err(Error::json("a journey delta"))?;
     Ok(DeltaLine { customer: Arc::from(row.customer), segment: None, json })
 }
 
-fn membership_delta(time: u64, membership: &NamedMembership<'_>, diff: i64) -> anyhow::Result<DeltaLine> {
-    let json = serde_json::to_string(&segment_line(time, membership, diff)).context("serializing a segment delta")?;
+fn membership_delta(time: u64, membership: &NamedMembership<'_>, diff: i64) -> Result<DeltaLine, Error> {
+    let json = serde_json::to_string(&segment_line(time, membership, diff)).map_err(Error::json("a segment delta"))?;
     Ok(DeltaLine { customer: Arc::from(membership.1), segment: Some(Arc::from(membership.0)), json })
 }
 
@@ -296,16 +296,18 @@ fn named_membership<'a>((segment, journey): &MembershipKey, names: &'a Names<'_>
     (names.get(*segment), names.get(journey.customer), journey.anonymous, journey.key.map(|key| names.get(key)))
 }
 
-/// A time in milliseconds since the epoch as RFC 3339 with milliseconds and `Z`.
-fn rfc3339(millis: i64) -> anyhow::Result<String> {
-    DateTime::from_timestamp_millis(millis)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
-        .with_context(|| format!("time {millis} ms is out of range"))
-}
-
 /// The line of a changed journey row.
-fn journey_line<'a>(time: u64, row: &'a NamedRow<'a>, diff: i64) -> anyhow::Result<JourneyLine<'a>> {
-    let context = || format!("delta of journey (customer {:?}, journey key {:?})", row.customer, row.journey_key);
+fn journey_line<'a>(time: u64, row: &'a NamedRow<'a>, diff: i64) -> Result<JourneyLine<'a>, Error> {
+    // A time in milliseconds since the epoch as RFC 3339 with milliseconds and `Z`.
+    let rfc3339 = |millis: i64| {
+        DateTime::from_timestamp_millis(millis).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)).ok_or_else(
+            || Error::TimeOutOfRange {
+                customer: row.customer.to_owned(),
+                journey_key: row.journey_key.map(str::to_owned),
+                millis,
+            },
+        )
+    };
     Ok(JourneyLine {
         time,
         kind: "journey",
@@ -313,18 +315,18 @@ fn journey_line<'a>(time: u64, row: &'a NamedRow<'a>, diff: i64) -> anyhow::Resu
         anonymous: row.anonymous,
         journey_key: row.journey_key,
         diff,
-        first_time: rfc3339(row.first_time).with_context(context)?,
-        last_time: rfc3339(row.last_time).with_context(context)?,
+        first_time: rfc3339(row.first_time)?,
+        last_time: rfc3339(row.last_time)?,
         events: row.events,
         sessions: row.sessions,
-        session_start: rfc3339(row.session_start).with_context(context)?,
+        session_start: rfc3339(row.session_start)?,
         session_events: row.session_events,
         path: &row.path,
         channels: &row.channel_events,
         channel_events: &row.channel_events,
         converted: row.conversions > 0,
         conversions: row.conversions,
-        last_conversion_time: row.last_conversion_time.map(rfc3339).transpose().with_context(context)?,
+        last_conversion_time: row.last_conversion_time.map(rfc3339).transpose()?,
         value: micros_to_value(row.value),
     })
 }

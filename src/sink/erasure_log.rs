@@ -4,8 +4,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::Serialize;
+
+use super::Error;
 
 /// Appends erasures to the log file of an output directory.
 #[derive(Clone, Debug)]
@@ -56,7 +57,7 @@ impl ErasureLog {
     }
 
     /// Appends `erasure`, asked for by `by`, and syncs the file.
-    pub fn record(&self, erasure: ErasureRecord, by: &str) -> anyhow::Result<()> {
+    pub fn record(&self, erasure: ErasureRecord, by: &str) -> Result<(), Error> {
         let ErasureRecord { logical_time, identities, events, links } = erasure;
         let line = Line {
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -66,15 +67,15 @@ impl ErasureLog {
             events,
             links,
         };
-        let line = serde_json::to_string(&line).context("serializing an erasure log line")? + "\n";
+        let line = serde_json::to_string(&line).map_err(Error::json("an erasure log line"))? + "\n";
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
-            .with_context(|| format!("opening the erasure log {}", self.path.display()))?;
+            .map_err(Error::io("opening the erasure log", &self.path))?;
         file.write_all(line.as_bytes())
             .and_then(|()| file.sync_data())
-            .with_context(|| format!("writing the erasure log {}", self.path.display()))?;
+            .map_err(Error::io("writing the erasure log", &self.path))?;
         tracing::info!(by, logical_time, identities, events, links, "erased a person");
         Ok(())
     }

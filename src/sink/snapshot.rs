@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::Context;
 use arrow::ipc::writer::FileWriter;
 use arrow::record_batch::RecordBatch;
 use chrono::{SecondsFormat, Utc};
@@ -17,6 +16,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use stepstone_dataflows::symbols::Symbols;
 
+use super::Error;
 use super::arrow_tables::SnapshotBatches;
 use super::tables::Tables;
 
@@ -83,22 +83,21 @@ impl SnapshotWriter {
     /// Writes a snapshot of `tables`; all files of one call are for the same logical time.
     ///
     /// The names are resolved while the batches are built, before any file is written.
-    pub fn write(&self, tables: &Tables) -> anyhow::Result<SnapshotInfo> {
-        fs::create_dir_all(&self.dir)
-            .with_context(|| format!("creating the snapshot directory {}", self.dir.display()))?;
+    pub fn write(&self, tables: &Tables) -> Result<SnapshotInfo, Error> {
+        fs::create_dir_all(&self.dir).map_err(Error::io("creating the snapshot directory", &self.dir))?;
         let wall_time = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
         let batches = SnapshotBatches::build(tables, &self.symbols, &wall_time)?;
 
         let mut files = Vec::new();
         for (name, batch) in batches.named() {
-            let path = self.dir.join(format!("{name}.arrow"));
-            write_atomically(&path, |file| write_ipc(file, batch))?;
+            let file_name = format!("{name}.arrow");
+            let path = write_atomically(&self.dir, &file_name, |file, path| write_ipc(file, batch, path))?;
             files.push(path);
         }
         if self.parquet {
             for (name, batch) in batches.named() {
-                let path = self.dir.join(format!("{name}.parquet"));
-                write_atomically(&path, |file| write_parquet(file, batch))?;
+                let file_name = format!("{name}.parquet");
+                let path = write_atomically(&self.dir, &file_name, |file, path| write_parquet(file, batch, path))?;
                 files.push(path);
             }
         }
@@ -117,39 +116,46 @@ impl SnapshotWriter {
     }
 }
 
-/// Writes `path` through a temporary file in the same directory that `fill` writes and that is
-/// then synced and renamed over `path`; the temporary file is removed when anything fails.
-fn write_atomically(path: &Path, fill: impl FnOnce(File) -> anyhow::Result<File>) -> anyhow::Result<()> {
-    let dir = path.parent().context("snapshot path has no directory")?;
-    let name = path.file_name().context("snapshot path has no file name")?.to_string_lossy();
+/// Writes the file `name` in `dir` through a temporary file in the same directory that `fill`
+/// writes (its errors naming the file's path) and that is then synced and renamed over the
+/// file; the temporary file is removed when anything fails. Returns the file's path.
+fn write_atomically(
+    dir: &Path,
+    name: &str,
+    fill: impl FnOnce(File, &Path) -> Result<File, Error>,
+) -> Result<PathBuf, Error> {
+    let path = dir.join(name);
     let temp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
     let result = (|| {
-        let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
-        let file = fill(file).with_context(|| format!("writing {}", path.display()))?;
-        file.sync_all().with_context(|| format!("syncing {}", temp.display()))?;
-        fs::rename(&temp, path).with_context(|| format!("renaming {} to {}", temp.display(), path.display()))
+        let file = File::create(&temp).map_err(Error::io("creating", &temp))?;
+        let file = fill(file, &path)?;
+        file.sync_all().map_err(Error::io("syncing", &temp))?;
+        fs::rename(&temp, &path).map_err(|source| Error::Rename { from: temp.clone(), to: path.clone(), source })
     })();
     if result.is_err() {
         // Best effort: the error being returned is the one that matters.
         let _ = fs::remove_file(&temp);
     }
-    result
+    result.map(|()| path)
 }
 
-/// Writes `batch` to `file` in the Arrow IPC file format.
-fn write_ipc(file: File, batch: &RecordBatch) -> anyhow::Result<File> {
-    let mut writer = FileWriter::try_new(BufWriter::new(file), &batch.schema()).context("starting the IPC file")?;
-    writer.write(batch).context("writing the IPC record batch")?;
-    writer.finish().context("finishing the IPC file")?;
-    let mut buffered = writer.into_inner().context("closing the IPC writer")?;
-    buffered.flush().context("flushing the IPC file")?;
-    buffered.into_inner().map_err(|e| e.into_error()).context("flushing the IPC file")
+/// Writes `batch` to `file` in the Arrow IPC file format, as the snapshot file `path`.
+fn write_ipc(file: File, batch: &RecordBatch, path: &Path) -> Result<File, Error> {
+    let failed = |step| move |source| Error::Ipc { path: path.to_owned(), step, source };
+    let mut writer =
+        FileWriter::try_new(BufWriter::new(file), &batch.schema()).map_err(failed("starting the IPC file"))?;
+    writer.write(batch).map_err(failed("writing the IPC record batch"))?;
+    writer.finish().map_err(failed("finishing the IPC file"))?;
+    let mut buffered = writer.into_inner().map_err(failed("closing the IPC writer"))?;
+    buffered.flush().map_err(Error::io("flushing the Arrow IPC file", path))?;
+    buffered.into_inner().map_err(|e| Error::io("flushing the Arrow IPC file", path)(e.into_error()))
 }
 
 /// Writes `batch` to `file` as zstd-compressed Parquet, with the Arrow schema embedded. The
 /// schema metadata (logical and wall-clock time) is also written as Parquet key-value metadata,
 /// for readers that do not decode the embedded Arrow schema.
-fn write_parquet(file: File, batch: &RecordBatch) -> anyhow::Result<File> {
+fn write_parquet(file: File, batch: &RecordBatch, path: &Path) -> Result<File, Error> {
+    let failed = |step| move |source| Error::Parquet { path: path.to_owned(), step, source };
     let mut metadata: Vec<KeyValue> =
         batch.schema().metadata().iter().map(|(key, value)| KeyValue::new(key.clone(), value.clone())).collect();
     metadata.sort_by(|a, b| a.key.cmp(&b.key));
@@ -158,7 +164,7 @@ fn write_parquet(file: File, batch: &RecordBatch) -> anyhow::Result<File> {
         .set_key_value_metadata(Some(metadata))
         .build();
     let mut writer =
-        ArrowWriter::try_new(file, batch.schema(), Some(properties)).context("starting the Parquet file")?;
-    writer.write(batch).context("writing the Parquet record batch")?;
-    writer.into_inner().context("finishing the Parquet file")
+        ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(failed("starting the Parquet file"))?;
+    writer.write(batch).map_err(failed("writing the Parquet record batch"))?;
+    writer.into_inner().map_err(failed("finishing the Parquet file"))
 }

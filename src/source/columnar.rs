@@ -6,7 +6,6 @@ use std::io::{Cursor, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::Context;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, LargeStringArray, RecordBatch, StringArray,
     StringViewArray, UInt64Array,
@@ -25,7 +24,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::decode::{Cell, Fault, RowDecoder, SLOTS};
 use super::input::{BUFFER, Opened, open_file};
 use super::time::Number;
-use super::{RecordRef, Rejection};
+use super::{Error, RecordRef, Rejection};
 
 /// Rows per batch read from Parquet.
 const BATCH_ROWS: usize = 8192;
@@ -57,11 +56,11 @@ pub(crate) struct BatchDecoder {
 pub(crate) fn open_parquet(
     path: &str,
     decoder: RowDecoder,
-) -> anyhow::Result<(BatchDecoder, Arc<AtomicU64>, Option<u64>)> {
+) -> Result<(BatchDecoder, Arc<AtomicU64>, Option<u64>), Error> {
+    let unreadable = |source| Error::Parquet { path: path.to_owned(), source };
     let file = open_file(path)?;
     let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).with_context(|| format!("cannot read Parquet file {path}"))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(unreadable)?;
     let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
     let slots = decoder.resolve(&names, &format!("the schema of {path}"))?;
     let mut roots: Vec<usize> = slots.iter().flatten().copied().collect();
@@ -70,11 +69,7 @@ pub(crate) fn open_parquet(
     let slots = slots.map(|slot| slot.and_then(|index| roots.iter().position(|&r| r == index)));
     let total_rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .with_context(|| format!("cannot read Parquet file {path}"))?;
+    let reader = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(unreadable)?;
     let bytes_read = Arc::new(AtomicU64::new(0));
     let progress = RowProgress { bytes_read: bytes_read.clone(), total_bytes, total_rows };
     let decoder = BatchDecoder::new(Box::new(reader), decoder, slots, path.to_string(), Some(progress));
@@ -83,10 +78,11 @@ pub(crate) fn open_parquet(
 
 /// Opens an Arrow IPC input, file or stream format (the file format is read sequentially as
 /// the stream it contains, so compressed files and stdin work too).
-pub(crate) fn open_arrow(opened: Opened, decoder: RowDecoder, source: String) -> anyhow::Result<BatchDecoder> {
+pub(crate) fn open_arrow(opened: Opened, decoder: RowDecoder, source: String) -> Result<BatchDecoder, Error> {
+    let unreadable = |error| Error::Read { action: "read Arrow input", input: source.clone(), source: error };
     let mut reader = opened.reader;
     let mut head = Vec::with_capacity(8);
-    (&mut reader).take(8).read_to_end(&mut head).with_context(|| format!("cannot read Arrow input {source}"))?;
+    (&mut reader).take(8).read_to_end(&mut head).map_err(unreadable)?;
     let rest: Box<dyn Read + Send> = if head.starts_with(b"ARROW1") && head.len() == 8 {
         // The file format pads the magic with zeros to the writer's alignment (8 bytes for
         // most writers, 64 for arrow-rs); skip the padding word by word, since no message
@@ -94,10 +90,7 @@ pub(crate) fn open_arrow(opened: Opened, decoder: RowDecoder, source: String) ->
         let mut word = Vec::with_capacity(4);
         loop {
             word.clear();
-            (&mut reader)
-                .take(4)
-                .read_to_end(&mut word)
-                .with_context(|| format!("cannot read Arrow input {source}"))?;
+            (&mut reader).take(4).read_to_end(&mut word).map_err(unreadable)?;
             if word != [0; 4] {
                 break;
             }
@@ -107,7 +100,7 @@ pub(crate) fn open_arrow(opened: Opened, decoder: RowDecoder, source: String) ->
         Box::new(Cursor::new(head).chain(reader))
     };
     let stream = StreamReader::try_new(std::io::BufReader::with_capacity(BUFFER, rest), None)
-        .with_context(|| format!("cannot read Arrow IPC input {source}"))?;
+        .map_err(|error| Error::Arrow { input: source.clone(), source: error })?;
     let names: Vec<String> = stream.schema().fields().iter().map(|f| f.name().clone()).collect();
     let slots = decoder.resolve(&names, &format!("the schema of {source}"))?;
     Ok(BatchDecoder::new(Box::new(stream), decoder, slots, source, None))

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use stepstone_dataflows::event::{END_OF_INPUT, Event, NO_WATERMARK};
 
-use super::Rejection;
 use super::interned::{Input, LinkChange};
 use super::reader::{Chunk, DecoderMessage};
+use super::{Error, Rejection};
 
 /// How long a partly filled logical time from a live input (stdin) may wait before it is cut.
 const LIVE_TIME_DELAY: Duration = Duration::from_millis(100);
@@ -78,7 +78,7 @@ impl TimeCutter {
 
     /// The next cut, or `None` once the input has ended and its last logical time was sealed. The
     /// last seal is at [`END_OF_INPUT`]: every session is over when the input ends.
-    pub fn next_cut(&mut self) -> anyhow::Result<Option<Cut>> {
+    pub fn next_cut(&mut self) -> Result<Option<Cut>, Error> {
         if self.finished {
             if self.ended {
                 return Ok(None);

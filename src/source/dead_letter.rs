@@ -10,10 +10,9 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::Serialize;
 
-use super::Rejection;
+use super::{Error, Rejection};
 
 /// Lines gathered before they are appended without waiting for a flush.
 const GATHERED_BYTES: usize = 64 * 1024;
@@ -43,31 +42,24 @@ struct Line<'a> {
 
 impl DeadLetterWriter {
     /// Creates (or truncates) the dead-letter file at `path`.
-    pub fn create(path: impl AsRef<Path>) -> anyhow::Result<DeadLetterWriter> {
+    pub fn create(path: impl AsRef<Path>) -> Result<DeadLetterWriter, Error> {
         let writer = DeadLetterWriter::append(&path)?;
-        writer
-            .file
-            .set_len(0)
-            .with_context(|| format!("cannot truncate dead-letter file {}", writer.path.display()))?;
+        writer.file.set_len(0).map_err(Error::dead_letter_file("truncate", &writer.path))?;
         Ok(DeadLetterWriter { written: 0, ..writer })
     }
 
     /// Opens the dead-letter file at `path` for appending, creating it if needed.
-    pub fn append(path: impl AsRef<Path>) -> anyhow::Result<DeadLetterWriter> {
+    pub fn append(path: impl AsRef<Path>) -> Result<DeadLetterWriter, Error> {
         let path = path.as_ref();
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open dead-letter file {}", path.display()))?;
-        let written =
-            file.metadata().with_context(|| format!("cannot read dead-letter file {}", path.display()))?.len();
+        let file =
+            OpenOptions::new().create(true).append(true).open(path).map_err(Error::dead_letter_file("open", path))?;
+        let written = file.metadata().map_err(Error::dead_letter_file("read", path))?.len();
         Ok(DeadLetterWriter { path: path.to_path_buf(), file, written, gathered: Vec::new(), counts: BTreeMap::new() })
     }
 
     /// Adds one rejection as a JSON line and counts it; the lines gathered are appended once
     /// there are enough of them (an error then is the file's, and the lines stay gathered).
-    pub fn write(&mut self, rejection: &Rejection) -> anyhow::Result<()> {
+    pub fn write(&mut self, rejection: &Rejection) -> Result<(), Error> {
         let line = Line {
             source: &rejection.source,
             line: rejection.line,
@@ -76,7 +68,7 @@ impl DeadLetterWriter {
             reason: &rejection.reason,
             raw: &rejection.raw,
         };
-        serde_json::to_writer(&mut self.gathered, &line).context("serializing a dead letter")?;
+        serde_json::to_writer(&mut self.gathered, &line).map_err(Error::DeadLetterJson)?;
         self.gathered.push(b'\n');
         *self.counts.entry(rejection.reason_kind()).or_default() += 1;
         if self.gathered.len() >= GATHERED_BYTES {
@@ -102,7 +94,7 @@ impl DeadLetterWriter {
 
     /// Appends the lines gathered to the file. If that fails, whatever part of them reached
     /// the file is cut off again and they stay gathered for the next flush.
-    pub fn flush(&mut self) -> anyhow::Result<()> {
+    pub fn flush(&mut self) -> Result<(), Error> {
         if self.gathered.is_empty() {
             return Ok(());
         }
@@ -115,9 +107,7 @@ impl DeadLetterWriter {
             Err(error) => {
                 // Best effort: a file that cannot even be cut keeps the broken tail, reported here.
                 let cut = self.file.set_len(self.written).err();
-                let path = self.path.display();
-                let cut = cut.map_or_else(String::new, |e| format!(" (and its broken tail could not be cut off: {e})"));
-                Err(error).with_context(|| format!("cannot write to dead-letter file {path}{cut}"))
+                Err(Error::DeadLetterWrite { path: self.path.clone(), source: error, cut })
             }
         }
     }

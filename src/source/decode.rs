@@ -8,7 +8,7 @@ use stepstone_dataflows::event::value_to_micros;
 
 use super::spec::Field;
 use super::time::Number;
-use super::{ALIAS_KIND, DecodeOptions, ReasonKind, RecordLimits, RecordLink, RecordRef, UNLINK_KIND};
+use super::{ALIAS_KIND, DecodeOptions, Error, ReasonKind, RecordLimits, RecordLink, RecordRef, UNLINK_KIND};
 
 /// Number of cell slots per row: the ten [`Field`]s, then the journey key.
 pub(crate) const SLOTS: usize = 11;
@@ -93,7 +93,7 @@ impl RowDecoder {
     /// Finds each slot's column among `available` (a header or schema). A missing required column
     /// is an error naming it and listing the available ones; a missing optional column (or
     /// journey key, with a warning) leaves its slot `None`.
-    pub fn resolve(&self, available: &[String], what: &str) -> anyhow::Result<[Option<usize>; SLOTS]> {
+    pub fn resolve(&self, available: &[String], what: &str) -> Result<[Option<usize>; SLOTS], Error> {
         let mut slots = [None; SLOTS];
         for (slot, column) in self.columns.iter().enumerate() {
             let Some(column) = column else { continue };
@@ -104,10 +104,14 @@ impl RowDecoder {
             // With device ids, records need not have a customer id.
             let optional_customer = slot == Field::Customer as usize && self.columns[Field::Device as usize].is_some();
             match Field::ALL.get(slot) {
-                Some(field) if field.required() && !optional_customer => anyhow::bail!(
-                    "required column {column:?} (field {field}) not found in {what}; available columns: {}",
-                    available.join(", ")
-                ),
+                Some(&field) if field.required() && !optional_customer => {
+                    return Err(Error::MissingColumn {
+                        column: column.clone(),
+                        field,
+                        within: what.to_owned(),
+                        available: available.to_vec(),
+                    });
+                }
                 None => tracing::warn!(
                     "journey-key column {column:?} not found in {what}; every record gets no journey key"
                 ),

@@ -3,11 +3,9 @@
 
 use std::io::{self, Read};
 
-use anyhow::Context;
-
 use super::decode::{Cell, Fault, RowDecoder, SLOTS};
 use super::input::BUFFER;
-use super::{ReasonKind, RecordRef, Rejection, oversized_raw};
+use super::{Error, ReasonKind, RecordRef, Rejection, oversized_raw};
 
 /// Streams records out of a CSV input with a header row.
 pub(crate) struct CsvDecoder {
@@ -58,16 +56,16 @@ impl Read for Tee {
 impl CsvDecoder {
     /// Reads the header of `reader` and resolves the mapped columns; a missing required column is
     /// an error naming it.
-    pub fn new(reader: Box<dyn Read + Send>, decoder: RowDecoder, source: String) -> anyhow::Result<CsvDecoder> {
+    pub fn new(reader: Box<dyn Read + Send>, decoder: RowDecoder, source: String) -> Result<CsvDecoder, Error> {
         let tee = Tee { inner: reader, start: 0, chunk: Vec::new(), before: None };
         let mut reader = csv::ReaderBuilder::new().flexible(true).buffer_capacity(BUFFER).from_reader(tee);
-        let header = reader.byte_headers().with_context(|| format!("cannot read the CSV header of {source}"))?.clone();
+        let header = match reader.byte_headers() {
+            Ok(header) => header.clone(),
+            Err(error) => return Err(Error::CsvHeader { input: source, source: error }),
+        };
         let max_fields = decoder.limits().max_fields;
         if header.len() > max_fields {
-            anyhow::bail!(
-                "the CSV header of {source} has {} columns, more than max-fields ({max_fields})",
-                header.len()
-            );
+            return Err(Error::TooManyColumns { input: source, columns: header.len(), max_fields });
         }
         let names: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
         let slots = decoder.resolve(&names, &format!("the CSV header of {source}"))?;

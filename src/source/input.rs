@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
+use super::Error;
 
 /// Buffer size for reading inputs.
 pub(crate) const BUFFER: usize = 256 * 1024;
@@ -90,7 +90,7 @@ pub(crate) fn open_stream(
     path: &str,
     compression: Compression,
     follow: Option<&Arc<AtomicBool>>,
-) -> anyhow::Result<Opened> {
+) -> Result<Opened, Error> {
     let bytes_read = Arc::new(AtomicU64::new(0));
     let (raw, total_bytes): (Box<dyn Read + Send>, _) = if path == "-" {
         (Box::new(io::stdin()), None)
@@ -99,7 +99,9 @@ pub(crate) fn open_stream(
         let size = file.metadata().ok().map(|m| m.len());
         match follow {
             Some(stop) => {
-                anyhow::ensure!(compression == Compression::None, "{path}: a compressed input cannot be followed");
+                if compression != Compression::None {
+                    return Err(Error::CompressedFollow { path: path.to_owned() });
+                }
                 (Box::new(Follow { file, stop: stop.clone() }), None)
             }
             None => (Box::new(file), size),
@@ -109,14 +111,16 @@ pub(crate) fn open_stream(
     let reader: Box<dyn Read + Send> = match compression {
         Compression::None => Box::new(counted),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(counted)),
-        Compression::Zstd => Box::new(
-            zstd::Decoder::with_buffer(counted).with_context(|| format!("cannot start zstd decoding of {path}"))?,
-        ),
+        Compression::Zstd => Box::new(zstd::Decoder::with_buffer(counted).map_err(|source| Error::Read {
+            action: "start zstd decoding of",
+            input: path.to_owned(),
+            source,
+        })?),
     };
     Ok(Opened { reader, bytes_read, total_bytes })
 }
 
 /// Opens a file, with an error naming the path.
-pub(crate) fn open_file(path: &str) -> anyhow::Result<File> {
-    File::open(Path::new(path)).with_context(|| format!("cannot open input {path}"))
+pub(crate) fn open_file(path: &str) -> Result<File, Error> {
+    File::open(Path::new(path)).map_err(|source| Error::Open { path: path.to_owned(), source })
 }

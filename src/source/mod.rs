@@ -16,6 +16,7 @@ mod cutter;
 pub mod dead_letter;
 mod decode;
 mod delimited;
+mod error;
 mod input;
 mod interned;
 mod jsonl;
@@ -33,6 +34,7 @@ use std::sync::atomic::AtomicU64;
 
 pub use cutter::{Cut, TimeCutter};
 pub use dead_letter::DeadLetterWriter;
+pub use error::Error;
 pub use interned::{Input, LinkChange, to_event, to_input};
 pub use reader::{Chunk, DecoderMessage, DecoderSpec, spawn_decoder};
 pub use spec::{Conversion, ConversionField, Field, Mapping, SpecError};
@@ -359,34 +361,28 @@ impl JsonRecordDecoder {
 
 /// Opens one input; `path` "-" is stdin (JSONL unless `format` says otherwise). `format` None =
 /// detect from the extension. Fails if the file cannot be opened or a required column is absent.
-pub fn open(path: &str, format: Option<Format>, options: &DecodeOptions) -> anyhow::Result<Source> {
+pub fn open(path: &str, format: Option<Format>, options: &DecodeOptions) -> Result<Source, Error> {
     let stdin = path == "-";
     let (compression, _) = if stdin { (Compression::None, path) } else { Compression::detect(path) };
     let format = match format {
         Some(format) => format,
         None if stdin => Format::Jsonl,
-        None => Format::from_path(path).ok_or_else(|| {
-            anyhow::anyhow!(
-                "cannot tell the format of {path} from its extension (expected .jsonl, .csv, .parquet or .arrow, optionally .gz/.zst); give the format explicitly"
-            )
-        })?,
+        None => Format::from_path(path).ok_or_else(|| Error::UnknownFormat { path: path.to_owned() })?,
     };
     let source = if stdin { "stdin".to_string() } else { path.to_string() };
     let decoder = RowDecoder::new(options);
     if format == Format::Parquet {
-        anyhow::ensure!(!stdin, "Parquet cannot be read from stdin");
-        anyhow::ensure!(
-            compression == Compression::None,
-            "{path}: compressed Parquet files are not supported (Parquet compresses internally)"
-        );
+        if stdin {
+            return Err(Error::ParquetFromStdin);
+        }
+        if compression != Compression::None {
+            return Err(Error::CompressedParquet { path: path.to_owned() });
+        }
         let (decoder, bytes_read, total_bytes) = columnar::open_parquet(path, decoder)?;
         return Ok(Source { inner: Inner::Batches(decoder), bytes_read, total_bytes });
     }
-    if options.follow.is_some() {
-        anyhow::ensure!(
-            matches!(format, Format::Jsonl | Format::Csv) && !stdin,
-            "{path}: only JSON Lines and CSV files can be followed"
-        );
+    if options.follow.is_some() && (stdin || !matches!(format, Format::Jsonl | Format::Csv)) {
+        return Err(Error::FollowFormat { path: path.to_owned() });
     }
     let opened = input::open_stream(path, compression, options.follow.as_ref())?;
     let (bytes_read, total_bytes) = (opened.bytes_read.clone(), opened.total_bytes);
@@ -406,12 +402,12 @@ pub fn from_reader(
     format: Format,
     options: &DecodeOptions,
     source: &str,
-) -> anyhow::Result<Source> {
+) -> Result<Source, Error> {
     let decoder = RowDecoder::new(options);
     let inner = match format {
         Format::Jsonl => Inner::Jsonl(jsonl::JsonlDecoder::new(reader, decoder, source.to_owned())),
         Format::Csv => Inner::Csv(delimited::CsvDecoder::new(reader, decoder, source.to_owned())?),
-        Format::Arrow | Format::Parquet => anyhow::bail!("{source}: from_reader reads JSON Lines and CSV only"),
+        Format::Arrow | Format::Parquet => return Err(Error::NotAStream { input: source.to_owned() }),
     };
     Ok(Source { inner, bytes_read: Arc::default(), total_bytes: None })
 }

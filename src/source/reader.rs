@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 
-use anyhow::Context;
 use crossbeam_channel::{Receiver, Sender};
 use indicatif::{ProgressBar, ProgressStyle};
 use stepstone_dataflows::event::NO_WATERMARK;
@@ -15,7 +14,7 @@ use stepstone_dataflows::symbols::{Interner, Symbols};
 
 use super::interned::{Input, to_input};
 use super::lateness::{Arrival, EventTime, SourceClock};
-use super::{DecodeOptions, Format, Rejection};
+use super::{DecodeOptions, Error, Format, Rejection};
 
 /// Records decoded from files are passed on in chunks of this many.
 const FILE_CHUNK: usize = 4096;
@@ -25,7 +24,7 @@ pub enum DecoderMessage {
     /// Decoded events, numbered in arrival order, and rejections, in input order.
     Items(Chunk),
     /// An input could not be opened; the run stops.
-    Failed(anyhow::Error),
+    Failed(Error),
 }
 
 /// A chunk of decoded records, with the event time reached.
@@ -77,7 +76,7 @@ fn decode_all(spec: DecoderSpec, sender: &Sender<DecoderMessage>) {
     let progress = progress_bar(inputs);
     let mut done_bytes = 0;
     for path in inputs {
-        let mut source = match super::open(path, format, options).with_context(|| format!("opening input {path}")) {
+        let mut source = match super::open(path, format, options) {
             Ok(source) => source,
             Err(error) => {
                 let _ = sender.send(DecoderMessage::Failed(error));
