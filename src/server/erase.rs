@@ -7,13 +7,29 @@ use anyhow::Context;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::ingest::error;
+use super::api_error::{ApiError, ErrorBody};
 use super::live::{Live, Refused};
 use super::submission::{EraseRequest, Submission};
+
+/// The answer of an erasure.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Erased {
+    /// The id asked for.
+    erased: String,
+    /// The logical time at which the person left every view.
+    time: u64,
+    /// The identities erased (the id and every id linked to it).
+    identities: usize,
+    /// The events erased.
+    events: u64,
+    /// The links erased.
+    links: usize,
+}
 
 /// The request header that names who asks for an erasure, for the erasure log.
 pub const ACTOR_HEADER: &str = "stepstone-actor";
@@ -21,38 +37,44 @@ pub const ACTOR_HEADER: &str = "stepstone-actor";
 /// Handles `DELETE /v1/customers/{id}`: the customer id (or else device id) `id` and every
 /// identity linked to it lose all their events and links in every view, and their later
 /// events are dropped. Answers what was erased, or 404 when no view knows `id`.
+#[utoipa::path(
+    delete,
+    path = "/v1/customers/{id}",
+    tag = "erasure",
+    params(
+        ("id" = String, Path, description = "A customer id (or else device id) of the person"),
+        ("stepstone-actor" = Option<String>, Header, description = "Who asks, for the erasure log"),
+    ),
+    responses(
+        (status = 200, description = "What was erased", body = Erased),
+        (status = 404, description = "No customer or device has the id", body = ErrorBody),
+        (status = 429, description = "The engine is behind; retry after Retry-After", body = ErrorBody),
+        (status = 503, description = "The erasure could not be logged, or the service is stopping", body = ErrorBody),
+        (status = "default", description = "An error", body = ErrorBody),
+    )
+)]
 pub async fn erase(State(live): State<Arc<Live>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let by = headers.get(ACTOR_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("unnamed HTTP client").to_owned();
-    let not_found = || error(StatusCode::NOT_FOUND, format!("no customer or device {id:?}"));
-    let Some(sym) = live.symbols.get(&id) else { return not_found() };
+    let Some(sym) = live.symbols.get(&id) else { return ApiError::NoPerson(id).into_response() };
     let (reply, outcome) = tokio::sync::oneshot::channel();
     let batch = Submission { erasure: Some(EraseRequest { id: sym, by, reply }), ..Submission::default() };
     match live.submit(batch) {
         Ok(()) => {}
-        Err(Refused::Busy) => {
-            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "the engine is behind; retry later");
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
-        }
-        Err(Refused::Closed) => return error(StatusCode::SERVICE_UNAVAILABLE, "the service is shutting down"),
+        Err(Refused::Busy) => return ApiError::Busy.into_response(),
+        Err(Refused::Closed) => return ApiError::ShuttingDown.into_response(),
     }
     match outcome.await {
-        Ok(Ok(None)) => not_found(),
-        Ok(Err(reason)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "erased from every view, but the durable log could not record it (a restart would bring the person back; retry): {reason}"
-            ),
-        ),
-        Ok(Ok(Some(erasure))) => Json(json!({
-            "erased": id,
-            "time": erasure.time,
-            "identities": erasure.identities.len(),
-            "events": erasure.events,
-            "links": erasure.links,
-        }))
+        Ok(Ok(None)) => ApiError::NoPerson(id).into_response(),
+        Ok(Err(reason)) => ApiError::ErasureNotLogged(reason).into_response(),
+        Ok(Ok(Some(erasure))) => Json(Erased {
+            erased: id,
+            time: erasure.time,
+            identities: erasure.identities.len(),
+            events: erasure.events,
+            links: erasure.links,
+        })
         .into_response(),
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the engine stopped before the erasure was applied"),
+        Err(_) => ApiError::StoppedBeforeErasure.into_response(),
     }
 }
 

@@ -3,18 +3,21 @@
 //! were accepted and why the others were rejected. An `Idempotency-Key` header makes a retry
 //! of a request whose answer was lost safe.
 
+use std::str::Utf8Error;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use stepstone_dataflows::symbols::Interner;
+use utoipa::ToSchema;
 
 use tokio::sync::oneshot;
 
+use super::api_error::{ApiError, ErrorBody};
 use super::live::{Live, Refused};
 use super::submission::{Ack, Submission};
 use crate::source::Rejection;
@@ -25,8 +28,11 @@ use crate::source::{Input, to_input};
 const SOURCE: &str = "POST /v1/events";
 
 /// The answer to an ingest request.
-#[derive(Debug, Serialize)]
-struct Answer {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Answer {
+    /// Set when no record of the request was accepted (the answer is then a 400).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
     /// Records accepted: events queued for the engine, links, and records without consent.
     accepted: usize,
     /// Accepted records without analytics consent, which count in no view.
@@ -41,8 +47,8 @@ struct Answer {
 }
 
 /// One rejected record of a request.
-#[derive(Debug, Serialize)]
-struct Rejected {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rejected {
     /// Its position in the request (0-based; for NDJSON, among the non-blank lines).
     index: usize,
     /// The field at fault, if one.
@@ -51,11 +57,6 @@ struct Rejected {
     kind: &'static str,
     /// Why.
     reason: String,
-}
-
-/// An error answer: `{"error": …}` with a status.
-pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
 /// A decoded record of a request: its event time and input, or why it was rejected.
@@ -69,46 +70,61 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const MAX_KEY_BYTES: usize = 256;
 
 /// Handles `POST /v1/events`: answers once the accepted records are in the durable log.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "ingest",
+    params(("idempotency-key" = Option<String>, Header, description = "Makes a retry safe: a request repeating the \
+        key of one acknowledged before is answered as before and not applied again (1 to 256 bytes)")),
+    request_body(
+        content = Vec<Object>,
+        content_type = "application/json",
+        description = "A JSON array of records, or NDJSON (one record per line), in the pipeline's column mapping"
+    ),
+    responses(
+        (status = 200, description = "The records are in the durable log; the rejected ones and why", body = Answer),
+        (status = 400, description = "The body is not records, the key is malformed, or no record was accepted \
+            (then with the fields of an answer)", body = ErrorBody),
+        (status = 413, description = "The body is over max-body-bytes", body = ErrorBody),
+        (status = 429, description = "The engine is behind; retry after Retry-After", body = ErrorBody),
+        (status = 503, description = "The log refused the request, or the service is stopping", body = ErrorBody),
+        (status = "default", description = "An error", body = ErrorBody),
+    )
+)]
 pub async fn ingest(State(live): State<Arc<Live>>, headers: HeaderMap, body: Bytes) -> Response {
     let key = match headers.get(IDEMPOTENCY_HEADER).map(|value| value.to_str()) {
         None => None,
         Some(Ok(key)) if !key.is_empty() && key.len() <= MAX_KEY_BYTES => Some(key.to_owned()),
         Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the {IDEMPOTENCY_HEADER} header must be 1 to {MAX_KEY_BYTES} bytes of visible ASCII"),
-            );
+            return ApiError::BadIdempotencyKey { header: IDEMPOTENCY_HEADER, max: MAX_KEY_BYTES }.into_response();
         }
     };
     let Queued { answer, acked, moved } = match queue(&live, key, &body) {
         Ok(queued) => queued,
-        Err(response) => return *response,
+        Err(error) => return error.into_response(),
     };
-    let status =
-        if answer.accepted == 0 && !answer.rejected.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let refused = answer.accepted == 0 && !answer.rejected.is_empty();
+    let status = if refused { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let answer = Answer { error: refused.then(|| "no record of the request was accepted".to_owned()), ..answer };
     match acked {
         None => {}
         Some(acked) => match acked.await {
             Ok(Ack::Logged) => {}
             Ok(Ack::Duplicate(answered)) => {
-                let answer =
-                    Answer { accepted: answered as usize, without_consent: 0, duplicate: true, rejected: Vec::new() };
+                let answer = Answer {
+                    error: None,
+                    accepted: answered as usize,
+                    without_consent: 0,
+                    duplicate: true,
+                    rejected: Vec::new(),
+                };
                 return (StatusCode::OK, axum::Json(answer)).into_response();
             }
             Ok(Ack::NotLogged(reason)) => {
                 moved.undo(&live);
-                let mut response = error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "the durable log cannot take the request, so nothing of it was applied; retry later: {reason}"
-                    ),
-                );
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return response;
+                return ApiError::NotLogged(reason).into_response();
             }
-            Err(_) => {
-                return error(StatusCode::SERVICE_UNAVAILABLE, "the service stopped before the request was logged");
-            }
+            Err(_) => return ApiError::StoppedBeforeLogged.into_response(),
         },
     }
     (status, axum::Json(answer)).into_response()
@@ -145,8 +161,8 @@ impl ClockMove {
 
 /// Decodes the records of `body` and queues them for the engine; an error answer when the body
 /// is not records or the queue does not take them.
-fn queue(live: &Live, key: Option<String>, body: &[u8]) -> Result<Queued, Box<Response>> {
-    let texts = records(body).map_err(|message| Box::new(error(StatusCode::BAD_REQUEST, message)))?;
+fn queue(live: &Live, key: Option<String>, body: &[u8]) -> Result<Queued, ApiError> {
+    let texts = records(body)?;
     let mut interner = Interner::new(live.symbols.clone());
     let decoded: Vec<(usize, DecodedRecord)> = texts
         .iter()
@@ -156,7 +172,7 @@ fn queue(live: &Live, key: Option<String>, body: &[u8]) -> Result<Queued, Box<Re
                 Ok(text) => live.records.decode(text, index as u64 + 1, |record| {
                     Ok((record.time, to_input(&record, 0, &mut interner, live.keep_sessions)))
                 }),
-                Err(reason) => Err(Rejection::malformed(SOURCE, index as u64 + 1, reason.clone())),
+                Err(error) => Err(Rejection::malformed(SOURCE, index as u64 + 1, format!("invalid UTF-8: {error}"))),
             };
             (index, decoded)
         })
@@ -201,7 +217,7 @@ fn queue(live: &Live, key: Option<String>, body: &[u8]) -> Result<Queued, Box<Re
     batch.watermark = tentative.watermark();
     batch.clock_latest = tentative.latest();
     batch.accepted = accepted as u64;
-    let answer = Answer { accepted, without_consent: batch.withheld, duplicate: false, rejected };
+    let answer = Answer { error: None, accepted, without_consent: batch.withheld, duplicate: false, rejected };
     if accepted == 0 && batch.rejections.is_empty() && key.is_none() {
         return Ok(Queued { answer, acked: None, moved: ClockMove { before: *clock, after: *clock } });
     }
@@ -214,12 +230,8 @@ fn queue(live: &Live, key: Option<String>, body: &[u8]) -> Result<Queued, Box<Re
             *clock = tentative;
             Ok(Queued { answer, acked: Some(acked), moved })
         }
-        Err(Refused::Busy) => {
-            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "the engine is behind; retry later");
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            Err(Box::new(response))
-        }
-        Err(Refused::Closed) => Err(Box::new(error(StatusCode::SERVICE_UNAVAILABLE, "the service is shutting down"))),
+        Err(Refused::Busy) => Err(ApiError::Busy),
+        Err(Refused::Closed) => Err(ApiError::ShuttingDown),
     }
 }
 
@@ -231,17 +243,16 @@ fn is_zero(count: &u64) -> bool {
 /// The records of a body: the elements of a JSON array, or the non-blank lines of NDJSON (a
 /// line that is not UTF-8 is a rejection of its own); an error when the body starts as an array
 /// but is not one.
-fn records(body: &[u8]) -> Result<Vec<Result<&str, String>>, String> {
+fn records(body: &[u8]) -> Result<Vec<Result<&str, Utf8Error>>, ApiError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if body.trim_ascii_start().starts_with(b"[") {
-        let elements: Vec<&RawValue> =
-            serde_json::from_slice(body).map_err(|e| format!("the body is not a JSON array of objects: {e}"))?;
+        let elements: Vec<&RawValue> = serde_json::from_slice(body).map_err(ApiError::NotAnArray)?;
         return Ok(elements.into_iter().map(|element| Ok(element.get())).collect());
     }
     Ok(body
         .split(|&b| b == b'\n')
         .map(<[u8]>::trim_ascii)
         .filter(|line| !line.is_empty())
-        .map(|line| std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8: {e}")))
+        .map(std::str::from_utf8)
         .collect())
 }

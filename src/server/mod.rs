@@ -15,6 +15,7 @@
 //! Flight require `Authorization: Bearer <token>`. SIGINT or SIGTERM stops ingest, drains the
 //! engine, writes the final snapshot and exits.
 
+mod api_error;
 mod driver;
 mod erase;
 mod flight;
@@ -22,6 +23,7 @@ mod ingest;
 mod live;
 mod lookup;
 mod metrics;
+mod openapi;
 mod recover;
 mod submission;
 mod subscribe;
@@ -36,7 +38,7 @@ use anyhow::Context;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -51,6 +53,7 @@ use crate::journal::{entry::Resume, keys::RecentKeys};
 use crate::run::Setup;
 use crate::source::lateness::{LatePolicy, SourceClock};
 use crate::source::{Chunk, DecoderMessage, DecoderSpec, Input, spawn_decoder};
+use api_error::ApiError;
 use driver::Start;
 pub use erase::erase_remote;
 use live::{Live, Publisher};
@@ -196,11 +199,35 @@ fn router(live: Arc<Live>) -> Router {
         .route("/v1/segments", get(lookup::segments))
         .route("/v1/segments/{name}", get(lookup::segment))
         .route("/v1/transitions", get(lookup::transitions))
+        .route("/v1/openapi.json", get(openapi::openapi))
         .route_layer(middleware::from_fn_with_state(live.clone(), require_token));
-    Router::new().merge(v1).route("/metrics", get(metrics)).route("/healthz", get(|| async { "ok\n" })).with_state(live)
+    Router::new()
+        .merge(v1)
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .layer(middleware::map_response(api_error::json_errors))
+        .with_state(live)
+}
+
+/// `GET /healthz`: whether the service answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "meta",
+    responses((status = 200, description = "The service answers", content_type = "text/plain", body = String))
+)]
+async fn healthz() -> &'static str {
+    "ok\n"
 }
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    responses((status = 200, description = "Prometheus metrics, in the text exposition format",
+        content_type = "text/plain", body = String))
+)]
 async fn metrics(State(live): State<Arc<Live>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], live.metrics.render()).into_response()
 }
@@ -210,7 +237,7 @@ async fn require_token(State(live): State<Arc<Live>>, request: Request, next: Ne
     if let Some(token) = &live.settings.token {
         let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         if !bearer_matches(given, token) {
-            return ingest::error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            return ApiError::Unauthorized.into_response();
         }
     }
     next.run(request).await

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
@@ -26,8 +25,9 @@ use stepstone_dataflows::event::Identity;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use utoipa::IntoParams;
 
-use super::ingest::error;
+use super::api_error::{ApiError, ErrorBody};
 use super::live::{Connection, Live, Published};
 use crate::sink::DeltaLine;
 use crate::sink::deltas::{journey_row_line, membership_line};
@@ -39,7 +39,7 @@ const CONNECTION_BUFFER: usize = 256;
 const LAST_MESSAGE: Duration = Duration::from_millis(500);
 
 /// The query of a subscription.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct FilterQuery {
     /// Only this customer's journey rows and memberships.
     customer: Option<String>,
@@ -59,9 +59,9 @@ enum Filter {
 }
 
 impl Filter {
-    fn of(query: FilterQuery) -> Result<Filter, String> {
+    fn of(query: FilterQuery) -> Result<Filter, ApiError> {
         match (query.customer, query.segment) {
-            (Some(_), Some(_)) => Err("subscribe to a customer or a segment, not both".to_owned()),
+            (Some(_), Some(_)) => Err(ApiError::CustomerAndSegment),
             (Some(customer), None) => Ok(Filter::Customer(customer)),
             (None, Some(segment)) => Ok(Filter::Segment(segment)),
             (None, None) => Ok(Filter::All),
@@ -78,6 +78,19 @@ impl Filter {
 }
 
 /// `GET /v1/subscribe`: a WebSocket subscription.
+#[utoipa::path(
+    get,
+    path = "/v1/subscribe",
+    tag = "subscriptions",
+    params(FilterQuery),
+    responses(
+        (status = 101, description = "A WebSocket of JSON messages: a snapshot of the current rows, then the \
+            deltas of each complete logical time and its progress message"),
+        (status = 400, description = "Not a WebSocket request, or both a customer and a segment", body = ErrorBody),
+        (status = 503, description = "Too many subscribers, or the service is stopping", body = ErrorBody),
+        (status = "default", description = "An error", body = ErrorBody),
+    )
+)]
 pub async fn websocket(
     State(live): State<Arc<Live>>,
     Query(query): Query<FilterQuery>,
@@ -85,17 +98,30 @@ pub async fn websocket(
 ) -> Response {
     let messages = match start(&live, query) {
         Ok(messages) => messages,
-        Err((status, message)) => return error(status, message),
+        Err(error) => return error.into_response(),
     };
     let open = live.connections.open();
     upgrade.on_upgrade(move |socket| forward(socket, messages, open)).into_response()
 }
 
 /// `GET /v1/subscribe/sse`: a Server-Sent Events subscription (each message one `data:` event).
+#[utoipa::path(
+    get,
+    path = "/v1/subscribe/sse",
+    tag = "subscriptions",
+    params(FilterQuery),
+    responses(
+        (status = 200, description = "An event stream: each `data:` one JSON message, as on the WebSocket",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "Both a customer and a segment", body = ErrorBody),
+        (status = 503, description = "Too many subscribers, or the service is stopping", body = ErrorBody),
+        (status = "default", description = "An error", body = ErrorBody),
+    )
+)]
 pub async fn sse(State(live): State<Arc<Live>>, Query(query): Query<FilterQuery>) -> Response {
     let messages = match start(&live, query) {
         Ok(messages) => messages,
-        Err((status, message)) => return error(status, message),
+        Err(error) => return error.into_response(),
     };
     let events = ReceiverStream::new(messages).map(|message| Ok::<_, Infallible>(Event::default().data(message)));
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
@@ -144,14 +170,13 @@ impl Drop for Counted {
 
 /// Starts a subscription: takes the snapshot and the delta stream under the tables' lock and
 /// spawns the task that produces the subscriber's messages.
-fn start(live: &Arc<Live>, query: FilterQuery) -> Result<mpsc::Receiver<String>, (StatusCode, String)> {
-    let filter = Filter::of(query).map_err(|message| (StatusCode::BAD_REQUEST, message))?;
-    let place = live.subscriber_places.clone().try_acquire_owned().map_err(|_| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("too many subscribers (max-subscribers = {})", live.settings.max_subscribers),
-        )
-    })?;
+fn start(live: &Arc<Live>, query: FilterQuery) -> Result<mpsc::Receiver<String>, ApiError> {
+    let filter = Filter::of(query)?;
+    let place = live
+        .subscriber_places
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::TooManySubscribers(live.settings.max_subscribers))?;
     live.metrics.subscribers.inc();
     let counted = Counted { live: live.clone(), _place: place };
     let (time, snapshot, mut deltas) = {
@@ -282,6 +307,6 @@ fn progress(time: u64) -> String {
 }
 
 /// An internal error, for an error response.
-fn internal(e: impl std::fmt::Display) -> (StatusCode, String) {
-    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
 }
