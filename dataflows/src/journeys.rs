@@ -1,7 +1,7 @@
 //! The journeys view: one row of current context per journey, and every journey's transition
 //! edges, maintained by one operator keyed by journey.
 //!
-//! The operator holds each journey's events in order ([`crate::journey_state::JourneyState`]).
+//! The operator holds each journey's events in order (a `JourneyState` of the private `journey_state` module).
 //! It applies a logical time's event insertions and retractions one event at a time, as they
 //! arrive once every earlier time is complete; each changes only the edges around it, which are
 //! summed per edge over the whole time, and when the time completes the rows of the journeys it
@@ -72,7 +72,7 @@ fn marks_at<'a>(
 
 /// Maintains every journey's context row and transition edges over a collection of events.
 ///
-/// Events are placed on workers by [`JourneyId::placement_hash`]. An event whose multiplicity
+/// Events are placed on workers by [`crate::event::JourneyId::placement_hash`]. An event whose multiplicity
 /// drops below zero (retracted more often than inserted) is absent until it is made good.
 ///
 /// `clocks` holds the clock of each logical time (see [`crate::event::END_OF_INPUT`]): every

@@ -21,10 +21,9 @@ use timely::worker::Worker;
 
 use crate::sink::update::Update;
 
-/// How long a worker keeps stepping, rather than parking, while a sealed time is incomplete.
-/// A single event on two workers completes within it: both are done 0.14 ms after it was due
-/// at the median, 0.18 ms at p99; parking at every exchange instead, a worker took 0.27–0.32 ms
-/// from the seal at the median and 0.52–0.55 ms at p99 here.
+/// How long a worker keeps stepping, rather than parking, while a sealed time is incomplete:
+/// long enough that a single event on two workers completes within it, since parking at every
+/// exchange instead about doubles the update latency (BENCHMARKS.md, "Update latency").
 const SPIN: Duration = Duration::from_micros(300);
 
 /// What the engine hands one worker.

@@ -26,9 +26,9 @@ const CHUNK: usize = 16_384;
 
 /// A checkpoint is forced to disk every this many bytes as it is written, not only at its end.
 /// The driver's group commits force the log's segment meanwhile, and on ext4 a commit also
-/// waits for the other files' data written since the last one: a checkpoint of hundreds of
-/// megabytes forced in one piece held them up for 69–192 ms, in 8 MiB slices for 6–11 ms
-/// (`benches/fsync_interference.py`).
+/// waits for the other files' data written since the last one, so a checkpoint forced in one
+/// piece holds them up for as long as it takes to write, and slices bound that wait
+/// (`benches/fsync_interference.py` measures it; BENCHMARKS.md, "Durability").
 const SYNC_SLICE: u64 = 8 << 20;
 
 /// The compaction thread.
