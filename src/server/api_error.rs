@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::journal;
+use crate::{journal, sink};
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,9 +74,9 @@ pub enum ApiError {
     /// The engine stopped before an erasure was applied.
     #[error("the engine stopped before the erasure was applied")]
     StoppedBeforeErasure,
-    /// A fault of the service itself.
+    /// A fault of the service itself: a row of its tables could not be written as JSON.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[from] sink::Error),
 }
 
 impl ApiError {

@@ -140,7 +140,7 @@ pub async fn customer(State(live): State<Arc<Live>>, Path(id): Path<String>) -> 
     for row in rows {
         let mut object = match journey_object(row, &names) {
             Ok(object) => object,
-            Err(e) => return ApiError::Internal(format!("{e:#}")).into_response(),
+            Err(error) => return ApiError::from(error).into_response(),
         };
         let mut segments: Vec<&str> = tables.segments_of(row.journey).into_iter().map(|s| names.get(s)).collect();
         segments.sort_unstable();

@@ -188,11 +188,11 @@ fn start(live: &Arc<Live>, query: FilterQuery) -> Result<mpsc::Receiver<String>,
         match &filter {
             Filter::All => {
                 for row in tables.journeys().values() {
-                    lines.push(journey_row_line(at, row, 1, &names).map_err(internal)?);
+                    lines.push(journey_row_line(at, row, 1, &names)?);
                 }
                 for (segment, _) in tables.segments() {
                     for journey in tables.members(segment) {
-                        lines.push(membership_line(at, &(segment, *journey), 1, &names).map_err(internal)?);
+                        lines.push(membership_line(at, &(segment, *journey), 1, &names)?);
                     }
                 }
             }
@@ -207,16 +207,16 @@ fn start(live: &Arc<Live>, query: FilterQuery) -> Result<mpsc::Receiver<String>,
                     None => Vec::new(),
                 };
                 for row in rows {
-                    lines.push(journey_row_line(at, row, 1, &names).map_err(internal)?);
+                    lines.push(journey_row_line(at, row, 1, &names)?);
                     for segment in tables.segments_of(row.journey) {
-                        lines.push(membership_line(at, &(segment, row.journey), 1, &names).map_err(internal)?);
+                        lines.push(membership_line(at, &(segment, row.journey), 1, &names)?);
                     }
                 }
             }
             Filter::Segment(segment) => {
                 if let Some(segment) = live.symbols.get(segment) {
                     for journey in tables.members(segment) {
-                        lines.push(membership_line(at, &(segment, *journey), 1, &names).map_err(internal)?);
+                        lines.push(membership_line(at, &(segment, *journey), 1, &names)?);
                     }
                 }
             }
@@ -304,9 +304,4 @@ impl Outbox {
 /// The progress message of a complete time.
 fn progress(time: u64) -> String {
     json!({ "type": "progress", "time": time }).to_string()
-}
-
-/// An internal error, for an error response.
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(e.to_string())
 }
